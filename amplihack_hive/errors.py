@@ -1,0 +1,48 @@
+"""The one exception root of amplihack-hive.
+
+Every error the library raises on purpose derives from :class:`HiveError`, so a caller
+(and the CLI, in one place) can catch exactly our errors and let real bugs surface::
+
+    HiveError
+    ├── ConfigError          a setting that does not parse; names its source
+    ├── InvalidInputError    bad content, kind, name, N or R: refused before anything is written
+    ├── NotFoundError        a hive, agent or fact that does not exist
+    ├── StorageError         the storage engine failed (Kuzu errors are mapped to this)
+    ├── TransportError       an agent could not be reached or answered badly
+    │   └── AgentUnavailableError  every replica of some key was unreachable
+    └── HiveStateError       the hive is not in a state for the request (stopped, running twice)
+"""
+
+from __future__ import annotations
+
+
+class HiveError(Exception):
+    """Root of every error amplihack-hive raises on purpose."""
+
+
+class ConfigError(HiveError):
+    """A configuration value that does not parse, with where it came from."""
+
+
+class InvalidInputError(HiveError, ValueError):
+    """Input refused before anything was written."""
+
+
+class NotFoundError(HiveError, LookupError):
+    """A hive, agent or record that does not exist."""
+
+
+class StorageError(HiveError):
+    """The storage engine failed."""
+
+
+class TransportError(HiveError):
+    """An agent could not be reached, or answered with an error."""
+
+
+class AgentUnavailableError(TransportError):
+    """No replica of a key could be reached."""
+
+
+class HiveStateError(HiveError):
+    """The hive is not in a state that allows the request."""
