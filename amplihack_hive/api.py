@@ -1,0 +1,279 @@
+"""The Python API: :class:`Hive` (many agents) and :class:`Memory` (one agent's view).
+
+This module is the composition root: it wires stores, nodes, a ring, a transport and a
+coordinator together, so it is the one place allowed to import from every layer.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from amplihack_hive._loop import LoopThread
+from amplihack_hive.errors import HiveStateError, InvalidInputError
+from amplihack_hive.memory.backends import BACKENDS, open_store
+from amplihack_hive.memory.config import MemoryConfig
+from amplihack_hive.memory.coordinator import Coordinator, Hits, Transport
+from amplihack_hive.memory.node import MemoryNode
+from amplihack_hive.memory.ring import HashRing
+from amplihack_hive.memory.store import Store
+from amplihack_hive.transport.inprocess import InProcessTransport
+
+logger = logging.getLogger(__name__)
+
+Item = str | dict[str, Any]
+#: Facts per coordinated batch in remember_many: bounds message sizes and memory.
+BATCH = 500
+
+
+def agent_names(n: int) -> list[str]:
+    return [f"agent-{i}" for i in range(n)]
+
+
+class _Client:
+    """The synchronous face shared by Hive and Memory: a coordinator on a private loop."""
+
+    def __init__(self, coordinator: Coordinator, transport: Transport, agents: list[str]) -> None:
+        self._coordinator = coordinator
+        self._transport = transport
+        self._agents = agents
+        self._loop = LoopThread()
+        self._closed = False
+
+    def _check(self) -> None:
+        if self._closed:
+            raise HiveStateError("this hive handle is closed")
+
+    def remember(
+        self,
+        content: str | bytes,
+        kind: str = "semantic",
+        metadata: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> str:
+        """Store one fact; return its id (the same content always has the same id)."""
+        item: dict[str, Any] = {"content": content, "kind": kind, "metadata": metadata, **fields}
+        if isinstance(content, bytes):
+            item["content"] = content  # decoded (or refused) by Fact.new
+        return self.remember_many([item])[0]
+
+    def remember_many(
+        self,
+        items: Iterable[Item],
+        *,
+        batch: int = BATCH,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[str]:
+        """Store many facts in batches; return their ids in order. ``progress`` is called
+        with the number stored after each batch."""
+        self._check()
+        ids: list[str] = []
+        chunk: list[Item] = []
+        for item in items:
+            chunk.append(item)
+            if len(chunk) >= batch:
+                ids += self._loop.run(self._coordinator.remember_many(chunk))
+                chunk = []
+                if progress:
+                    progress(len(ids))
+        if chunk:
+            ids += self._loop.run(self._coordinator.remember_many(chunk))
+            if progress:
+                progress(len(ids))
+        return ids
+
+    def recall(self, question: str, limit: int = 10) -> Hits:
+        """The facts that best answer ``question``, best first (at most ``limit``)."""
+        self._check()
+        return self._loop.run(self._coordinator.recall(question, limit))
+
+    def forget(self, fact_id: str) -> bool:
+        """Forget a fact everywhere; it is never recalled again. True if it existed."""
+        self._check()
+        return self._loop.run(self._coordinator.forget(fact_id))
+
+    def _agent_stats(self) -> dict[str, dict[str, Any]]:
+        async def gather() -> dict[str, dict[str, Any]]:
+            out = {}
+            for a in self._agents:
+                out[a] = await self._transport.request(a, {"op": "stats"})
+            return out
+
+        return self._loop.run(gather())
+
+    def stats(self) -> dict[str, Any]:
+        self._check()
+        per = self._agent_stats()
+        return {
+            "agents": len(self._agents),
+            "replication": self._coordinator.replication,
+            "facts_per_agent": {a: int(s["facts"]) for a, s in per.items()},
+            "postings_per_agent": {a: int(s["postings"]) for a, s in per.items()},
+            "fanout": self._coordinator.fanout.as_dict(),
+        }
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._loop.close()
+
+    def __enter__(self) -> _Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class Hive(_Client):
+    """A hive of agents sharing one memory."""
+
+    def __init__(
+        self,
+        coordinator: Coordinator,
+        transport: Transport,
+        agents: list[str],
+        stores: Sequence[Store] = (),
+        cleanup: Path | None = None,
+    ) -> None:
+        super().__init__(coordinator, transport, agents)
+        self._stores = list(stores)
+        self._cleanup = cleanup
+
+    @property
+    def agents(self) -> list[str]:
+        return list(self._agents)
+
+    @classmethod
+    def in_process(
+        cls,
+        agents: int = 1,
+        replication: int = 3,
+        backend: str = "memory",
+        path: str | Path | None = None,
+        *,
+        write_quorum: int = 2,
+        vnodes: int = 256,
+        buffer_pool_mb: int = 256,
+        max_db_size_mb: int = 4096,
+        engine: str = "kuzu",
+    ) -> Hive:
+        """N agents in this process, over a transport that carries the same messages as
+        HTTP. ``backend="kuzu"`` keeps one database per agent under ``path`` (a temporary
+        directory, removed on close, when no path is given)."""
+        if isinstance(agents, bool) or not isinstance(agents, int) or agents < 1:
+            raise InvalidInputError(f"agents must be an integer >= 1, got {agents!r}")
+        if isinstance(replication, bool) or not isinstance(replication, int) or replication < 1:
+            raise InvalidInputError(f"replication must be an integer >= 1, got {replication!r}")
+        if backend not in BACKENDS:
+            raise InvalidInputError(
+                f"unknown backend {backend!r}; use one of: {', '.join(BACKENDS)}"
+            )
+        names = agent_names(agents)
+        cleanup: Path | None = None
+        root: Path | None = None
+        if backend == "kuzu":
+            if path is None:
+                root = cleanup = Path(tempfile.mkdtemp(prefix="amplihack-hive-"))
+            else:
+                root = Path(path)
+                root.mkdir(parents=True, exist_ok=True)
+        stores: list[Store] = []
+        try:
+            for name in names:
+                stores.append(
+                    open_store(
+                        backend,
+                        None if root is None else root / name,
+                        buffer_pool_mb=buffer_pool_mb,
+                        max_db_size_mb=max_db_size_mb,
+                        engine=engine,
+                    )
+                )
+        except BaseException:
+            for s in stores:
+                s.close()
+            if cleanup:
+                shutil.rmtree(cleanup, ignore_errors=True)
+            raise
+        nodes = {n: MemoryNode(n, s) for n, s in zip(names, stores, strict=True)}
+        transport = InProcessTransport(nodes)
+        ring = HashRing(names, vnodes=vnodes)
+        coordinator = Coordinator(
+            ring, transport, replication=replication, write_quorum=write_quorum
+        )
+        return cls(coordinator, transport, names, stores, cleanup)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        super().close()
+        for s in self._stores:
+            s.close()
+        if self._cleanup:
+            shutil.rmtree(self._cleanup, ignore_errors=True)
+
+    def __enter__(self) -> Hive:
+        return self
+
+
+class Memory(_Client):
+    """One agent's view of its hive: its own store, and the hive's other agents as peers
+    (``config.peers``, reached over HTTP). With no peers, the agent is the whole hive."""
+
+    def __init__(self, agent: str = "agent-0", config: MemoryConfig | None = None) -> None:
+        from amplihack_hive.names import validate_name
+
+        self.agent = validate_name(agent, "agent name")
+        self.config = config or MemoryConfig.resolve()
+        cfg = self.config
+        self._store = open_store(
+            cfg.backend,
+            Path(cfg.data_dir) / self.agent if cfg.backend == "kuzu" else None,
+            buffer_pool_mb=cfg.buffer_pool_mb,
+            max_db_size_mb=cfg.max_db_size_mb,
+            engine=cfg.engine,
+        )
+        node = MemoryNode(self.agent, self._store)
+        names = sorted({self.agent, *cfg.peers})
+        transport: Transport
+        if cfg.peers:
+            from amplihack_hive.transport.http import HttpTransport
+
+            transport = HttpTransport(
+                {n: u for n, u in cfg.peers.items() if n != self.agent},
+                token=cfg.token,
+                timeout_s=cfg.request_timeout_s,
+                local={self.agent: node},
+            )
+        else:
+            transport = InProcessTransport({self.agent: node})
+        coordinator = Coordinator(
+            HashRing(names, vnodes=cfg.vnodes),
+            transport,
+            replication=cfg.replication,
+            agent=self.agent,
+        )
+        super().__init__(coordinator, transport, names)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        closer = getattr(self._transport, "close", None)
+        if closer is not None:
+            self._loop.run(closer())
+        super().close()
+        self._store.close()
+
+    def __enter__(self) -> Memory:
+        return self

@@ -1,0 +1,444 @@
+"""The coordinator: turns remember / recall / forget into requests to the right agents.
+
+Placement (DESIGN.md):
+- a fact's body lives on the R ring owners of its id;
+- each term's posting list lives on the R ring owners of the term;
+- the corpus counters (fact count, total length: what BM25 needs besides the lists) live
+  on the R owners of :data:`CORPUS_KEY`.
+
+So recall never guesses where a fact lives from the question: it asks the owners of the
+question's terms, which hold every posting of those terms. Agents contacted per recall is
+about (terms + K + 1), whatever the number of agents.
+
+Any agent (or a client) can coordinate; the coordinator holds no records itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from amplihack_hive.errors import AgentUnavailableError, InvalidInputError, TransportError
+from amplihack_hive.memory.index import (
+    TermList,
+    add_exact,
+    apply_supersession,
+    rank,
+)
+from amplihack_hive.memory.records import Fact, Posting, Tombstone
+from amplihack_hive.memory.ring import HashRing
+from amplihack_hive.memory.text import term_counts
+
+logger = logging.getLogger(__name__)
+
+Message = dict[str, Any]
+CORPUS_KEY = "\x00corpus"
+#: Postings an owner sends per term before the coordinator asks for more.
+FIRST_CUT = 256
+_FACT_ID_CHARS = frozenset("0123456789abcdef")
+
+
+class Transport(Protocol):
+    """How a coordinator reaches agents. Implementations: in-process and HTTP."""
+
+    async def request(self, agent: str, message: Message) -> Message:
+        """Send one request; raise TransportError when the agent cannot answer."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    id: str
+    content: str
+    score: float
+    kind: str
+    created: float
+    subject: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "content": self.content,
+            "score": round(self.score, 6),
+            "kind": self.kind,
+            "created": self.created,
+            "subject": self.subject,
+            "metadata": self.metadata,
+        }
+
+
+class Hits(list[Hit]):
+    """Recall results, best first. ``complete`` is False when some replica set could not be
+    reached, so the answer may miss facts."""
+
+    complete: bool = True
+    unreachable: tuple[str, ...] = ()
+
+
+@dataclass
+class Fanout:
+    """Distinct agents contacted, summed over operations (for ``stats()["fanout"]``)."""
+
+    recalls: int = 0
+    recall_agents: int = 0
+    facts: int = 0
+    fact_agents: int = 0
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "recall": self.recall_agents / self.recalls if self.recalls else 0.0,
+            "remember": self.fact_agents / self.facts if self.facts else 0.0,
+        }
+
+
+def check_fact_id(fact_id: str) -> str:
+    if not isinstance(fact_id, str) or len(fact_id) != 32 or not set(fact_id) <= _FACT_ID_CHARS:
+        raise InvalidInputError(f"not a fact id: {fact_id!r} (expected 32 hex digits)")
+    return fact_id
+
+
+class _Op:
+    """One coordinated operation: remembers which agents it contacted."""
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+        self.contacted: set[str] = set()
+
+    async def send(self, agent: str, message: Message) -> Message:
+        self.contacted.add(agent)
+        return await self.transport.request(agent, message)
+
+    async def send_all(self, batches: dict[str, Message]) -> dict[str, Message | Exception]:
+        """Send one request per agent concurrently; failures come back as exceptions."""
+        agents = list(batches)
+        results = await asyncio.gather(
+            *(self.send(a, batches[a]) for a in agents), return_exceptions=True
+        )
+        out: dict[str, Message | Exception] = {}
+        for a, r in zip(agents, results, strict=True):
+            if isinstance(r, BaseException) and not isinstance(r, Exception):
+                raise r
+            out[a] = r
+        return out
+
+    async def ask_owners(
+        self,
+        keys: Iterable[str],
+        owners: Callable[[str], list[str]],
+        build: Callable[[list[str]], Message],
+    ) -> tuple[dict[str, tuple[str, Message]], set[str]]:
+        """Ask one live owner per key, preferring agents already contacted; on failure try
+        the key's next owner. Returns key -> (agent, response) and the keys nobody served."""
+        pending = {k: list(owners(k)) for k in keys}
+        served: dict[str, tuple[str, Message]] = {}
+        while pending:
+            groups: dict[str, list[str]] = {}
+            for key, cands in pending.items():
+                if not cands:
+                    continue
+                pick = next((a for a in cands if a in groups or a in self.contacted), cands[0])
+                groups.setdefault(pick, []).append(key)
+            if not groups:
+                break
+            replies = await self.send_all({a: build(ks) for a, ks in groups.items()})
+            for agent, reply in replies.items():
+                for key in groups[agent]:
+                    if isinstance(reply, Exception):
+                        logger.warning("agent %s failed: %s; trying the next owner", agent, reply)
+                        pending[key].remove(agent)
+                    else:
+                        served[key] = (agent, reply)
+                        del pending[key]
+        return served, set(pending)
+
+
+class Coordinator:
+    """Routes memory operations over a ring of agents through a transport."""
+
+    def __init__(
+        self,
+        ring: HashRing,
+        transport: Transport,
+        *,
+        replication: int = 3,
+        write_quorum: int = 2,
+        agent: str = "",
+        clock: Callable[[], float] = time.time,
+        first_cut: int | None = FIRST_CUT,
+    ) -> None:
+        if replication < 1:
+            raise InvalidInputError(f"replication must be at least 1, got {replication}")
+        if write_quorum < 1:
+            raise InvalidInputError(f"write quorum must be at least 1, got {write_quorum}")
+        self.ring = ring
+        self.transport = transport
+        self.replication = replication
+        self.write_quorum = write_quorum
+        self.agent = agent
+        self.clock = clock
+        self.first_cut = first_cut
+        self.fanout = Fanout()
+
+    def owners(self, key: str) -> list[str]:
+        return self.ring.owners(key, self.replication)
+
+    def _quorum(self, owners: Sequence[str]) -> int:
+        return min(self.write_quorum, len(owners))
+
+    # -- remember ---------------------------------------------------------------------
+
+    def prepare(self, item: str | dict[str, Any], **defaults: Any) -> tuple[Fact, list[Posting]]:
+        """Validate one item and build its fact and postings (no I/O)."""
+        if isinstance(item, dict):
+            if "content" not in item:
+                raise InvalidInputError("an item needs a 'content' field")
+            unknown = set(item) - {
+                "content",
+                "kind",
+                "metadata",
+                "subject",
+                "supersedes",
+                "created",
+                "confidence",
+            }
+            if unknown:
+                raise InvalidInputError(f"unknown item field(s): {', '.join(sorted(unknown))}")
+            args = {**defaults, **{k: v for k, v in item.items() if v is not None}}
+            content = args.pop("content")
+        else:
+            args = dict(defaults)
+            content = item
+        if args.get("supersedes") is not None:
+            check_fact_id(args["supersedes"])
+            args.setdefault("subject", None)
+            if args["subject"] is None:
+                args["subject"] = args["supersedes"]
+        fact = Fact.new(content, agent=self.agent, **args)
+        if fact.created == 0.0:
+            fact = _replace(fact, created=self.clock())
+        counts, length = term_counts(fact.content)
+        fact = _replace(fact, length=length)
+        postings = [
+            Posting(t, fact.id, tf, length, fact.created, fact.subject) for t, tf in counts.items()
+        ]
+        return fact, postings
+
+    async def remember_many(
+        self, items: Sequence[str | dict[str, Any]], **defaults: Any
+    ) -> list[str]:
+        """Store facts; return their ids in input order. Raises TransportError naming the
+        facts not stored on a write quorum of their owners."""
+        prepared = [self.prepare(it, **defaults) for it in items]
+        # the same content twice in one call is one fact
+        unique: dict[str, tuple[Fact, list[Posting]]] = {}
+        for fact, postings in prepared:
+            unique.setdefault(fact.id, (fact, postings))
+        batches: dict[str, dict[str, list[Any]]] = {}
+        fact_owners: dict[str, list[str]] = {}
+        term_owners: dict[str, list[str]] = {}
+        for fact, postings in unique.values():
+            owners = fact_owners[fact.id] = self.owners(fact.id)
+            reached = set(owners)
+            for a in owners:
+                batches.setdefault(a, {"facts": [], "postings": []})["facts"].append(fact.to_dict())
+            for p in postings:
+                towners = term_owners.get(p.term)
+                if towners is None:
+                    towners = term_owners[p.term] = self.owners(p.term)
+                reached.update(towners)
+                for a in towners:
+                    batches.setdefault(a, {"facts": [], "postings": []})["postings"].append(
+                        p.to_list()
+                    )
+            self.fanout.facts += 1
+            self.fanout.fact_agents += len(reached)
+        op = _Op(self.transport)
+        replies = await op.send_all({a: {"op": "put", **b} for a, b in batches.items()})
+        ok = {a for a, r in replies.items() if not isinstance(r, Exception)}
+        new_count = new_length = 0
+        failed: list[str] = []
+        for fact, postings in unique.values():
+            owners = fact_owners[fact.id]
+            acked = [a for a in owners if a in ok]
+            terms_ok = all(
+                sum(a in ok for a in term_owners[p.term]) >= self._quorum(term_owners[p.term])
+                for p in postings
+            )
+            if len(acked) < self._quorum(owners) or not terms_ok:
+                failed.append(fact.id)
+                continue
+            # count a fact once: when the first owner that answered says it is new to it
+            first = acked[0]
+            idx = [f["id"] for f in batches[first]["facts"]].index(fact.id)
+            reply = replies[first]
+            assert not isinstance(reply, Exception)
+            if reply["inserted"][idx]:
+                new_count += 1
+                new_length += fact.length
+        if new_count:
+            await self._add_corpus(op, new_count, new_length)
+        if failed:
+            errors = {a: str(r) for a, r in replies.items() if isinstance(r, Exception)}
+            raise TransportError(
+                f"{len(failed)} of {len(unique)} facts were not stored on a write quorum; "
+                f"unreachable: {', '.join(sorted(errors))}"
+            )
+        return [f.id for f, _ in prepared]
+
+    async def _add_corpus(self, op: _Op, count: int, length: int) -> None:
+        owners = self.owners(CORPUS_KEY)
+        replies = await op.send_all({a: {"op": "corpus", "add": [count, length]} for a in owners})
+        if not any(not isinstance(r, Exception) for r in replies.values()):
+            raise AgentUnavailableError("no owner of the corpus counters could be reached")
+
+    async def corpus(self, op: _Op) -> tuple[int, float]:
+        served, _ = await op.ask_owners(
+            [CORPUS_KEY], lambda k: self.owners(k), lambda ks: {"op": "corpus"}
+        )
+        if CORPUS_KEY not in served:
+            raise AgentUnavailableError("no owner of the corpus counters could be reached")
+        reply = served[CORPUS_KEY][1]
+        count, total = int(reply["count"]), int(reply["total_length"])
+        return count, (total / count if count > 0 else 1.0)
+
+    # -- recall -----------------------------------------------------------------------
+
+    async def recall(self, question: str, limit: int = 10) -> Hits:
+        if not isinstance(question, str) or not question.strip():
+            raise InvalidInputError("the question is empty")
+        if limit < 1:
+            raise InvalidInputError(f"limit must be at least 1, got {limit}")
+        counts, _ = term_counts(question)
+        hits = Hits()
+        if not counts:
+            return hits
+        op = _Op(self.transport)
+        try:
+            n_docs, avgdl = await self.corpus(op)
+            if n_docs == 0:
+                return hits
+            lists, unreachable = await self._term_lists(op, list(counts), avgdl, self.first_cut)
+            # one question term weighs as much as its repetitions in the question
+            want = limit * 2 + 5
+            ranking = rank(lists, n_docs, avgdl, dict(counts))
+            for _ in range(32):
+                asked = ranking.needs_exact(want)
+                if asked:
+                    found = await self._exact(op, asked, avgdl)
+                    add_exact(ranking, found, asked, avgdl)
+                    continue
+                if ranking.is_safe(want):
+                    break
+                grow = [t for t, tl in lists.items() if not tl.complete]
+                more, lost = await self._term_lists(
+                    op, grow, avgdl, max(len(lists[t].postings) for t in grow) * 4
+                )
+                unreachable |= lost
+                lists.update(more)
+                ranking = rank(lists, n_docs, avgdl, dict(counts))
+            ordered = apply_supersession(ranking.top(want))
+            await self._fetch_bodies(op, ordered, limit, hits)
+            hits.complete = not unreachable
+            hits.unreachable = tuple(sorted(unreachable))
+            return hits
+        finally:
+            self.fanout.recalls += 1
+            self.fanout.recall_agents += len(op.contacted)
+
+    async def _term_lists(
+        self, op: _Op, terms: list[str], avgdl: float, limit: int | None
+    ) -> tuple[dict[str, TermList], set[str]]:
+        served, lost = await op.ask_owners(
+            terms,
+            self.owners,
+            lambda ts: {"op": "postings", "terms": ts, "avgdl": avgdl, "limit": limit},
+        )
+        lists: dict[str, TermList] = {}
+        for term, (_, reply) in served.items():
+            d = reply["lists"][term]
+            lists[term] = TermList(
+                int(d["df"]), [Posting.from_list(v) for v in d["postings"]], float(d["bound"])
+            )
+        return lists, lost
+
+    async def _exact(
+        self, op: _Op, asked: dict[str, list[str]], avgdl: float
+    ) -> dict[str, list[Posting]]:
+        served, _ = await op.ask_owners(
+            list(asked),
+            self.owners,
+            lambda ts: {
+                "op": "postings",
+                "terms": ts,
+                "avgdl": avgdl,
+                "only": {t: asked[t] for t in ts},
+            },
+        )
+        return {
+            t: [Posting.from_list(v) for v in reply["lists"][t]["postings"]]
+            for t, (_, reply) in served.items()
+        }
+
+    async def _fetch_bodies(self, op: _Op, ordered: list[Any], limit: int, hits: Hits) -> None:
+        scores = {c.fact_id: c.score for c in ordered}
+        queue = [c.fact_id for c in ordered]
+        while queue and len(hits) < limit:
+            batch, queue = queue[: limit - len(hits)], queue[limit - len(hits) :]
+            served, _ = await op.ask_owners(
+                batch, self.owners, lambda ids: {"op": "facts", "ids": ids}
+            )
+            found: dict[str, Fact] = {}
+            for _agent, reply in served.values():
+                for d in reply["facts"]:
+                    found[d["id"]] = Fact.from_dict(d)
+            for fid in batch:
+                f = found.get(fid)
+                if f is None:
+                    continue  # forgotten meanwhile, or every owner unreachable
+                hits.append(
+                    Hit(
+                        f.id, f.content, scores[fid], f.kind.value, f.created, f.subject, f.metadata
+                    )
+                )
+
+    # -- forget -----------------------------------------------------------------------
+
+    async def forget(self, fact_id: str) -> bool:
+        """Tombstone a fact on its owners and on the owners of its terms. Returns True when
+        the fact existed. Forgetting twice is fine."""
+        check_fact_id(fact_id)
+        op = _Op(self.transport)
+        served, _ = await op.ask_owners(
+            [fact_id], self.owners, lambda ids: {"op": "facts", "ids": ids}
+        )
+        body: Fact | None = None
+        if fact_id in served:
+            facts = served[fact_id][1]["facts"]
+            body = Fact.from_dict(facts[0]) if facts else None
+        tomb = Tombstone(fact_id, self.clock()).to_list()
+        targets = set(self.owners(fact_id))
+        if body is not None:
+            counts, _ = term_counts(body.content)
+            for t in counts:
+                targets.update(self.owners(t))
+        replies = await op.send_all({a: {"op": "forget", "tombstones": [tomb]} for a in targets})
+        body_owners = self.owners(fact_id)
+        acked = [a for a in body_owners if not isinstance(replies[a], Exception)]
+        if len(acked) < self._quorum(body_owners):
+            raise TransportError(f"could not record the tombstone of {fact_id} on a quorum")
+        first = replies[acked[0]]
+        assert not isinstance(first, Exception)
+        if body is not None:
+            await self._add_corpus(op, -1, -body.length)
+        return body is not None or bool(first["removed"][0])
+
+
+def _replace(fact: Fact, **changes: Any) -> Fact:
+    from dataclasses import replace
+
+    return replace(fact, **changes)

@@ -1,0 +1,138 @@
+"""One agent's side of the memory protocol: it answers the requests other agents send.
+
+Requests and responses are plain JSON-compatible dicts with an ``op`` field, the same over
+the in-process transport and over HTTP. The node only reads and writes its own store; it
+never calls another agent (that is the coordinator's job).
+
+Operations (request fields -> response fields):
+
+``put``        facts, postings            -> inserted: [bool per fact]
+``postings``   terms, avgdl, limit|None,  -> lists: {term: {df, bound, postings}}
+               only: {term: [ids]}|None      (only: exact lookups of given facts)
+``facts``      ids                        -> facts: [fact], tombstoned: [id]
+``forget``     tombstones                 -> removed: [bool per tombstone]
+``corpus``     add: [count, length]|None  -> count, total_length
+``stats``                                 -> agent, facts, postings
+``export``                                -> shard (a ShardExport dict)
+``import``     shard                      -> ok
+``ping``                                  -> agent
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from amplihack_hive.errors import InvalidInputError
+from amplihack_hive.memory.index import cut_by_impact
+from amplihack_hive.memory.records import Fact, Posting, ShardExport, Tombstone
+from amplihack_hive.memory.store import Store
+
+logger = logging.getLogger(__name__)
+
+Message = dict[str, Any]
+
+#: Most records accepted in one request; a coordinator batches below this.
+MAX_BATCH = 50_000
+
+
+class MemoryNode:
+    """Serves one agent's store to the hive."""
+
+    def __init__(self, name: str, store: Store) -> None:
+        self.name = name
+        self.store = store
+        self._ops: dict[str, Callable[[Message], Message]] = {
+            "put": self._put,
+            "postings": self._postings,
+            "facts": self._facts,
+            "forget": self._forget,
+            "corpus": self._corpus,
+            "stats": self._stats,
+            "export": self._export,
+            "import": self._import,
+            "ping": lambda m: {"agent": self.name},
+        }
+
+    def handle(self, message: Message) -> Message:
+        """Answer one request. Malformed requests raise InvalidInputError."""
+        if not isinstance(message, dict):
+            raise InvalidInputError("a request must be a JSON object")
+        op = message.get("op")
+        handler = self._ops.get(op) if isinstance(op, str) else None
+        if handler is None:
+            raise InvalidInputError(f"unknown operation {op!r}")
+        try:
+            return handler(message)
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            if isinstance(exc, InvalidInputError):
+                raise
+            raise InvalidInputError(f"malformed {op!r} request: {exc!r}") from exc
+
+    @staticmethod
+    def _list(message: Message, key: str) -> list[Any]:
+        value = message.get(key) or []
+        if not isinstance(value, list):
+            raise InvalidInputError(f"field {key!r} must be a list")
+        if len(value) > MAX_BATCH:
+            raise InvalidInputError(f"field {key!r} holds more than {MAX_BATCH} items")
+        return value
+
+    def _put(self, m: Message) -> Message:
+        facts = [Fact.from_dict(d) for d in self._list(m, "facts")]
+        postings = [Posting.from_list(v) for v in self._list(m, "postings")]
+        inserted = self.store.put_facts(facts) if facts else []
+        if postings:
+            self.store.put_postings(postings)
+        return {"inserted": inserted}
+
+    def _postings(self, m: Message) -> Message:
+        terms = [str(t) for t in self._list(m, "terms")]
+        avgdl = float(m.get("avgdl") or 1.0)
+        limit = m.get("limit")
+        only: dict[str, list[str]] | None = m.get("only")
+        found = self.store.postings(terms)
+        out: dict[str, Any] = {}
+        for term, plist in found.items():
+            if only is not None:
+                wanted = set(only.get(term, []))
+                sel = [p for p in plist if p.fact_id in wanted]
+                out[term] = {"df": len(plist), "bound": 0.0, "postings": [p.to_list() for p in sel]}
+                continue
+            tl = cut_by_impact(plist, avgdl, None if limit is None else int(limit))
+            out[term] = {
+                "df": tl.df,
+                "bound": tl.bound,
+                "postings": [p.to_list() for p in tl.postings],
+            }
+        return {"lists": out}
+
+    def _facts(self, m: Message) -> Message:
+        ids = [str(i) for i in self._list(m, "ids")]
+        got = self.store.get_facts(ids)
+        tomb = self.store.tombstoned([i for i in ids if i not in got])
+        return {"facts": [f.to_dict() for f in got.values()], "tombstoned": sorted(tomb)}
+
+    def _forget(self, m: Message) -> Message:
+        tombs = [Tombstone.from_list(v) for v in self._list(m, "tombstones")]
+        return {"removed": self.store.forget(tombs)}
+
+    def _corpus(self, m: Message) -> Message:
+        add = m.get("add")
+        stats = self.store.add_corpus(int(add[0]), int(add[1])) if add else self.store.corpus()
+        return {"count": stats.count, "total_length": stats.total_length}
+
+    def _stats(self, m: Message) -> Message:
+        return {
+            "agent": self.name,
+            "facts": self.store.fact_count(),
+            "postings": self.store.posting_count(),
+        }
+
+    def _export(self, m: Message) -> Message:
+        return {"shard": self.store.export().to_dict()}
+
+    def _import(self, m: Message) -> Message:
+        self.store.import_(ShardExport.from_dict(m["shard"]))
+        return {"ok": True}

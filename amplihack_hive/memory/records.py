@@ -1,0 +1,227 @@
+"""Fact records, postings and tombstones: the data the memory core stores and moves.
+
+A fact's id is content-addressed (a hash of its normalized content), so remembering the same
+content twice is one fact and a retried write never duplicates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import unicodedata
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from amplihack_hive.errors import InvalidInputError
+
+#: Largest content accepted, in UTF-8 bytes. Facts are sentences or paragraphs, not files.
+MAX_CONTENT_BYTES = 64 * 1024
+#: Largest metadata accepted, serialized as JSON.
+MAX_METADATA_BYTES = 16 * 1024
+
+
+class Kind(StrEnum):
+    SEMANTIC = "semantic"
+    EPISODIC = "episodic"
+    PROCEDURAL = "procedural"
+    WORKING = "working"
+    STRATEGIC = "strategic"
+    SOCIAL = "social"
+
+    @classmethod
+    def parse(cls, value: str | Kind) -> Kind:
+        try:
+            return cls(str(value).strip().lower())
+        except ValueError:
+            allowed = ", ".join(k.value for k in cls)
+            raise InvalidInputError(f"unknown kind {value!r}; use one of: {allowed}") from None
+
+
+def normalize_content(content: str | bytes) -> str:
+    """Validate and normalize content; raise InvalidInputError on anything unusable."""
+    if isinstance(content, bytes):
+        try:
+            content = content.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidInputError(f"content is not valid UTF-8 (byte {exc.start})") from None
+    if not isinstance(content, str):
+        raise InvalidInputError(f"content must be text, not {type(content).__name__}")
+    text = unicodedata.normalize("NFC", content).strip()
+    if not text:
+        raise InvalidInputError("content is empty")
+    if "\x00" in text:
+        raise InvalidInputError("content contains a NUL character")
+    size = len(text.encode("utf-8"))
+    if size > MAX_CONTENT_BYTES:
+        raise InvalidInputError(
+            f"content is {size} bytes; the limit is {MAX_CONTENT_BYTES} bytes per fact"
+        )
+    return text
+
+
+def fact_id_for(content: str) -> str:
+    """The content address of normalized content: 32 hex digits of BLAKE2b."""
+    return hashlib.blake2b(content.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def _check_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise InvalidInputError(f"metadata must be a mapping, not {type(metadata).__name__}")
+    try:
+        encoded = json.dumps(metadata, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"metadata is not JSON-serializable: {exc}") from None
+    if len(encoded) > MAX_METADATA_BYTES:
+        raise InvalidInputError(f"metadata is larger than {MAX_METADATA_BYTES} bytes")
+    return dict(metadata)
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """One remembered fact. ``length`` is its token count, used by ranking."""
+
+    id: str
+    content: str
+    kind: Kind = Kind.SEMANTIC
+    agent: str = ""
+    created: float = 0.0
+    confidence: float = 1.0
+    metadata: dict[str, Any] = field(default_factory=dict)
+    subject: str | None = None
+    supersedes: str | None = None
+    length: int = 0
+
+    @classmethod
+    def new(
+        cls,
+        content: str | bytes,
+        *,
+        kind: str | Kind = Kind.SEMANTIC,
+        agent: str = "",
+        created: float | None = None,
+        confidence: float = 1.0,
+        metadata: dict[str, Any] | None = None,
+        subject: str | None = None,
+        supersedes: str | None = None,
+        length: int = 0,
+    ) -> Fact:
+        text = normalize_content(content)
+        if not 0.0 <= float(confidence) <= 1.0:
+            raise InvalidInputError(f"confidence must be within 0..1, got {confidence}")
+        meta = _check_metadata(metadata)
+        if subject is not None:
+            subject = str(subject).strip().lower() or None
+        return cls(
+            id=fact_id_for(text),
+            content=text,
+            kind=Kind.parse(kind),
+            agent=agent,
+            created=time.time() if created is None else float(created),
+            confidence=float(confidence),
+            metadata=meta,
+            subject=subject,
+            supersedes=supersedes or None,
+            length=length,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["kind"] = self.kind.value
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Fact:
+        return cls(
+            id=str(d["id"]),
+            content=str(d["content"]),
+            kind=Kind.parse(d.get("kind", "semantic")),
+            agent=str(d.get("agent", "")),
+            created=float(d.get("created", 0.0)),
+            confidence=float(d.get("confidence", 1.0)),
+            metadata=dict(d.get("metadata") or {}),
+            subject=d.get("subject"),
+            supersedes=d.get("supersedes"),
+            length=int(d.get("length", 0)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Posting:
+    """One entry of a term's posting list: what BM25 needs to score the fact for the term.
+
+    ``subject`` and ``created`` ride along so the coordinator can order facts about the
+    same subject by time without fetching their bodies.
+    """
+
+    term: str
+    fact_id: str
+    tf: int
+    length: int
+    created: float
+    subject: str | None = None
+
+    def to_list(self) -> list[Any]:
+        return [self.term, self.fact_id, self.tf, self.length, self.created, self.subject]
+
+    @classmethod
+    def from_list(cls, v: list[Any]) -> Posting:
+        return cls(str(v[0]), str(v[1]), int(v[2]), int(v[3]), float(v[4]), v[5])
+
+
+@dataclass(frozen=True, slots=True)
+class Tombstone:
+    """A forgotten fact. Tombstones win over any copy of the fact, whenever it arrives."""
+
+    fact_id: str
+    at: float
+
+    def to_list(self) -> list[Any]:
+        return [self.fact_id, self.at]
+
+    @classmethod
+    def from_list(cls, v: list[Any]) -> Tombstone:
+        return cls(str(v[0]), float(v[1]))
+
+
+@dataclass(slots=True)
+class CorpusStats:
+    """Global corpus counters (facts and total token length), kept on the corpus key's owners."""
+
+    count: int = 0
+    total_length: int = 0
+
+    @property
+    def avg_length(self) -> float:
+        return self.total_length / self.count if self.count > 0 else 1.0
+
+
+@dataclass(slots=True)
+class ShardExport:
+    """Everything one agent stores, in a form another agent can import."""
+
+    facts: list[Fact] = field(default_factory=list)
+    postings: list[Posting] = field(default_factory=list)
+    tombstones: list[Tombstone] = field(default_factory=list)
+    corpus: CorpusStats = field(default_factory=CorpusStats)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "facts": [f.to_dict() for f in self.facts],
+            "postings": [p.to_list() for p in self.postings],
+            "tombstones": [t.to_list() for t in self.tombstones],
+            "corpus": [self.corpus.count, self.corpus.total_length],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ShardExport:
+        c = d.get("corpus") or [0, 0]
+        return cls(
+            facts=[Fact.from_dict(x) for x in d.get("facts", [])],
+            postings=[Posting.from_list(x) for x in d.get("postings", [])],
+            tombstones=[Tombstone.from_list(x) for x in d.get("tombstones", [])],
+            corpus=CorpusStats(int(c[0]), int(c[1])),
+        )

@@ -1,0 +1,188 @@
+"""The storage seam: what one agent keeps, and the in-memory backend.
+
+A store holds three kinds of records for one agent:
+
+- fact bodies, for the facts whose id hashes to this agent (it is one of their R owners);
+- postings, for the terms whose hash lands on this agent (the term-partitioned index);
+- tombstones of forgotten facts, which win over any later copy of the fact or its postings.
+
+It also keeps the corpus counters when it owns the corpus key. Stores do no routing and no
+I/O beyond their own engine; the node (:mod:`amplihack_hive.memory.node`) drives them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Protocol, runtime_checkable
+
+from amplihack_hive.memory.records import CorpusStats, Fact, Posting, ShardExport, Tombstone
+
+
+@runtime_checkable
+class Store(Protocol):
+    """One agent's records. Every method is idempotent under retries."""
+
+    def put_facts(self, facts: Sequence[Fact]) -> list[bool]:
+        """Store bodies. Per fact: True when newly stored, False when already present or
+        tombstoned (a tombstoned fact is never stored again)."""
+        ...
+
+    def get_facts(self, ids: Sequence[str]) -> dict[str, Fact]:
+        """The stored facts among ``ids`` (missing and tombstoned ids are absent)."""
+        ...
+
+    def put_postings(self, postings: Sequence[Posting]) -> None:
+        """Store postings; one per (term, fact id), the last write wins; postings of
+        tombstoned facts are dropped."""
+        ...
+
+    def postings(self, terms: Sequence[str]) -> dict[str, list[Posting]]:
+        """Every posting of each term (a term with none maps to an empty list)."""
+        ...
+
+    def forget(self, tombstones: Sequence[Tombstone]) -> list[bool]:
+        """Record tombstones; drop the facts' bodies and postings. Per tombstone: True when
+        a body was removed here."""
+        ...
+
+    def tombstoned(self, ids: Sequence[str]) -> set[str]:
+        """The ids among ``ids`` that carry a tombstone here."""
+        ...
+
+    def corpus(self) -> CorpusStats:
+        """The corpus counters held here (zero unless this agent owns the corpus key)."""
+        ...
+
+    def add_corpus(self, count: int, length: int) -> CorpusStats:
+        """Add deltas to the corpus counters; return the new value."""
+        ...
+
+    def fact_ids(self) -> list[str]:
+        """Ids of every fact body stored here."""
+        ...
+
+    def fact_count(self) -> int: ...
+
+    def posting_count(self) -> int: ...
+
+    def export(self) -> ShardExport:
+        """Every record held here."""
+        ...
+
+    def import_(self, data: ShardExport) -> None:
+        """Merge records from another agent: tombstones first (they win), then facts and
+        postings; corpus counters keep the larger value (a replica catching up)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class InMemoryStore:
+    """A store in dictionaries: the reference backend, and the fast one for tests."""
+
+    def __init__(self) -> None:
+        self._facts: dict[str, Fact] = {}
+        self._postings: dict[str, dict[str, Posting]] = {}
+        self._terms_of: dict[str, set[str]] = {}
+        self._tombstones: dict[str, float] = {}
+        self._corpus = CorpusStats()
+        self._n_postings = 0
+
+    def put_facts(self, facts: Sequence[Fact]) -> list[bool]:
+        out = []
+        for f in facts:
+            new = f.id not in self._facts and f.id not in self._tombstones
+            if new:
+                self._facts[f.id] = f
+            out.append(new)
+        return out
+
+    def get_facts(self, ids: Sequence[str]) -> dict[str, Fact]:
+        return {i: self._facts[i] for i in ids if i in self._facts}
+
+    def put_postings(self, postings: Sequence[Posting]) -> None:
+        for p in postings:
+            if p.fact_id in self._tombstones:
+                continue
+            plist = self._postings.setdefault(p.term, {})
+            if p.fact_id not in plist:
+                self._n_postings += 1
+                self._terms_of.setdefault(p.fact_id, set()).add(p.term)
+            plist[p.fact_id] = p
+
+    def postings(self, terms: Sequence[str]) -> dict[str, list[Posting]]:
+        return {t: list(self._postings.get(t, {}).values()) for t in terms}
+
+    def forget(self, tombstones: Sequence[Tombstone]) -> list[bool]:
+        out = []
+        for t in tombstones:
+            self._tombstones[t.fact_id] = max(t.at, self._tombstones.get(t.fact_id, t.at))
+            out.append(self._facts.pop(t.fact_id, None) is not None)
+            for term in self._terms_of.pop(t.fact_id, set()):
+                plist = self._postings.get(term)
+                if plist is not None and plist.pop(t.fact_id, None) is not None:
+                    self._n_postings -= 1
+                    if not plist:
+                        del self._postings[term]
+        return out
+
+    def tombstoned(self, ids: Sequence[str]) -> set[str]:
+        return {i for i in ids if i in self._tombstones}
+
+    def corpus(self) -> CorpusStats:
+        return CorpusStats(self._corpus.count, self._corpus.total_length)
+
+    def add_corpus(self, count: int, length: int) -> CorpusStats:
+        self._corpus.count += count
+        self._corpus.total_length += length
+        return self.corpus()
+
+    def fact_ids(self) -> list[str]:
+        return list(self._facts)
+
+    def fact_count(self) -> int:
+        return len(self._facts)
+
+    def posting_count(self) -> int:
+        return self._n_postings
+
+    def export(self) -> ShardExport:
+        return ShardExport(
+            facts=list(self._facts.values()),
+            postings=[p for plist in self._postings.values() for p in plist.values()],
+            tombstones=[Tombstone(i, at) for i, at in self._tombstones.items()],
+            corpus=self.corpus(),
+        )
+
+    def import_(self, data: ShardExport) -> None:
+        merge_into(self, data)
+
+    def close(self) -> None:
+        pass
+
+
+def merge_into(store: Store, data: ShardExport) -> None:
+    """The import rule every backend shares: tombstones first, then bodies and postings,
+    corpus counters keep the larger value."""
+    if data.tombstones:
+        store.forget(data.tombstones)
+    if data.facts:
+        store.put_facts(data.facts)
+    if data.postings:
+        store.put_postings(data.postings)
+    mine = store.corpus()
+    if data.corpus.count > mine.count:
+        store.add_corpus(
+            data.corpus.count - mine.count, data.corpus.total_length - mine.total_length
+        )
+
+
+def chunked(items: Sequence[object] | Iterable[object], size: int) -> Iterable[list[object]]:
+    batch: list[object] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -1,0 +1,227 @@
+"""The memory core end to end, in process: placement, recall equal to one agent's, forget."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from amplihack_hive import Hive
+from amplihack_hive.errors import InvalidInputError
+from amplihack_hive.memory.coordinator import Coordinator
+
+VOCAB = [f"w{i}" for i in range(40)] + ["prj-4471", "1200", "sarah", "chen", "birthday"]
+
+
+def ranking(hive: Hive, q: str, k: int = 10) -> list[tuple[str, float]]:
+    return [(h.id, round(h.score, 9)) for h in hive.recall(q, limit=k)]
+
+
+corpora = st.lists(
+    st.lists(st.sampled_from(VOCAB), min_size=1, max_size=12).map(" ".join),
+    min_size=1,
+    max_size=60,
+    unique=True,
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    docs=corpora,
+    n=st.integers(2, 24),
+    r=st.integers(1, 4),
+    queries=st.lists(st.lists(st.sampled_from(VOCAB), min_size=1, max_size=4), max_size=5),
+)
+def test_hive_of_n_agents_ranks_exactly_like_one_agent(docs, n, r, queries) -> None:
+    with Hive.in_process(agents=1, replication=1) as one, Hive.in_process(n, r) as many:
+        one.remember_many(docs)
+        many.remember_many(docs)
+        for words in queries:
+            q = " ".join(words)
+            assert ranking(many, q) == ranking(one, q)
+
+
+SMALL_VOCAB = [f"w{i}" for i in range(8)]
+dense_corpora = st.lists(
+    st.lists(st.sampled_from(SMALL_VOCAB), min_size=1, max_size=12).map(" ".join),
+    min_size=10,
+    max_size=60,
+    unique=True,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    docs=dense_corpora,
+    cut=st.integers(1, 4),
+    k=st.integers(1, 8),
+    words=st.lists(st.sampled_from(SMALL_VOCAB), min_size=2, max_size=4, unique=True),
+)
+def test_impact_cut_returns_the_same_top_k_as_whole_lists(docs, cut, k, words) -> None:
+    # a small vocabulary makes long posting lists, so the cut and its safety check matter
+    with Hive.in_process(agents=5) as whole, Hive.in_process(agents=5) as cut_hive:
+        whole._coordinator.first_cut = None
+        cut_hive._coordinator.first_cut = cut
+        whole.remember_many(docs)
+        cut_hive.remember_many(docs)
+        q = " ".join(words)
+        assert ranking(cut_hive, q, k) == ranking(whole, q, k)
+
+
+def test_exact_identifiers_and_numbers_find_their_fact() -> None:
+    with Hive.in_process(agents=20) as hive:
+        hive.remember_many(
+            [f"Project PRJ-{4000 + i} has a budget of {1000 * i:,} dollars" for i in range(200)]
+        )
+        hits = hive.recall("What is the budget of PRJ-4071?", limit=3)
+        assert "PRJ-4071" in hits[0].content
+        hits = hive.recall("which project has 42,000 dollars", limit=3)
+        assert "42,000" in hits[0].content
+
+
+def test_newer_fact_about_a_subject_outranks_the_older_one() -> None:
+    with Hive.in_process(agents=7) as hive:
+        old = hive.remember(
+            "Sarah Chen works as a designer in the Berlin office",
+            subject="sarah/role",
+            created=100.0,
+        )
+        new = hive.remember(
+            "Sarah Chen now works as team lead", subject="sarah/role", created=200.0
+        )
+        hits = hive.recall("What does Sarah Chen work as in Berlin?")
+        ids = [h.id for h in hits]
+        assert ids.index(new) < ids.index(old)
+
+
+def test_supersedes_links_a_new_fact_to_the_old_one() -> None:
+    with Hive.in_process(agents=7) as hive:
+        old = hive.remember(
+            "The launch date of Apollo is June 3 and the venue is Hall B", created=1.0
+        )
+        new = hive.remember("Apollo launch date moved to July 9", supersedes=old, created=2.0)
+        ids = [h.id for h in hive.recall("Apollo launch date venue Hall")]
+        assert ids.index(new) < ids.index(old)
+
+
+def test_same_content_twice_is_one_fact_and_counts_once() -> None:
+    with Hive.in_process(agents=5, replication=3) as hive:
+        a = hive.remember("Bob likes green tea")
+        b = hive.remember("  Bob likes green tea  ")
+        assert a == b
+        assert sum(hive.stats()["facts_per_agent"].values()) == 3
+        assert len(hive.recall("green tea")) == 1
+
+
+def test_forgotten_fact_is_never_recalled_even_if_written_again() -> None:
+    with Hive.in_process(agents=9) as hive:
+        fid = hive.remember("The vault code is 7781")
+        hive.remember("The vault is in the basement")
+        assert hive.forget(fid) is True
+        assert all(h.id != fid for h in hive.recall("vault code 7781"))
+        hive.remember("The vault code is 7781")  # a late copy: the tombstone wins
+        assert all(h.id != fid for h in hive.recall("vault code 7781"))
+        assert sum(hive.stats()["facts_per_agent"].values()) == 3
+        assert hive.forget(fid) is False  # twice is fine
+
+
+def test_forgotten_fact_stays_forgotten_after_data_moves_between_agents() -> None:
+    with Hive.in_process(agents=6) as hive:
+        fid = hive.remember("Alice owns the red bicycle")
+        stores = hive._stores
+        snapshot = [s.export() for s in stores]  # a stale copy made before the forget
+        hive.forget(fid)
+        for s, shard in zip(stores, reversed(snapshot), strict=True):
+            s.import_(shard)  # the stale copy arrives everywhere afterwards
+        assert hive.recall("red bicycle") == []
+
+
+def test_records_per_agent_follow_replication() -> None:
+    with Hive.in_process(agents=10, replication=3) as hive:
+        hive.remember_many([f"fact number {i} about topic {i % 7}" for i in range(300)])
+        per = hive.stats()["facts_per_agent"]
+        assert sum(per.values()) == 900
+        assert max(per.values()) < 300
+
+
+def test_fewer_agents_than_replicas_keeps_a_copy_on_each() -> None:
+    with Hive.in_process(agents=2, replication=3) as hive:
+        hive.remember("x marks the spot")
+        assert hive.stats()["facts_per_agent"] == {"agent-0": 1, "agent-1": 1}
+
+
+def test_recall_contacts_a_bounded_number_of_agents() -> None:
+    rnd = random.Random(3)
+    docs = [" ".join(rnd.choice(VOCAB) for _ in range(8)) + f" tag{i}" for i in range(400)]
+    fanouts = {}
+    for n in (50, 200):
+        with Hive.in_process(agents=n) as hive:
+            hive.remember_many(docs)
+            for _i in range(30):
+                hive.recall(" ".join(rnd.sample(VOCAB, 3)), limit=5)
+            fanouts[n] = hive.stats()["fanout"]["recall"]
+    # terms (3) + bodies (5) + corpus (1), whatever N is
+    assert fanouts[200] <= 9 + 0.5
+    assert fanouts[200] <= fanouts[50] * 1.25
+
+
+def test_recall_fails_over_to_a_live_replica() -> None:
+    with Hive.in_process(agents=8, replication=3) as hive:
+        fid = hive.remember("Carol's favourite number is 31337")
+        transport = hive._transport
+        owners = hive._coordinator.owners(fid)
+        transport.down.add(owners[0])  # type: ignore[attr-defined]
+        hits = hive.recall("Carol favourite number")
+        assert hits and hits[0].id == fid
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["", "   \n\t", "x" * (64 * 1024 + 1), b"\xff\xfe not utf-8", "nul\x00byte"],
+)
+def test_bad_content_is_refused_and_nothing_is_stored(bad) -> None:
+    with Hive.in_process(agents=3) as hive:
+        with pytest.raises(InvalidInputError):
+            hive.remember(bad)
+        assert sum(hive.stats()["facts_per_agent"].values()) == 0
+
+
+def test_unknown_kind_and_bad_sizes_are_refused() -> None:
+    with Hive.in_process(agents=3) as hive, pytest.raises(InvalidInputError, match="kind"):
+        hive.remember("fine text", kind="dreamy")
+    for n, r in [(0, 3), (3, 0), (-1, 1)]:
+        with pytest.raises(InvalidInputError):
+            Hive.in_process(agents=n, replication=r)
+    with pytest.raises(InvalidInputError):
+        Hive.in_process(agents=2, backend="postgres")
+
+
+def test_cypher_looking_text_is_just_text() -> None:
+    evil = "'); MATCH (n) DETACH DELETE n //"
+    with Hive.in_process(agents=4) as hive:
+        keep = hive.remember("the ledger balance is 50")
+        fid = hive.remember(evil)
+        assert hive.recall("MATCH DETACH DELETE")[0].content == evil
+        assert hive.recall("ledger balance")[0].id == keep
+        assert fid != keep
+
+
+def test_forget_checks_the_id() -> None:
+    with Hive.in_process(agents=2) as hive, pytest.raises(InvalidInputError):
+        hive.forget("../../etc/passwd")
+
+
+def test_empty_question_and_bad_limit() -> None:
+    with Hive.in_process(agents=2) as hive:
+        with pytest.raises(InvalidInputError):
+            hive.recall("  ")
+        with pytest.raises(InvalidInputError):
+            hive.recall("x", limit=0)
+        assert hive.recall("nothing stored yet") == []
+
+
+def test_coordinator_refuses_bad_replication() -> None:
+    with pytest.raises(InvalidInputError):
+        Coordinator(None, None, replication=0)  # type: ignore[arg-type]
