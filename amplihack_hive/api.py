@@ -6,6 +6,7 @@ coordinator together, so it is the one place allowed to import from every layer.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
 import tempfile
@@ -15,7 +16,8 @@ from types import TracebackType
 from typing import Any
 
 from amplihack_hive._loop import LoopThread
-from amplihack_hive.errors import HiveStateError, InvalidInputError
+from amplihack_hive.agent.answer import Answer, extractive_answer
+from amplihack_hive.errors import HiveError, HiveStateError, InvalidInputError
 from amplihack_hive.memory.backends import BACKENDS, open_store
 from amplihack_hive.memory.config import MemoryConfig
 from amplihack_hive.memory.coordinator import Coordinator, Hits, Transport
@@ -97,30 +99,50 @@ class _Client:
         self._check()
         return self._loop.run(self._coordinator.forget(fact_id))
 
-    def _agent_stats(self) -> dict[str, dict[str, Any]]:
-        async def gather() -> dict[str, dict[str, Any]]:
-            out = {}
-            for a in self._agents:
-                out[a] = await self._transport.request(a, {"op": "stats"})
+    def _agent_stats(self) -> dict[str, dict[str, Any] | None]:
+        async def gather() -> dict[str, dict[str, Any] | None]:
+            replies = await asyncio.gather(
+                *(self._transport.request(a, {"op": "stats"}) for a in self._agents),
+                return_exceptions=True,
+            )
+            out: dict[str, dict[str, Any] | None] = {}
+            for agent, reply in zip(self._agents, replies, strict=True):
+                if isinstance(reply, HiveError):
+                    logger.info("no stats from %s: %s", agent, reply)
+                    out[agent] = None
+                elif isinstance(reply, BaseException):
+                    raise reply
+                else:
+                    out[agent] = reply
             return out
 
         return self._loop.run(gather())
 
     def stats(self) -> dict[str, Any]:
+        """Records per agent (None for an agent that did not answer) and fan-out so far."""
         self._check()
         per = self._agent_stats()
         return {
             "agents": len(self._agents),
             "replication": self._coordinator.replication,
-            "facts_per_agent": {a: int(s["facts"]) for a, s in per.items()},
-            "postings_per_agent": {a: int(s["postings"]) for a, s in per.items()},
+            "facts_per_agent": {a: s and int(s["facts"]) for a, s in per.items()},
+            "postings_per_agent": {a: s and int(s["postings"]) for a, s in per.items()},
+            "unreachable": sorted(a for a, s in per.items() if s is None),
             "fanout": self._coordinator.fanout.as_dict(),
         }
+
+    def ask(self, question: str, limit: int = 10) -> Answer:
+        """An answer built from recalled facts (extractive: works with no model)."""
+        hits = self.recall(question, limit)
+        return extractive_answer(question, list(hits), complete=hits.complete)
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        closer = getattr(self._transport, "close", None)
+        if closer is not None:
+            self._loop.run(closer())
         self._loop.close()
 
     def __enter__(self) -> _Client:
@@ -214,6 +236,34 @@ class Hive(_Client):
         )
         return cls(coordinator, transport, names, stores, cleanup)
 
+    @classmethod
+    def connect(cls, name: str, home: str | Path | None = None, *, timeout_s: float = 5.0) -> Hive:
+        """The client of a running local hive: it reaches the agents over their HTTP API
+        and, when an agent dies, asks the next replica of whatever it needed."""
+        from amplihack_hive.agent.runstate import PeerDirectory, read_records
+        from amplihack_hive.hive.config import load_hive
+        from amplihack_hive.hive.home import hive_dir
+        from amplihack_hive.hive.token import read_token
+        from amplihack_hive.transport.http import HttpTransport
+
+        cfg = load_hive(home, name)
+        directory = hive_dir(home, name)
+        if not read_records(directory):
+            raise HiveStateError(
+                f"hive {name!r} is not running; start it with: amplihack-hive start {name}"
+            )
+        peers = PeerDirectory(directory)
+        transport = HttpTransport(
+            peers.url,
+            token=read_token(directory),
+            timeout_s=timeout_s,
+            on_unreachable=peers.forget,
+        )
+        coordinator = Coordinator(
+            HashRing(cfg.agent_names), transport, replication=cfg.replication, agent="client"
+        )
+        return cls(coordinator, transport, cfg.agent_names)
+
     def close(self) -> None:
         if self._closed:
             return
@@ -269,9 +319,6 @@ class Memory(_Client):
     def close(self) -> None:
         if self._closed:
             return
-        closer = getattr(self._transport, "close", None)
-        if closer is not None:
-            self._loop.run(closer())
         super().close()
         self._store.close()
 

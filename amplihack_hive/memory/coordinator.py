@@ -233,7 +233,10 @@ class Coordinator:
     ) -> list[str]:
         """Store facts; return their ids in input order. Raises TransportError naming the
         facts not stored on a write quorum of their owners."""
-        prepared = [self.prepare(it, **defaults) for it in items]
+        return await self.remember_prepared([self.prepare(it, **defaults) for it in items])
+
+    async def remember_prepared(self, prepared: Sequence[tuple[Fact, list[Posting]]]) -> list[str]:
+        """Store facts already built by :meth:`prepare`; return their ids in order."""
         # the same content twice in one call is one fact
         unique: dict[str, tuple[Fact, list[Posting]]] = {}
         for fact, postings in prepared:

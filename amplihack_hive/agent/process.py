@@ -1,0 +1,219 @@
+"""One agent process: hosts one or more agents of a hive and serves them over HTTP.
+
+Started by the local supervisor (or a container) as::
+
+    python -m amplihack_hive.agent --hive-dir DIR --agents agent-0,agent-1 \\
+        --all-agents agent-0,...,agent-99 [--replication 3] [--backend kuzu] ...
+
+It binds 127.0.0.1 on a free port unless told otherwise, publishes its address in
+``DIR/run/<first agent>.json``, and on SIGTERM finishes in-flight requests, closes its
+stores and removes its record before exiting 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+from amplihack_hive.agent.brain import AgentBrain
+from amplihack_hive.agent.runstate import (
+    PeerDirectory,
+    ProcessRecord,
+    own_create_time,
+    remove_record,
+    write_record,
+)
+from amplihack_hive.agent.server import make_app
+from amplihack_hive.errors import ConfigError, HiveError
+from amplihack_hive.memory.backends import open_store
+from amplihack_hive.memory.coordinator import Coordinator
+from amplihack_hive.memory.node import MemoryNode
+from amplihack_hive.memory.ring import HashRing
+from amplihack_hive.memory.store import Store
+from amplihack_hive.names import validate_name
+from amplihack_hive.transport.http import HttpTransport
+
+logger = logging.getLogger(__name__)
+
+TOKEN_ENV = "AMPLIHACK_HIVE_TOKEN"
+GRACE_S = 10.0
+
+
+@dataclass
+class AgentOptions:
+    hive_dir: Path
+    agents: list[str]
+    all_agents: list[str]
+    replication: int = 3
+    backend: str = "kuzu"
+    buffer_pool_mb: int = 256
+    max_db_size_mb: int = 4096
+    kuzu_db: dict[str, str] = field(default_factory=dict)
+    host: str = "127.0.0.1"
+    port: int = 0
+    public_url: str | None = None
+    upkeep_s: float = 30.0
+    timeout_s: float = 5.0
+
+    def token(self) -> str:
+        token = os.environ.get(TOKEN_ENV)
+        if token:
+            return token
+        path = self.hive_dir / "token"
+        try:
+            token = path.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read the hive token {path}: {exc.strerror}") from None
+        if not token:
+            raise ConfigError(f"the hive token file {path} is empty")
+        return token
+
+
+def _names(value: str) -> list[str]:
+    names = [validate_name(v.strip(), "agent name") for v in value.split(",") if v.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected at least one agent name")
+    return names
+
+
+def parse_args(argv: list[str] | None = None) -> AgentOptions:
+    p = argparse.ArgumentParser(prog="python -m amplihack_hive.agent", description=__doc__)
+    p.add_argument("--hive-dir", type=Path, required=True)
+    p.add_argument("--agents", type=_names, required=True, help="agents hosted here")
+    p.add_argument("--all-agents", type=_names, help="every agent of the hive (the ring)")
+    p.add_argument("--replication", type=int, default=3)
+    p.add_argument("--backend", choices=("kuzu", "memory"), default="kuzu")
+    p.add_argument("--buffer-pool-mb", type=int, default=256)
+    p.add_argument("--max-db-size-mb", type=int, default=4096)
+    p.add_argument("--kuzu-db", action="append", default=[], metavar="AGENT=PATH")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--public-url", help="address peers use (default http://HOST:PORT)")
+    p.add_argument("--upkeep-s", type=float, default=30.0)
+    p.add_argument("--timeout-s", type=float, default=5.0)
+    a = p.parse_args(argv)
+    kuzu_db = {}
+    for spec in a.kuzu_db:
+        agent, sep, path = spec.partition("=")
+        if not sep or not path:
+            p.error(f"--kuzu-db expects AGENT=PATH, got {spec!r}")
+        kuzu_db[validate_name(agent, "agent name")] = path
+    all_agents = a.all_agents or a.agents
+    missing = [x for x in a.agents if x not in all_agents]
+    if missing:
+        p.error(f"hosted agents not in --all-agents: {', '.join(missing)}")
+    return AgentOptions(
+        hive_dir=a.hive_dir.resolve(),
+        agents=a.agents,
+        all_agents=all_agents,
+        replication=a.replication,
+        backend=a.backend,
+        buffer_pool_mb=a.buffer_pool_mb,
+        max_db_size_mb=a.max_db_size_mb,
+        kuzu_db=kuzu_db,
+        host=a.host,
+        port=a.port,
+        public_url=a.public_url,
+        upkeep_s=a.upkeep_s,
+        timeout_s=a.timeout_s,
+    )
+
+
+def open_stores(opts: AgentOptions) -> dict[str, Store]:
+    stores: dict[str, Store] = {}
+    try:
+        for agent in opts.agents:
+            path = Path(opts.kuzu_db.get(agent) or opts.hive_dir / "data" / agent)
+            stores[agent] = open_store(
+                opts.backend,
+                path if opts.backend == "kuzu" else None,
+                buffer_pool_mb=opts.buffer_pool_mb,
+                max_db_size_mb=opts.max_db_size_mb,
+            )
+    except BaseException:
+        for s in stores.values():
+            s.close()
+        raise
+    return stores
+
+
+async def serve(opts: AgentOptions, stop: asyncio.Event) -> None:
+    token = opts.token()
+    stores = open_stores(opts)
+    nodes = {a: MemoryNode(a, s) for a, s in stores.items()}
+    peers = PeerDirectory(opts.hive_dir)
+    transport = HttpTransport(
+        peers.url,
+        token=token,
+        timeout_s=opts.timeout_s,
+        local=nodes,
+        on_unreachable=peers.forget,
+    )
+    coordinator = Coordinator(
+        HashRing(opts.all_agents), transport, replication=opts.replication, agent=opts.agents[0]
+    )
+    brain = AgentBrain(nodes, coordinator, upkeep_s=opts.upkeep_s)
+    runner = web.AppRunner(make_app(brain, token), handle_signals=False, access_log=None)
+    await runner.setup()
+    group = opts.agents[0]
+    upkeep: asyncio.Task[None] | None = None
+    try:
+        site = web.TCPSite(runner, opts.host, opts.port, shutdown_timeout=GRACE_S)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        url = opts.public_url or f"http://{opts.host}:{port}"
+        write_record(
+            opts.hive_dir,
+            ProcessRecord(group, os.getpid(), own_create_time(), url, opts.agents, time.time()),
+        )
+        logger.info("agents %s listening on %s", ",".join(opts.agents), url)
+        upkeep = asyncio.create_task(brain.upkeep_forever())
+        await stop.wait()
+        logger.info("stopping: finishing requests in flight")
+    finally:
+        if upkeep is not None:
+            upkeep.cancel()
+        remove_record(opts.hive_dir, group, os.getpid())
+        await runner.cleanup()
+        await transport.close()
+        for s in stores.values():
+            s.close()
+        logger.info("stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(
+        level=os.environ.get("AMPLIHACK_HIVE_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s",
+    )
+    opts = parse_args(argv)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(opts, stop)
+
+    try:
+        asyncio.run(run())
+    except HiveError as exc:
+        logger.error("%s", exc)
+        return 1
+    except OSError as exc:
+        logger.error("cannot serve on %s:%s: %s", opts.host, opts.port, exc)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

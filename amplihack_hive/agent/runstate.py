@@ -1,0 +1,148 @@
+"""Run state of a local hive: which agent processes run, where, and whether they are ours.
+
+Each agent process writes ``<hive>/run/<group>.json`` once it listens, where ``group`` is
+the name of the first agent it hosts. A PID file alone lies (the process died, the PID was
+reused), so a record counts as live only when a process with that PID exists, started at
+the recorded ``create_time``, and runs our agent module for this hive.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import psutil
+
+logger = logging.getLogger(__name__)
+
+RUN_DIR = "run"
+LOG_DIR = "logs"
+AGENT_MODULE = "amplihack_hive.agent"
+
+
+@dataclass(frozen=True)
+class ProcessRecord:
+    group: str
+    pid: int
+    create_time: float
+    url: str
+    agents: list[str]
+    started: float
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), indent=1).encode()
+
+
+def run_dir(hive: Path) -> Path:
+    return hive / RUN_DIR
+
+
+def log_path(hive: Path, agent: str) -> Path:
+    return hive / LOG_DIR / f"{agent}.log"
+
+
+def record_path(hive: Path, group: str) -> Path:
+    return run_dir(hive) / f"{group}.json"
+
+
+def write_record(hive: Path, record: ProcessRecord) -> None:
+    """Publish a record atomically: readers see the old file or the new one, never half."""
+    run_dir(hive).mkdir(parents=True, exist_ok=True)
+    path = record_path(hive, record.group)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_bytes(record.to_json())
+    os.replace(tmp, path)
+
+
+def remove_record(hive: Path, group: str, pid: int | None = None) -> None:
+    """Remove a record (only if it is still the one of ``pid``, when given)."""
+    path = record_path(hive, group)
+    if pid is not None:
+        rec = read_record(path)
+        if rec is None or rec.pid != pid:
+            return
+    path.unlink(missing_ok=True)
+
+
+def read_record(path: Path) -> ProcessRecord | None:
+    try:
+        data = json.loads(path.read_text())
+        return ProcessRecord(
+            group=str(data["group"]),
+            pid=int(data["pid"]),
+            create_time=float(data["create_time"]),
+            url=str(data["url"]),
+            agents=[str(a) for a in data["agents"]],
+            started=float(data["started"]),
+        )
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        logger.warning("ignoring unreadable run record %s: %s", path, exc)
+        return None
+
+
+def read_records(hive: Path) -> list[ProcessRecord]:
+    directory = run_dir(hive)
+    if not directory.is_dir():
+        return []
+    out = []
+    for path in sorted(directory.glob("*.json")):
+        rec = read_record(path)
+        if rec is not None:
+            out.append(rec)
+    return out
+
+
+def process_of(record: ProcessRecord, hive: Path) -> psutil.Process | None:
+    """The live process of ``record``, or None if it is gone or is not ours (PID reuse)."""
+    try:
+        proc = psutil.Process(record.pid)
+        if abs(proc.create_time() - record.create_time) > 1.0:
+            return None
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+        cmdline = proc.cmdline()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return None
+    if AGENT_MODULE not in cmdline or str(hive) not in cmdline:
+        return None
+    return proc
+
+
+def own_create_time() -> float:
+    return psutil.Process(os.getpid()).create_time()
+
+
+class PeerDirectory:
+    """Agent name -> base URL, read from the hive's run records; re-read on a miss or when
+    an agent proved unreachable (it may have restarted on another port)."""
+
+    def __init__(self, hive: Path, min_interval_s: float = 0.2) -> None:
+        self.hive = hive
+        self.min_interval_s = min_interval_s
+        self._urls: dict[str, str] = {}
+        self._loaded = 0.0
+
+    def _reload(self) -> None:
+        now = time.monotonic()
+        if now - self._loaded < self.min_interval_s:
+            return
+        self._loaded = now
+        urls: dict[str, str] = {}
+        for rec in read_records(self.hive):
+            for agent in rec.agents:
+                urls[agent] = rec.url
+        self._urls = urls
+
+    def url(self, agent: str) -> str | None:
+        if agent not in self._urls:
+            self._reload()
+        return self._urls.get(agent)
+
+    def forget(self, agent: str) -> None:
+        self._urls.pop(agent, None)

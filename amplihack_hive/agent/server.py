@@ -1,0 +1,148 @@
+"""The agent's HTTP API (aiohttp).
+
+Every request carries the hive token (``Authorization: Bearer <token>``) or gets 401.
+Errors are JSON ``{"error": "..."}`` with a 4xx status; a bad request never takes the agent
+down.
+
+``GET  /health``               liveness and which agents this process hosts
+``GET  /stats``                records per hosted agent, RSS, uptime, fan-out
+``POST /learn``                ``{"items": [str | {"content", "kind"?, "metadata"?}]}``
+``POST /recall``               ``{"question", "limit"?}``
+``POST /ask``                  ``{"question", "limit"?}``
+``POST /forget``               ``{"id"}``
+``POST /v1/memory/{agent}``    an agent-to-agent memory message (see memory/node.py)
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import psutil
+from aiohttp import web
+
+from amplihack_hive.agent.brain import AgentBrain
+from amplihack_hive.errors import HiveError, InvalidInputError, NotFoundError, TransportError
+
+logger = logging.getLogger(__name__)
+
+#: Largest request body accepted (a learn batch of many facts fits well below this).
+MAX_BODY = 32 * 1024 * 1024
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def make_app(brain: AgentBrain, token: str) -> web.Application:
+    started = time.time()
+    process = psutil.Process(os.getpid())
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return _error(401, "missing or wrong hive token")
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.status >= 400:
+                return _error(exc.status, exc.reason)
+            raise
+        except NotFoundError as exc:
+            return _error(404, str(exc))
+        except InvalidInputError as exc:
+            return _error(400, str(exc))
+        except TransportError as exc:
+            logger.warning("%s %s: %s", request.method, request.path, exc)
+            return _error(503, str(exc))
+        except HiveError as exc:
+            logger.warning("%s %s: %s", request.method, request.path, exc)
+            return _error(500, str(exc))
+
+    async def body(request: web.Request) -> dict[str, Any]:
+        try:
+            data = await request.json(loads=json.loads)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidInputError(f"the body is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise InvalidInputError("the body must be a JSON object")
+        return data
+
+    def field(data: dict[str, Any], key: str, kind: type, default: Any = ...) -> Any:
+        if key not in data:
+            if default is ...:
+                raise InvalidInputError(f"missing field {key!r}")
+            return default
+        value = data[key]
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            raise InvalidInputError(f"field {key!r} must be {kind.__name__}")
+        return value
+
+    async def health(request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "status": "ok",
+                "agents": brain.hosted,
+                "pid": os.getpid(),
+                "uptime_s": round(time.time() - started, 3),
+            }
+        )
+
+    async def stats(request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "agents": brain.local_stats(),
+                "pid": os.getpid(),
+                "rss_mb": round(process.memory_info().rss / 2**20, 1),
+                "uptime_s": round(time.time() - started, 3),
+                "fanout": brain.coordinator.fanout.as_dict(),
+            }
+        )
+
+    async def learn(request: web.Request) -> web.Response:
+        items = field(await body(request), "items", list)
+        return web.json_response(await brain.learn(items))
+
+    async def recall(request: web.Request) -> web.Response:
+        data = await body(request)
+        question = field(data, "question", str)
+        limit = field(data, "limit", int, 10)
+        hits = await brain.coordinator.recall(question, limit)
+        return web.json_response({"hits": [h.to_dict() for h in hits], "complete": hits.complete})
+
+    async def ask(request: web.Request) -> web.Response:
+        data = await body(request)
+        answer = await brain.ask(field(data, "question", str), field(data, "limit", int, 10))
+        return web.json_response(answer.to_dict())
+
+    async def forget(request: web.Request) -> web.Response:
+        fact_id = field(await body(request), "id", str)
+        return web.json_response({"forgotten": await brain.coordinator.forget(fact_id)})
+
+    async def memory(request: web.Request) -> web.Response:
+        agent = request.match_info["agent"]
+        node = brain.nodes.get(agent)
+        if node is None:
+            raise NotFoundError(f"agent {agent!r} is not hosted here")
+        return web.json_response(node.handle(await body(request)))
+
+    app = web.Application(middlewares=[guard], client_max_size=MAX_BODY)
+    app.add_routes(
+        [
+            web.get("/health", health),
+            web.get("/stats", stats),
+            web.post("/learn", learn),
+            web.post("/recall", recall),
+            web.post("/ask", ask),
+            web.post("/forget", forget),
+            web.post("/v1/memory/{agent}", memory),
+        ]
+    )
+    return app

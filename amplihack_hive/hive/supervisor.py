@@ -1,0 +1,315 @@
+"""The local supervisor: start, watch and stop a hive's agent processes.
+
+Modeled on honcho's manager: each agent process runs in its own session (so a signal to
+its process group reaches everything it started), stop sends SIGTERM, waits a grace
+period, then SIGKILL. The process factory and the clock are injectable for tests.
+Processes are identified by PID *and* start time *and* command line
+(:func:`amplihack_hive.agent.runstate.process_of`), so a stale record or a reused PID is
+never mistaken for a running agent, and never signalled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import psutil
+
+from amplihack_hive._loop import LoopThread
+from amplihack_hive.agent.runstate import (
+    AGENT_MODULE,
+    LOG_DIR,
+    ProcessRecord,
+    log_path,
+    process_of,
+    read_records,
+    record_path,
+)
+from amplihack_hive.errors import HiveError, HiveStateError
+from amplihack_hive.hive.config import HiveConfig, load_hive
+from amplihack_hive.hive.home import HomeArg, hive_dir
+from amplihack_hive.hive.token import read_token
+from amplihack_hive.transport.http import HttpTransport
+
+logger = logging.getLogger(__name__)
+
+Spawn = Callable[..., subprocess.Popen[bytes]]
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class AgentStatus:
+    name: str
+    state: str  # "healthy" | "unhealthy" | "stopped"
+    pid: int | None = None
+    url: str | None = None
+    facts: int | None = None
+    rss_mb: float | None = None
+    uptime_s: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class StartResult:
+    started: list[str]
+    already_running: list[str]
+
+
+@dataclass
+class StopResult:
+    stopped: list[str]
+    killed: list[int]
+
+
+def agent_command(cfg: HiveConfig, directory: Path, agents: Sequence[str]) -> list[str]:
+    cmd = [
+        sys.executable,
+        "-m",
+        AGENT_MODULE,
+        "--hive-dir",
+        str(directory),
+        "--agents",
+        ",".join(agents),
+        "--all-agents",
+        ",".join(cfg.agent_names),
+        "--replication",
+        str(cfg.replication),
+        "--backend",
+        cfg.backend,
+        "--buffer-pool-mb",
+        str(cfg.buffer_pool_mb),
+    ]
+    for a in cfg.agents:
+        if a.name in agents and a.kuzu_db:
+            cmd += ["--kuzu-db", f"{a.name}={a.kuzu_db}"]
+    return cmd
+
+
+class Supervisor:
+    """Start, inspect and stop the local processes of one hive."""
+
+    def __init__(
+        self,
+        home: HomeArg,
+        name: str,
+        *,
+        spawn: Spawn = subprocess.Popen,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.name = name
+        self.dir = hive_dir(home, name)
+        self.config = load_hive(home, name)
+        self.spawn = spawn
+        self.clock = clock
+        self.sleep = sleep
+
+    # -- records -------------------------------------------------------------------------
+
+    def live_records(self) -> list[tuple[ProcessRecord, psutil.Process]]:
+        """Records whose process is alive and ours; stale records are removed."""
+        live = []
+        for rec in read_records(self.dir):
+            proc = process_of(rec, self.dir)
+            if proc is None:
+                logger.info("removing stale record of %s (pid %d)", rec.group, rec.pid)
+                record_path(self.dir, rec.group).unlink(missing_ok=True)
+            else:
+                live.append((rec, proc))
+        return live
+
+    def _orphans(self, known: set[int]) -> list[psutil.Process]:
+        """Agent processes of this hive that have no record (e.g. killed before writing)."""
+        out = []
+        for proc in psutil.process_iter(["pid", "cmdline"]):
+            try:
+                cmd = proc.info["cmdline"] or []
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+            if proc.pid in known or AGENT_MODULE not in cmd:
+                continue
+            if "--hive-dir" in cmd and cmd[cmd.index("--hive-dir") + 1] == str(self.dir):
+                out.append(proc)
+        return out
+
+    # -- start ---------------------------------------------------------------------------
+
+    def start(self, timeout: float = 60.0, progress: Progress | None = None) -> StartResult:
+        cfg = self.config
+        if not cfg.agents:
+            raise HiveStateError(f"hive {self.name!r} has no agents; add one with add-agent")
+        read_token(self.dir)  # fail early, in the CLI, on a missing token
+        hosted = {a for rec, _ in self.live_records() for a in rec.agents}
+        missing = [a for a in cfg.agent_names if a not in hosted]
+        per = max(1, cfg.agents_per_process)
+        chunks = [missing[i : i + per] for i in range(0, len(missing), per)]
+        children: list[tuple[list[str], subprocess.Popen[bytes]]] = []
+        (self.dir / LOG_DIR).mkdir(parents=True, exist_ok=True)
+        for chunk in chunks:
+            children.append((chunk, self._spawn(chunk)))
+        self._wait_healthy(children, timeout, progress)
+        return StartResult(started=missing, already_running=sorted(hosted & set(cfg.agent_names)))
+
+    def _spawn(self, chunk: list[str]) -> subprocess.Popen[bytes]:
+        log = log_path(self.dir, chunk[0])
+        for other in chunk[1:]:
+            link = log_path(self.dir, other)
+            link.unlink(missing_ok=True)
+            link.symlink_to(log.name)
+        out: IO[bytes] = open(log, "ab")  # noqa: SIM115 - handed to the child
+        try:
+            return self.spawn(
+                agent_command(self.config, self.dir, chunk),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=self.dir,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        finally:
+            out.close()
+
+    def _wait_healthy(
+        self,
+        children: list[tuple[list[str], subprocess.Popen[bytes]]],
+        timeout: float,
+        progress: Progress | None,
+    ) -> None:
+        want = set(self.config.agent_names)
+        deadline = self.clock() + timeout
+        healthy: set[str] = set()
+        while True:
+            dead = [(c, p) for c, p in children if p.poll() is not None]
+            if dead:
+                chunk, proc = dead[0]
+                raise HiveStateError(
+                    f"agent process for {', '.join(chunk)} exited with code {proc.returncode}: "
+                    f"{_last_line(log_path(self.dir, chunk[0]))} "
+                    f"(see: amplihack-hive logs {self.name} {chunk[0]})"
+                )
+            healthy = {s.name for s in self.status() if s.state == "healthy"}
+            if progress:
+                progress(len(healthy & want), len(want))
+            if want <= healthy:
+                return
+            if self.clock() >= deadline:
+                late = sorted(want - healthy)
+                shown = ", ".join(late[:10]) + (" ..." if len(late) > 10 else "")
+                raise HiveStateError(
+                    f"{len(late)} of {len(want)} agents not healthy after {timeout:g}s: {shown} "
+                    f"(they keep starting; see amplihack-hive status/logs {self.name})"
+                )
+            self.sleep(0.1)
+
+    # -- status --------------------------------------------------------------------------
+
+    def status(self) -> list[AgentStatus]:
+        live = self.live_records()
+        by_agent = {a: rec for rec, _ in live for a in rec.agents}
+        stats = self._probe([rec for rec, _ in live]) if live else {}
+        out = []
+        for agent in self.config.agent_names:
+            rec = by_agent.get(agent)
+            if rec is None:
+                out.append(AgentStatus(agent, "stopped"))
+                continue
+            s = stats.get(rec.group)
+            if s is None:
+                out.append(AgentStatus(agent, "unhealthy", rec.pid, rec.url))
+                continue
+            per = s.get("agents", {}).get(agent, {})
+            out.append(
+                AgentStatus(
+                    agent,
+                    "healthy",
+                    rec.pid,
+                    rec.url,
+                    per.get("facts"),
+                    s.get("rss_mb"),
+                    s.get("uptime_s"),
+                )
+            )
+        return out
+
+    def _probe(self, records: list[ProcessRecord]) -> dict[str, dict[str, Any]]:
+        token = read_token(self.dir)
+
+        async def probe_all() -> dict[str, dict[str, Any]]:
+            transport = HttpTransport({}, token=token, timeout_s=2.0)
+            try:
+                replies = await asyncio.gather(
+                    *(transport.get(r.url + "/stats") for r in records), return_exceptions=True
+                )
+            finally:
+                await transport.close()
+            out = {}
+            for rec, reply in zip(records, replies, strict=True):
+                if isinstance(reply, HiveError):
+                    logger.info("%s does not answer: %s", rec.group, reply)
+                elif isinstance(reply, BaseException):
+                    raise reply
+                else:
+                    out[rec.group] = reply
+            return out
+
+        loop = LoopThread("amplihack-hive-probe")
+        try:
+            return loop.run(probe_all())
+        finally:
+            loop.close()
+
+    # -- stop ----------------------------------------------------------------------------
+
+    def stop(self, timeout: float = 10.0) -> StopResult:
+        live = self.live_records()
+        procs = [p for _, p in live]
+        procs += self._orphans({p.pid for p in procs})
+        for proc in procs:
+            _signal_group(proc, signal.SIGTERM)
+        _, alive = psutil.wait_procs(procs, timeout=timeout)
+        killed = []
+        for proc in alive:
+            logger.warning(
+                "agent process %d ignored SIGTERM for %gs; killing it", proc.pid, timeout
+            )
+            _signal_group(proc, signal.SIGKILL)
+            killed.append(proc.pid)
+        psutil.wait_procs(alive, timeout=5)
+        for rec, _ in live:
+            record_path(self.dir, rec.group).unlink(missing_ok=True)
+        return StopResult(stopped=sorted(a for rec, _ in live for a in rec.agents), killed=killed)
+
+
+def _signal_group(proc: psutil.Process, sig: signal.Signals) -> None:
+    """Signal the agent's process group (it leads its own session), or just the process
+    when it shares our group (never signal ourselves)."""
+    try:
+        pgid = os.getpgid(proc.pid)
+        if pgid == os.getpgid(0):
+            os.kill(proc.pid, sig)
+        else:
+            os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+    except PermissionError as exc:
+        raise HiveStateError(f"not allowed to signal agent process {proc.pid}: {exc}") from None
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1][-300:] if lines else ""
