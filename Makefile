@@ -1,0 +1,42 @@
+# amplihack-hive: make install | demo | test | test-fast | check | bench | clean
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HIVE := $(VENV)/bin/amplihack-hive
+
+.PHONY: install demo test test-fast check bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+# The main job on embedded defaults: a local hive of 5 agents on Kuzu, no cloud, no key.
+demo: install
+	$(HIVE) create demo --agents 5 --force
+	$(HIVE) start demo
+	$(HIVE) learn demo amplihack_hive/samples/team.txt
+	$(HIVE) ask demo "What is the budget of PRJ-4471?"
+	$(HIVE) recall demo "Who is on call this week?" --limit 3
+	$(HIVE) status demo
+	$(HIVE) stop demo
+
+test: install
+	$(PY) -m pytest -q
+
+test-fast: install
+	$(PY) -m pytest -q -m "not slow"
+
+check: install
+	$(VENV)/bin/ruff check amplihack_hive tests benchmarks
+	$(VENV)/bin/ruff format --check amplihack_hive tests benchmarks
+	$(VENV)/bin/mypy
+
+bench: install
+	$(PY) -m benchmarks.bench_memory
+	$(PY) -m benchmarks.bench_kuzu_open
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,204 @@
+"""A real local hive: agent processes on loopback, real HTTP, real signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from amplihack_hive import Hive
+from amplihack_hive.agent.runstate import AGENT_MODULE, read_records
+from amplihack_hive.errors import HiveStateError
+from amplihack_hive.hive.config import create_hive
+from amplihack_hive.hive.supervisor import Supervisor
+from amplihack_hive.hive.token import read_token
+
+pytestmark = pytest.mark.slow
+BACKEND = "memory"
+
+
+def agent_pids(directory: Path) -> set[int]:
+    out = set()
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmd = proc.info["cmdline"] or []
+        if AGENT_MODULE in cmd and str(directory) in cmd:
+            out.add(proc.pid)
+    return out
+
+
+@pytest.fixture
+def hive(hive_home: Path) -> Iterator[Supervisor]:
+    create_hive(hive_home, "t", agents=5, replication=3, backend=BACKEND)
+    sup = Supervisor(hive_home, "t")
+    sup.start(timeout=60)
+    try:
+        yield sup
+    finally:
+        sup.stop(timeout=10)
+
+
+def http(
+    sup: Supervisor,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    token: str | None = "",
+    raw: bytes | None = None,
+    agent: str = "agent-0",
+) -> tuple[int, dict[str, Any]]:
+    rec = next(r for r in read_records(sup.dir) if agent in r.agents)
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    req = urllib.request.Request(rec.url + path, data=data, method=method)
+    tok = read_token(sup.dir) if token == "" else token
+    if tok:
+        req.add_header("Authorization", f"Bearer {tok}")
+    req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_agents_share_one_memory_over_http(hive: Supervisor, hive_home: Path) -> None:
+    facts = [f"Employee {i} named Person{i} works in building B{i % 7}" for i in range(60)]
+    with Hive.connect("t", hive_home) as client:
+        ids = client.remember_many(facts)
+        stats = client.stats()
+    assert len(set(ids)) == 60
+    per = stats["facts_per_agent"]
+    assert sum(per.values()) == 60 * 3
+    assert max(per.values()) < 60  # sharded: nobody holds everything
+    # every agent answers for facts that live on other agents
+    for agent in ["agent-0", "agent-2", "agent-4"]:
+        status, body = http(hive, "POST", "/recall", {"question": "Who is Person37?"}, agent=agent)
+        assert status == 200
+        assert "Person37 " in body["hits"][0]["content"]
+        assert body["complete"] is True
+    status, body = http(hive, "POST", "/ask", {"question": "Where does Person12 work?"})
+    assert status == 200 and "building B5" in body["answer"]
+
+
+def test_status_rows_and_double_start(hive: Supervisor) -> None:
+    rows = hive.status()
+    assert [r.name for r in rows] == [f"agent-{i}" for i in range(5)]
+    assert all(r.state == "healthy" and r.pid and r.url and r.rss_mb for r in rows)
+    pids = {r.pid for r in rows}
+    result = hive.start(timeout=30)
+    assert result.started == [] and len(result.already_running) == 5
+    assert {r.pid for r in hive.status()} == pids
+
+
+def test_killed_agent_is_reported_and_restarted_with_its_data(
+    hive: Supervisor, hive_home: Path
+) -> None:
+    with Hive.connect("t", hive_home) as client:
+        fid = client.remember("The backup key sits in locker 42")
+    victim = next(r for r in hive.status() if r.name == "agent-3")
+    assert victim.pid is not None
+    os.kill(victim.pid, signal.SIGKILL)
+    psutil.Process(victim.pid).wait(timeout=10) if psutil.pid_exists(victim.pid) else None
+    states = {r.name: r.state for r in hive.status()}
+    assert states["agent-3"] == "stopped"
+    assert sum(s == "healthy" for s in states.values()) == 4
+    with Hive.connect("t", hive_home) as client:  # the hive still answers with one agent down
+        assert client.recall("backup key locker")[0].id == fid
+    result = hive.start(timeout=60)
+    assert result.started == ["agent-3"]
+    assert all(r.state == "healthy" for r in hive.status())
+    with Hive.connect("t", hive_home) as client:
+        assert client.stats()["facts_per_agent"]["agent-3"] is not None
+
+
+def test_stop_leaves_no_process_and_is_idempotent(hive_home: Path) -> None:
+    create_hive(hive_home, "s", agents=3, backend="memory")
+    sup = Supervisor(hive_home, "s")
+    sup.start(timeout=60)
+    assert len(agent_pids(sup.dir)) == 3
+    result = sup.stop(timeout=10)
+    assert result.stopped == ["agent-0", "agent-1", "agent-2"]
+    assert agent_pids(sup.dir) == set()
+    assert read_records(sup.dir) == []
+    assert sup.stop(timeout=1).stopped == []
+    assert all(r.state == "stopped" for r in sup.status())
+
+
+def test_stale_record_with_a_reused_pid_is_not_trusted(hive_home: Path) -> None:
+    create_hive(hive_home, "p", agents=1, backend="memory")
+    sup = Supervisor(hive_home, "p")
+    run = sup.dir / "run"
+    run.mkdir(parents=True)
+    # our own pid: alive, but not an agent of this hive
+    (run / "agent-0.json").write_text(
+        json.dumps(
+            {
+                "group": "agent-0",
+                "pid": os.getpid(),
+                "create_time": psutil.Process().create_time(),
+                "url": "http://127.0.0.1:9",
+                "agents": ["agent-0"],
+                "started": time.time(),
+            }
+        )
+    )
+    assert sup.status()[0].state == "stopped"
+    assert not (run / "agent-0.json").exists()
+    sup.stop(timeout=1)  # must not signal us
+    assert psutil.pid_exists(os.getpid())
+
+
+def test_agents_per_process_packs_agents(hive_home: Path) -> None:
+    create_hive(hive_home, "m", agents=6, backend="memory")
+    cfg_path = hive_home / "m" / "config.yaml"
+    cfg_path.write_text(
+        cfg_path.read_text().replace("agents_per_process: 1", "agents_per_process: 3")
+    )
+    sup = Supervisor(hive_home, "m")
+    try:
+        sup.start(timeout=60)
+        assert len(agent_pids(sup.dir)) == 2
+        assert len({r.pid for r in sup.status()}) == 2
+        with Hive.connect("m", hive_home) as client:
+            client.remember_many([f"packed fact {i}" for i in range(20)])
+            assert client.recall("packed fact 7")[0].content == "packed fact 7"
+    finally:
+        sup.stop()
+    assert agent_pids(sup.dir) == set()
+
+
+def test_http_api_refuses_bad_requests_and_stays_up(hive: Supervisor) -> None:
+    assert http(hive, "GET", "/health", token=None)[0] == 401
+    assert http(hive, "GET", "/health", token="wrong")[0] == 401
+    status, body = http(hive, "POST", "/learn", raw=b"{not json")
+    assert status == 400 and "JSON" in body["error"]
+    status, body = http(hive, "POST", "/learn", {"items": "not a list"})
+    assert status == 400 and "items" in body["error"]
+    status, body = http(hive, "POST", "/recall", {"question": 42})
+    assert status == 400
+    status, body = http(hive, "POST", "/v1/memory/agent-9", {"op": "ping"})
+    assert status == 404
+    status, body = http(hive, "POST", "/v1/memory/agent-0", {"op": "drop tables"})
+    assert status == 400 and "unknown operation" in body["error"]
+    status, body = http(hive, "POST", "/learn", raw=b'{"items": ["' + b"x" * (33 * 2**20) + b'"]}')
+    assert status == 413
+    status, body = http(
+        hive, "POST", "/learn", {"items": ["good fact about otters", "", {"nope": 1}]}
+    )
+    assert status == 200 and body["stored"] == 1 and body["failed"] == 2
+    assert http(hive, "GET", "/health")[0] == 200
+
+
+def test_connect_to_a_stopped_hive_says_how_to_start_it(hive_home: Path) -> None:
+    create_hive(hive_home, "q", agents=1, backend="memory")
+    with pytest.raises(HiveStateError, match="amplihack-hive start q"):
+        Hive.connect("q", hive_home)
