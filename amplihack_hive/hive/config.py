@@ -1,0 +1,527 @@
+"""A hive's configuration: typed model, strict loading, atomic locked updates.
+
+``<home>/<NAME>/config.yaml`` looks like::
+
+    name: myhive
+    replication: 3
+    backend: kuzu            # or memory
+    buffer_pool_mb: 256      # Kuzu buffer pool per agent
+    agents_per_process: 1
+    agents:
+      - name: agent-0
+        prompt: ''
+        kuzu_db: null        # a path; relative paths are relative to the hive directory
+    azure:
+      resource_group: null
+      location: eastus
+      image: null
+      agents_per_app: 5
+      subscription: null
+
+:func:`load` refuses anything else (unknown or duplicate keys, wrong types, invalid or
+duplicate names, out-of-range numbers) with a :class:`ConfigError` that names the file, the
+key path (``agents[3].name``) and the problem. :func:`save` writes atomically. Every
+read-modify-write runs under :func:`locked`, an exclusive ``flock`` on ``<hive>/.lock``, so
+two CLI calls at once never lose an update.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from amplihack_hive.agent.runstate import process_of, read_records
+from amplihack_hive.errors import (
+    ConfigError,
+    HiveError,
+    HiveStateError,
+    InvalidInputError,
+    NotFoundError,
+)
+from amplihack_hive.hive.home import (
+    LOCK_FILE,
+    HomeArg,
+    config_path,
+    hive_dir,
+    hive_names,
+    write_file_atomic,
+)
+from amplihack_hive.hive.token import create_token
+from amplihack_hive.names import validate_name
+
+BACKENDS = ("kuzu", "memory")
+#: Most agents ``create`` makes in one hive (a guard against typos such as 1000000).
+MAX_AGENTS = 10_000
+#: Seconds :func:`locked` waits for another command before giving up.
+LOCK_TIMEOUT = 30.0
+
+_HEADER = (
+    b"# amplihack-hive hive config, checked strictly on load (see amplihack_hive/hive/config.py)\n"
+)
+
+
+@dataclass
+class AgentConfig:
+    """One agent: its name, its prompt, and optionally where its Kuzu database lives."""
+
+    name: str
+    prompt: str = ""
+    kuzu_db: str | None = None
+
+
+@dataclass
+class AzureConfig:
+    """Settings for the Azure Container Apps target (``render``, ``--target azure``)."""
+
+    resource_group: str | None = None
+    location: str = "eastus"
+    image: str | None = None
+    agents_per_app: int = 5
+    subscription: str | None = None
+
+
+@dataclass
+class HiveConfig:
+    """The whole of ``config.yaml``."""
+
+    name: str
+    replication: int = 3
+    backend: str = "kuzu"
+    buffer_pool_mb: int = 256
+    agents_per_process: int = 1
+    agents: list[AgentConfig] = field(default_factory=list)
+    azure: AzureConfig = field(default_factory=AzureConfig)
+
+    @property
+    def agent_names(self) -> list[str]:
+        return [agent.name for agent in self.agents]
+
+    def agent(self, name: str) -> AgentConfig:
+        """The agent called ``name``; NotFoundError if the hive has none."""
+        for agent in self.agents:
+            if agent.name == name:
+                return agent
+        raise NotFoundError(f"hive {self.name!r} has no agent {name!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data, in the order :func:`save` writes it (JSON- and YAML-ready)."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class HiveSummary:
+    """One row of :func:`list_hives`. A hive whose config does not load has ``error`` set."""
+
+    name: str
+    path: Path
+    agents: int | None = None
+    replication: int | None = None
+    backend: str | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "path": str(self.path)}
+
+
+# --- parsing ---------------------------------------------------------------------------
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a mapping with the same key twice (PyYAML keeps the last)."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    loader.flatten_mapping(node)
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        with contextlib.suppress(TypeError):  # unhashable: construct_mapping reports it
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+    return loader.construct_mapping(node, deep=True)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _kind(value: object) -> str:
+    """How a YAML user would name the type of ``value``."""
+    if value is None:
+        return "null"
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
+    names.update({list: "a list", dict: "a mapping"})
+    return names.get(type(value), type(value).__name__)
+
+
+class _Section:
+    """One mapping of the config, read key by key; every error names file and key path."""
+
+    def __init__(self, data: object, source: str, path: str, allowed: tuple[str, ...]) -> None:
+        self.source, self.path = source, path
+        if not isinstance(data, dict):
+            raise self.error(None, f"expected a mapping, got {_kind(data)}")
+        for key in data:
+            if key not in allowed:
+                raise self.error(str(key), f"unknown key (expected one of: {', '.join(allowed)})")
+        self.data: dict[str, Any] = data
+
+    def key(self, key: str | None) -> str:
+        if key is None:
+            return self.path or "top level"
+        return f"{self.path}.{key}" if self.path else key
+
+    def error(self, key: str | None, problem: str) -> ConfigError:
+        return ConfigError(f"{self.source}: {self.key(key)}: {problem}")
+
+    def required(self, key: str) -> Any:
+        if key not in self.data:
+            raise self.error(key, "missing")
+        return self.data[key]
+
+    def integer(self, key: str, default: int, minimum: int = 1) -> int:
+        value = self.data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(key, f"expected an integer >= {minimum}, got {_kind(value)}")
+        if value < minimum:
+            raise self.error(key, f"expected an integer >= {minimum}, got {value}")
+        return value
+
+    def text(self, key: str, default: str | None, *, optional: bool, empty: bool = True) -> Any:
+        value = self.data.get(key, default)
+        if value is None and optional:
+            return None
+        if not isinstance(value, str):
+            expected = "a string or null" if optional else "a string"
+            raise self.error(key, f"expected {expected}, got {_kind(value)}")
+        if not empty and not value.strip():
+            raise self.error(key, "must not be empty")
+        return value
+
+    def name(self, key: str, what: str) -> str:
+        try:
+            return validate_name(self.required(key), what)
+        except InvalidInputError as exc:
+            raise self.error(key, str(exc)) from None
+
+
+def _parse_agents(data: object, source: str) -> list[AgentConfig]:
+    if not isinstance(data, list):
+        raise ConfigError(f"{source}: agents: expected a list, got {_kind(data)}")
+    if not data:
+        raise ConfigError(f"{source}: agents: a hive needs at least one agent")
+    agents: list[AgentConfig] = []
+    names: dict[str, str] = {}
+    databases: dict[str, str] = {}
+    for index, item in enumerate(data):
+        section = _Section(item, source, f"agents[{index}]", ("name", "prompt", "kuzu_db"))
+        agent = AgentConfig(
+            name=section.name("name", "agent name"),
+            prompt=section.text("prompt", "", optional=False),
+            kuzu_db=section.text("kuzu_db", None, optional=True, empty=False),
+        )
+        if agent.name in names:
+            raise section.error(
+                "name", f"duplicate agent name {agent.name!r} (also {names[agent.name]})"
+            )
+        names[agent.name] = section.key("name")
+        if agent.kuzu_db is not None:
+            db = os.path.normpath(agent.kuzu_db)
+            if db in databases:
+                problem = f"{agent.kuzu_db!r} is already the database of {databases[db]}"
+                raise section.error("kuzu_db", problem)
+            databases[db] = f"agents[{index}]"
+        agents.append(agent)
+    return agents
+
+
+def _parse_azure(data: object, source: str) -> AzureConfig:
+    keys = ("resource_group", "location", "image", "agents_per_app", "subscription")
+    section = _Section({} if data is None else data, source, "azure", keys)
+    defaults = AzureConfig()
+    return AzureConfig(
+        resource_group=section.text("resource_group", None, optional=True, empty=False),
+        location=section.text("location", defaults.location, optional=False, empty=False),
+        image=section.text("image", None, optional=True, empty=False),
+        agents_per_app=section.integer("agents_per_app", defaults.agents_per_app),
+        subscription=section.text("subscription", None, optional=True, empty=False),
+    )
+
+
+def parse(data: object, source: str = "<config>") -> HiveConfig:
+    """Check plain data (as read from YAML) and build a HiveConfig; ConfigError if not valid."""
+    keys = ("name", "replication", "backend", "buffer_pool_mb", "agents_per_process")
+    section = _Section(data, source, "", (*keys, "agents", "azure"))
+    defaults = HiveConfig(name="x")
+    backend = section.text("backend", defaults.backend, optional=False)
+    if backend not in BACKENDS:
+        raise section.error("backend", f"expected one of {', '.join(BACKENDS)}, got {backend!r}")
+    return HiveConfig(
+        name=section.name("name", "hive name"),
+        replication=section.integer("replication", defaults.replication),
+        backend=backend,
+        buffer_pool_mb=section.integer("buffer_pool_mb", defaults.buffer_pool_mb),
+        agents_per_process=section.integer("agents_per_process", defaults.agents_per_process),
+        agents=_parse_agents(section.required("agents"), source),
+        azure=_parse_azure(section.data.get("azure"), source),
+    )
+
+
+# --- files ---------------------------------------------------------------------------------
+
+
+def load(path: Path) -> HiveConfig:
+    """Read and check the config file at ``path``.
+
+    Missing: NotFoundError. Not UTF-8, malformed YAML (with line and column) or invalid
+    content: ConfigError naming the file.
+    """
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise NotFoundError(f"no hive config at {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a config file") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader: builds no objects
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+        problem = exc.problem or "cannot parse"
+        if exc.context:
+            problem = f"{problem} ({exc.context})"
+        raise ConfigError(f"{where}: malformed YAML: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: malformed YAML: {exc}") from None
+    return parse(data, str(path))
+
+
+def save(path: Path, cfg: HiveConfig) -> None:
+    """Write ``cfg`` to ``path`` atomically, after checking it would load back the same."""
+    data = cfg.to_dict()
+    parse(data, f"{path} (not written)")
+    body = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False)
+    write_file_atomic(path, _HEADER + body.encode("utf-8"))
+
+
+@contextlib.contextmanager
+def locked(directory: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+    """Hold the exclusive lock of the hive in ``directory`` (``flock`` on ``.lock``).
+
+    Not reentrant. Works across processes and across threads (each call opens its own file
+    description). After ``timeout`` seconds of waiting: HiveStateError.
+    """
+    path = directory / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except FileNotFoundError:
+        raise NotFoundError(f"no hive directory at {directory}") from None
+    try:
+        deadline = time.monotonic() + timeout
+        delay = 0.002
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise HiveStateError(
+                        f"another amplihack-hive command holds {path}; gave up after {timeout:g} s"
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+        yield
+    finally:
+        os.close(fd)  # closing the only descriptor releases the lock
+
+
+# --- library operations ------------------------------------------------------------------
+
+
+def _count(value: object, what: str, maximum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInputError(f"{what} must be an integer >= 1, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise InvalidInputError(f"{what} must be at most {maximum}, got {value}")
+    return value
+
+
+def _refuse_if_running(directory: Path, name: str) -> None:
+    live = [rec for rec in read_records(directory) if process_of(rec, directory) is not None]
+    if live:
+        pids = ", ".join(str(rec.pid) for rec in live)
+        raise HiveStateError(
+            f"hive {name!r} is running (agent processes {pids}); stop it first: "
+            f"amplihack-hive stop {name}"
+        )
+
+
+def _clear(directory: Path) -> None:
+    """Delete everything in a hive directory but its lock: the config first, so a crash
+    half-way leaves a directory that is no longer a hive rather than a hive with holes."""
+    config_path(directory).unlink(missing_ok=True)
+    for entry in directory.iterdir():
+        if entry.name == LOCK_FILE:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+def create_hive(
+    home: HomeArg,
+    name: str,
+    agents: int = 1,
+    replication: int = 3,
+    backend: str = "kuzu",
+    prompt: str = "",
+    force: bool = False,
+) -> HiveConfig:
+    """Write a new hive: config with agents ``agent-0..agent-{agents-1}`` and a new token.
+
+    Every argument is checked before anything is written (InvalidInputError). An existing
+    hive is HiveStateError and left unchanged, unless ``force``: then, if none of its agent
+    processes runs (else HiveStateError), everything in its directory (config, token, run
+    state, logs, agent data) is deleted and written anew.
+    Agent databases that the old config placed outside the hive directory are not touched.
+    """
+    directory = hive_dir(home, name)
+    _count(agents, "the number of agents", MAX_AGENTS)
+    _count(replication, "the replication factor")
+    if backend not in BACKENDS:
+        raise InvalidInputError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if not isinstance(prompt, str):
+        raise InvalidInputError(f"prompt must be a string, got {type(prompt).__name__}")
+    cfg = HiveConfig(
+        name=name,
+        replication=replication,
+        backend=backend,
+        agents=[AgentConfig(f"agent-{i}", prompt) for i in range(agents)],
+    )
+    try:
+        directory.mkdir(parents=True)
+        made_directory = True
+    except FileExistsError:
+        made_directory = False
+    try:
+        with locked(directory):
+            if config_path(directory).exists():
+                if not force:
+                    raise HiveStateError(
+                        f"hive {name!r} already exists at {directory} "
+                        "(use --force to delete it and create it anew)"
+                    )
+                _refuse_if_running(directory, name)
+                _clear(directory)
+            create_token(directory)
+            save(config_path(directory), cfg)
+    except BaseException:
+        if made_directory:
+            shutil.rmtree(directory, ignore_errors=True)
+        raise
+    return cfg
+
+
+def _require_config(directory: Path, name: str) -> None:
+    path = config_path(directory)
+    if not path.is_file():
+        raise NotFoundError(f"hive {name!r} not found: no {path}")
+
+
+def _load_checked(directory: Path, name: str) -> HiveConfig:
+    path = config_path(directory)
+    cfg = load(path)
+    if cfg.name != name:
+        raise ConfigError(f"{path}: name: {cfg.name!r} does not match the directory name {name!r}")
+    return cfg
+
+
+def load_hive(home: HomeArg, name: str) -> HiveConfig:
+    """The config of hive ``name``; NotFoundError (with the path) if there is none."""
+    directory = hive_dir(home, name)
+    _require_config(directory, name)
+    return _load_checked(directory, name)
+
+
+def add_agent(
+    home: HomeArg, name: str, agent: str, prompt: str = "", kuzu_db: str | None = None
+) -> HiveConfig:
+    """Add an agent to hive ``name`` and return the new config.
+
+    Invalid agent name or arguments: InvalidInputError; the agent exists already:
+    HiveStateError; no such hive: NotFoundError. A relative ``kuzu_db`` is relative to
+    the hive directory (the CLI passes absolute paths).
+    """
+    directory = hive_dir(home, name)
+    validate_name(agent, "agent name")
+    if not isinstance(prompt, str):
+        raise InvalidInputError(f"prompt must be a string, got {type(prompt).__name__}")
+    if kuzu_db is not None:
+        kuzu_db = os.fspath(kuzu_db)
+        if not kuzu_db.strip():
+            raise InvalidInputError("the Kuzu database path must not be empty")
+    _require_config(directory, name)
+    with locked(directory):
+        cfg = _load_checked(directory, name)
+        if agent in cfg.agent_names:
+            raise HiveStateError(f"hive {name!r} already has an agent named {agent!r}")
+        cfg.agents.append(AgentConfig(agent, prompt, kuzu_db))
+        try:
+            save(config_path(directory), cfg)
+        except ConfigError as exc:  # e.g. the database path is another agent's
+            raise InvalidInputError(str(exc)) from None
+    return cfg
+
+
+def remove_agent(home: HomeArg, name: str, agent: str) -> HiveConfig:
+    """Remove an agent from hive ``name`` and return the new config.
+
+    No such agent: NotFoundError; it is the last one: HiveStateError (a hive needs one).
+    The agent's data directory is left in place.
+    """
+    directory = hive_dir(home, name)
+    validate_name(agent, "agent name")
+    _require_config(directory, name)
+    with locked(directory):
+        cfg = _load_checked(directory, name)
+        cfg.agent(agent)  # NotFoundError
+        if len(cfg.agents) == 1:
+            raise HiveStateError(
+                f"cannot remove {agent!r}, the last agent of hive {name!r}: a hive needs one"
+            )
+        cfg.agents = [a for a in cfg.agents if a.name != agent]
+        save(config_path(directory), cfg)
+    return cfg
+
+
+def list_hives(home: HomeArg = None) -> list[HiveSummary]:
+    """Every hive under the home, by name. One whose config does not load is listed with
+    its error rather than hiding the others."""
+    summaries = []
+    for name in hive_names(home):
+        directory = hive_dir(home, name)
+        try:
+            cfg = _load_checked(directory, name)
+        except HiveError as exc:
+            summaries.append(HiveSummary(name, directory, error=str(exc)))
+            continue
+        summaries.append(
+            HiveSummary(name, directory, len(cfg.agents), cfg.replication, cfg.backend)
+        )
+    return summaries

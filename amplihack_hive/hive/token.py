@@ -1,0 +1,66 @@
+"""The per-hive secret token every request to an agent must carry.
+
+Created by ``create`` as ``<hive>/token``: 32 random bytes, URL-safe base64, in a file
+created with mode 0600 (never readable by others, not even between create and chmod).
+``create --force`` writes a new one, so an old token stops working.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import stat
+from pathlib import Path
+
+from amplihack_hive.errors import ConfigError, NotFoundError
+from amplihack_hive.hive.home import write_file_atomic
+
+logger = logging.getLogger(__name__)
+
+TOKEN_FILE = "token"
+TOKEN_MODE = 0o600
+
+
+def token_path(hive_dir: Path) -> Path:
+    """Where the token of the hive in ``hive_dir`` lives."""
+    return hive_dir / TOKEN_FILE
+
+
+def create_token(hive_dir: Path) -> str:
+    """Write a new random token for the hive in ``hive_dir`` (mode 0600) and return it."""
+    token = secrets.token_urlsafe(32)
+    write_file_atomic(token_path(hive_dir), (token + "\n").encode("ascii"), mode=TOKEN_MODE)
+    return token
+
+
+def read_token(hive_dir: Path) -> str:
+    """The token of the hive in ``hive_dir``.
+
+    A missing file is NotFoundError, an empty one ConfigError. A token file others can
+    read still works but logs a warning.
+    """
+    path = token_path(hive_dir)
+    try:
+        with open(path, encoding="ascii") as handle:
+            mode = os.fstat(handle.fileno()).st_mode
+            text = handle.read()
+    except FileNotFoundError:
+        raise NotFoundError(f"no hive token at {path}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: the token is not ASCII text") from None
+    if stat.S_IMODE(mode) & 0o077:
+        logger.warning(
+            "%s is readable by others (mode %o); run: chmod 600 %s", path, stat.S_IMODE(mode), path
+        )
+    token = text.strip()
+    if not token:
+        raise ConfigError(f"{path}: the token file is empty")
+    return token
+
+
+def token_matches(expected: str, given: str | None) -> bool:
+    """Compare a presented token with the hive's in constant time."""
+    if given is None:
+        return False
+    return secrets.compare_digest(expected.encode("utf-8"), given.encode("utf-8"))

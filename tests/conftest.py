@@ -1,0 +1,53 @@
+"""Shared fixtures. Every test gets its own hive home and HOME, so none touches the real one."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from typer.testing import Result
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Point ``$AMPLIHACK_HIVE_HOME`` and ``$HOME`` into this test's tmp dir, and clear the
+    ``AMPLIHACK_MEMORY_*`` variables. Yields the hive home (not created yet)."""
+    user_home = tmp_path / "user-home"
+    user_home.mkdir()
+    hive_home = tmp_path / "hives"
+    monkeypatch.setenv("HOME", str(user_home))
+    monkeypatch.delenv("USERPROFILE", raising=False)
+    monkeypatch.setenv("AMPLIHACK_HIVE_HOME", str(hive_home))
+    for var in list(os.environ):
+        if var.startswith("AMPLIHACK_MEMORY_"):
+            monkeypatch.delenv(var)
+    yield hive_home
+
+
+@pytest.fixture
+def hive_home(isolated_home: Path) -> Path:
+    """The hive home of this test (``$AMPLIHACK_HIVE_HOME``); it may not exist yet."""
+    return isolated_home
+
+
+@pytest.fixture
+def cli() -> Callable[..., Result]:
+    """Invoke the real typer app in process: ``cli("create", "h", "--json")``.
+
+    stdout and stderr are captured separately (``result.stdout``, ``result.stderr``).
+    """
+    from typer.testing import CliRunner
+
+    from amplihack_hive.cli import app
+
+    runner = CliRunner()
+
+    def invoke(*args: str, input: str | None = None) -> Result:
+        return runner.invoke(app, list(args), input=input)
+
+    return invoke
