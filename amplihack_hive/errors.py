@@ -9,7 +9,8 @@ Every error the library raises on purpose derives from :class:`HiveError`, so a 
     ├── NotFoundError        a hive, agent or fact that does not exist
     ├── StorageError         the storage engine failed (Kuzu errors are mapped to this)
     ├── TransportError       an agent could not be reached or answered badly
-    │   └── AgentUnavailableError  every replica of some key was unreachable
+    │   ├── AgentUnavailableError  every replica of some key was unreachable
+    │   └── WriteQuorumError       some facts were not stored on W replicas (lists which)
     └── HiveStateError       the hive is not in a state for the request (stopped, running twice)
 """
 
@@ -46,3 +47,15 @@ class AgentUnavailableError(TransportError):
 
 class HiveStateError(HiveError):
     """The hive is not in a state that allows the request."""
+
+
+class WriteQuorumError(TransportError):
+    """Some facts of a write reached fewer than W of their replicas.
+
+    ``stored`` holds the ids that were acknowledged, ``failed`` those that were not, so a
+    caller can retry exactly what was lost (writes are idempotent)."""
+
+    def __init__(self, message: str, *, stored: list[str], failed: list[str]) -> None:
+        super().__init__(message)
+        self.stored = stored
+        self.failed = failed

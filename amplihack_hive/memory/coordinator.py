@@ -22,7 +22,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from amplihack_hive.errors import AgentUnavailableError, InvalidInputError, TransportError
+from amplihack_hive.errors import (
+    AgentUnavailableError,
+    InvalidInputError,
+    TransportError,
+    WriteQuorumError,
+)
 from amplihack_hive.memory.index import (
     TermList,
     add_exact,
@@ -242,54 +247,68 @@ class Coordinator:
         for fact, postings in prepared:
             unique.setdefault(fact.id, (fact, postings))
         batches: dict[str, dict[str, list[Any]]] = {}
-        fact_owners: dict[str, list[str]] = {}
+        # (agent, position of the fact in that agent's batch): where to read "inserted"
+        fact_slots: dict[str, list[tuple[str, int]]] = {}
         term_owners: dict[str, list[str]] = {}
+
+        def batch(agent: str) -> dict[str, list[Any]]:
+            b = batches.get(agent)
+            if b is None:
+                b = batches[agent] = {"facts": [], "postings": []}
+            return b
+
         for fact, postings in unique.values():
-            owners = fact_owners[fact.id] = self.owners(fact.id)
+            owners = self.owners(fact.id)
             reached = set(owners)
+            encoded = fact.to_dict()
+            slots = fact_slots[fact.id] = []
             for a in owners:
-                batches.setdefault(a, {"facts": [], "postings": []})["facts"].append(fact.to_dict())
+                facts = batch(a)["facts"]
+                slots.append((a, len(facts)))
+                facts.append(encoded)
             for p in postings:
                 towners = term_owners.get(p.term)
                 if towners is None:
                     towners = term_owners[p.term] = self.owners(p.term)
                 reached.update(towners)
+                row = p.to_list()
                 for a in towners:
-                    batches.setdefault(a, {"facts": [], "postings": []})["postings"].append(
-                        p.to_list()
-                    )
+                    batch(a)["postings"].append(row)
             self.fanout.facts += 1
             self.fanout.fact_agents += len(reached)
         op = _Op(self.transport)
         replies = await op.send_all({a: {"op": "put", **b} for a, b in batches.items()})
         ok = {a for a, r in replies.items() if not isinstance(r, Exception)}
+        term_ok = {
+            t: sum(a in ok for a in owners) >= self._quorum(owners)
+            for t, owners in term_owners.items()
+        }
         new_count = new_length = 0
         failed: list[str] = []
         for fact, postings in unique.values():
-            owners = fact_owners[fact.id]
-            acked = [a for a in owners if a in ok]
-            terms_ok = all(
-                sum(a in ok for a in term_owners[p.term]) >= self._quorum(term_owners[p.term])
-                for p in postings
-            )
-            if len(acked) < self._quorum(owners) or not terms_ok:
+            acked = [(a, i) for a, i in fact_slots[fact.id] if a in ok]
+            if len(acked) < self._quorum(fact_slots[fact.id]) or not all(
+                term_ok[p.term] for p in postings
+            ):
                 failed.append(fact.id)
                 continue
             # count a fact once: when the first owner that answered says it is new to it
-            first = acked[0]
-            idx = [f["id"] for f in batches[first]["facts"]].index(fact.id)
-            reply = replies[first]
+            agent, i = acked[0]
+            reply = replies[agent]
             assert not isinstance(reply, Exception)
-            if reply["inserted"][idx]:
+            if reply["inserted"][i]:
                 new_count += 1
                 new_length += fact.length
         if new_count:
             await self._add_corpus(op, new_count, new_length)
         if failed:
-            errors = {a: str(r) for a, r in replies.items() if isinstance(r, Exception)}
-            raise TransportError(
-                f"{len(failed)} of {len(unique)} facts were not stored on a write quorum; "
-                f"unreachable: {', '.join(sorted(errors))}"
+            errors = sorted(a for a, r in replies.items() if isinstance(r, Exception))
+            lost = set(failed)
+            raise WriteQuorumError(
+                f"{len(failed)} of {len(unique)} facts were not stored on a write quorum "
+                f"of their replicas; unreachable: {', '.join(errors)}",
+                stored=[f.id for f, _ in prepared if f.id not in lost],
+                failed=failed,
             )
         return [f.id for f, _ in prepared]
 

@@ -10,7 +10,7 @@ import hashlib
 import json
 import time
 import unicodedata
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -32,11 +32,17 @@ class Kind(StrEnum):
 
     @classmethod
     def parse(cls, value: str | Kind) -> Kind:
+        known = _KINDS.get(value) if isinstance(value, str) else None
+        if known is not None:
+            return known
         try:
             return cls(str(value).strip().lower())
         except ValueError:
             allowed = ", ".join(k.value for k in cls)
             raise InvalidInputError(f"unknown kind {value!r}; use one of: {allowed}") from None
+
+
+_KINDS: dict[str, Kind] = {k.value: k for k in Kind}
 
 
 def normalize_content(content: str | bytes) -> str:
@@ -129,9 +135,18 @@ class Fact:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["kind"] = self.kind.value
-        return d
+        return {
+            "id": self.id,
+            "content": self.content,
+            "kind": self.kind.value,
+            "agent": self.agent,
+            "created": self.created,
+            "confidence": self.confidence,
+            "metadata": dict(self.metadata),
+            "subject": self.subject,
+            "supersedes": self.supersedes,
+            "length": self.length,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Fact:
