@@ -21,6 +21,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from amplihack_hive._version import __version__
+from amplihack_hive.cli import commands_memory, commands_run
 from amplihack_hive.cli._output import (
     CliState,
     configure_logging,
@@ -239,3 +240,6 @@ def list_hives(ctx: typer.Context, json_output: JsonFlag = False) -> None:
 # flag; raise HiveError subclasses for anything the user can fix (the group above prints
 # them, exit 1); print results with `say`/`out()`, JSON with `print_json`; leave with
 # `raise typer.Exit(3)` for status's "not all healthy".
+
+commands_run.register(app)
+commands_memory.register(app)

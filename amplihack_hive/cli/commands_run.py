@@ -1,0 +1,385 @@
+"""Lifecycle commands of a local hive: ``start``, ``status``, ``stop``, ``logs``.
+
+Each calls :class:`amplihack_hive.hive.supervisor.Supervisor` and prints the result;
+errors are raised as :class:`~amplihack_hive.errors.HiveError` and reported by the app's
+group (one line, exit 1). ``status`` exits 3 when any agent is not healthy.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from amplihack_hive.agent.runstate import LOG_DIR, log_path
+from amplihack_hive.cli._output import out, print_json, say, state
+from amplihack_hive.errors import HiveError, NotFoundError
+from amplihack_hive.hive.config import load_hive
+from amplihack_hive.hive.home import hive_dir
+from amplihack_hive.hive.supervisor import AgentStatus, Supervisor
+from amplihack_hive.names import validate_name
+
+RUN_PANEL = "Run a hive"
+#: Exit status of ``status`` when any agent is not healthy (or the hive is stopped).
+EXIT_NOT_HEALTHY = 3
+#: How often ``logs --follow`` looks for new lines, in seconds.
+FOLLOW_INTERVAL_S = 0.25
+_TAIL_BLOCK = 64 * 1024
+
+# Indirection so tests can stop ``logs --follow`` without a real Ctrl-C.
+_sleep: Callable[[float], None] = time.sleep
+
+
+class Target(StrEnum):
+    """Where a hive runs. ``azure`` is accepted by the parser but not available yet."""
+
+    local = "local"
+    azure = "azure"
+
+
+HiveName = Annotated[
+    str,
+    typer.Argument(
+        metavar="NAME",
+        show_default=False,
+        help="Hive name: lowercase letters, digits and '-', starting with a letter.",
+    ),
+]
+TargetOption = Annotated[
+    Target, typer.Option("--target", help="Where the hive runs (only local for now).")
+]
+JsonFlag = Annotated[
+    bool, typer.Option("--json", help="Print one JSON document on stdout instead.")
+]
+
+
+def require_local(target: Target) -> None:
+    """Refuse targets this version cannot run (the Azure target comes with `render`)."""
+    if target is not Target.local:
+        raise HiveError(
+            f"--target {target.value} is not available yet; only --target local works in "
+            "this version"
+        )
+
+
+def progress_bar(description: str, *, enabled: bool = True) -> Progress:
+    """A rich progress bar on stderr, shown only when stderr is a terminal."""
+    console = out(stderr=True)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not (enabled and console.is_terminal),
+    )
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+# --- start / stop ----------------------------------------------------------------------------
+
+
+def start(
+    ctx: typer.Context,
+    name: HiveName,
+    target: TargetOption = Target.local,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout",
+            min=0.0,
+            metavar="SECONDS",
+            help="How long to wait for every agent to be healthy.",
+        ),
+    ] = 60.0,
+) -> None:
+    """Start the hive's agents as background processes; return once all are healthy.
+
+    Agents already running are left alone; agents that are down are started again.
+    """
+    require_local(target)
+    supervisor = Supervisor(state(ctx).home, name)
+    total = len(supervisor.config.agent_names)
+    with progress_bar(f"starting {name}") as bar:
+        task = bar.add_task(f"starting {name}", total=total)
+
+        def show(healthy: int, of: int) -> None:
+            bar.update(task, completed=healthy, total=of)
+
+        result = supervisor.start(timeout=timeout, progress=show)
+    say(
+        Text(
+            f"started {_plural(len(result.started), 'agent')} "
+            f"({len(result.already_running)} already running)"
+        )
+    )
+
+
+def stop(
+    ctx: typer.Context,
+    name: HiveName,
+    target: TargetOption = Target.local,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout",
+            min=0.0,
+            metavar="SECONDS",
+            help="Grace period after SIGTERM before SIGKILL.",
+        ),
+    ] = 10.0,
+) -> None:
+    """Stop every agent (SIGTERM, then SIGKILL after the timeout). A stopped hive is fine."""
+    require_local(target)
+    result = Supervisor(state(ctx).home, name).stop(timeout=timeout)
+    if not result.stopped and not result.killed:
+        say(Text(f"hive {name} is not running"))
+        return
+    line = f"stopped {_plural(len(result.stopped), 'agent')} of hive {name}"
+    if result.killed:
+        line += f" ({_plural(len(result.killed), 'process')} killed after {timeout:g}s)"
+    say(Text(line))
+
+
+# --- status ------------------------------------------------------------------------------------
+
+_STATE_STYLE = {"healthy": "green", "unhealthy": "yellow", "stopped": "red"}
+
+
+def _uptime(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    whole = int(seconds)
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def _cell(value: object, fmt: str = "{}") -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+def status_table(rows: list[AgentStatus]) -> Table:
+    table = Table("agent", "state", "pid", "url", "facts", "RSS MB", "uptime", box=None)
+    for row in rows:
+        table.add_row(
+            Text(row.name),
+            Text(row.state, style=_STATE_STYLE.get(row.state, "")),
+            _cell(row.pid),
+            Text(_cell(row.url)),
+            _cell(row.facts),
+            _cell(row.rss_mb, "{:.1f}"),
+            _uptime(row.uptime_s),
+        )
+    return table
+
+
+def status(
+    ctx: typer.Context,
+    name: HiveName,
+    target: TargetOption = Target.local,
+    json_output: JsonFlag = False,
+) -> None:
+    """One row per agent: state, pid, url, facts, RSS, uptime.
+
+    Exit 0 when every agent is healthy, 3 when any is not (or the hive is stopped).
+    """
+    require_local(target)
+    rows = Supervisor(state(ctx).home, name).status()
+    healthy = sum(row.state == "healthy" for row in rows)
+    if json_output:
+        print_json(
+            {"hive": name, "target": target.value, "agents": [row.to_dict() for row in rows]}
+        )
+    else:
+        out().print(status_table(rows))
+        say(Text(f"{healthy} of {_plural(len(rows), 'agent')} healthy"))
+    if healthy != len(rows) or not rows:
+        raise typer.Exit(EXIT_NOT_HEALTHY)
+
+
+# --- logs ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class _LogFile:
+    """One log file to show: the agents writing it, and how far it has been read."""
+
+    label: str
+    path: Path
+    offset: int = 0
+    inode: int | None = None
+    partial: bytes = b""
+
+
+def tail_lines(path: Path, count: int) -> tuple[list[str], int]:
+    """The last ``count`` lines of ``path`` and its size, reading backwards in blocks."""
+    with path.open("rb") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        if count <= 0:
+            return [], size
+        data = b""
+        position = size
+        while position > 0 and data.count(b"\n") <= count:
+            step = min(_TAIL_BLOCK, position)
+            position -= step
+            handle.seek(position)
+            data = handle.read(step) + data
+    lines = data.decode("utf-8", errors="replace").splitlines()
+    return lines[-count:], size
+
+
+def _log_files(directory: Path, agents: list[str]) -> list[_LogFile]:
+    """The log files of ``agents`` (plus stray logs of agents no longer in the config when
+    all are shown), each real file once: agents packed in one process share a file through
+    symlinks, and it is labelled with all their names."""
+    if not (directory / LOG_DIR).is_dir():
+        return []
+    by_file: dict[Path, _LogFile] = {}
+    for agent in agents:
+        path = log_path(directory, agent)
+        if not path.exists():  # also a dangling symlink
+            continue
+        real = path.resolve()
+        if real in by_file:
+            by_file[real].label += f",{agent}"
+        else:
+            by_file[real] = _LogFile(agent, real)
+    return list(by_file.values())
+
+
+def _emit(label: str | None, line: str) -> None:
+    sys.stdout.write(f"{label} | {line}\n" if label else f"{line}\n")
+
+
+def logs(
+    ctx: typer.Context,
+    name: HiveName,
+    agent: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[AGENT]", show_default=False, help="One agent (default: every agent)."
+        ),
+    ] = None,
+    follow: Annotated[
+        bool,
+        typer.Option("--follow", "-f", help="Keep printing new lines until Ctrl-C."),
+    ] = False,
+    lines: Annotated[
+        int, typer.Option("--lines", "-n", min=0, metavar="N", help="Lines to show per log.")
+    ] = 50,
+) -> None:
+    """Show the agents' logs: the last N lines of each, then new lines with --follow.
+
+    Without AGENT every agent's log is shown, each line prefixed with the agent's name
+    (agents sharing a process share one log, shown once). No logs yet: a message, exit 0.
+    """
+    home = state(ctx).home
+    directory = hive_dir(home, name)
+    cfg = load_hive(home, name)
+    if agent is not None:
+        known = set(cfg.agent_names)
+        if (
+            agent not in known
+            and not log_path(directory, validate_name(agent, "agent name")).exists()
+        ):
+            raise NotFoundError(
+                f"hive {name!r} has no agent {agent!r}; its agents: {', '.join(cfg.agent_names)}"
+            )
+        agents = [agent]
+    else:
+        extra = sorted(
+            p.stem
+            for p in (directory / LOG_DIR).glob("*.log")
+            if p.stem not in set(cfg.agent_names)
+        )
+        agents = [*cfg.agent_names, *extra]
+    files = _log_files(directory, agents)
+    labelled = agent is None
+    if not files:
+        who = f"agent {agent} of hive {name}" if agent else f"hive {name}"
+        hint = "; waiting for them (Ctrl-C to stop)" if follow else ""
+        out(stderr=True).print(
+            Text(f"no logs yet for {who} (start it with: amplihack-hive start {name}){hint}")
+        )
+    try:
+        for log in files:
+            log.inode = _inode(log.path)
+            shown, log.offset = tail_lines(log.path, lines)
+            for line in shown:
+                _emit(log.label if labelled else None, line)
+        sys.stdout.flush()
+        if follow:
+            _follow(directory, agents, files, labelled)
+    except KeyboardInterrupt:  # Ctrl-C is how --follow ends: a success
+        sys.stdout.flush()
+        if not follow:
+            raise
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino
+    except OSError:
+        return None
+
+
+def _follow(directory: Path, agents: list[str], files: list[_LogFile], labelled: bool) -> None:
+    """Print lines appended to the logs until interrupted; pick up logs that appear later,
+    and start over on a file that was truncated or replaced."""
+    known = {log.path: log for log in files}
+    while True:
+        _sleep(FOLLOW_INTERVAL_S)
+        for log in _log_files(directory, agents):
+            if log.path not in known:  # a log that appeared since: show it from its start
+                known[log.path] = log
+        for log in known.values():
+            inode = _inode(log.path)
+            if inode is None:
+                continue
+            try:
+                with log.path.open("rb") as handle:
+                    size = handle.seek(0, os.SEEK_END)
+                    if inode != log.inode or size < log.offset:
+                        log.offset, log.partial = 0, b""
+                    log.inode = inode
+                    if size == log.offset:
+                        continue
+                    handle.seek(log.offset)
+                    data = handle.read(size - log.offset)
+            except OSError:
+                continue
+            log.offset += len(data)
+            *complete, log.partial = (log.partial + data).split(b"\n")
+            for raw in complete:
+                _emit(log.label if labelled else None, raw.decode("utf-8", errors="replace"))
+        sys.stdout.flush()
+
+
+def register(app: typer.Typer) -> None:
+    """Add start, status, stop and logs to ``app``."""
+    app.command("start", rich_help_panel=RUN_PANEL)(start)
+    app.command("status", rich_help_panel=RUN_PANEL)(status)
+    app.command("stop", rich_help_panel=RUN_PANEL)(stop)
+    app.command("logs", rich_help_panel=RUN_PANEL)(logs)

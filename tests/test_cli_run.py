@@ -1,0 +1,626 @@
+"""The lifecycle and memory commands through the real typer app and real agent processes.
+
+Exit codes: 0 success, 1 an error explained on stderr, 2 bad usage, 3 ``status`` of a hive
+that is not all healthy. Tests marked ``slow`` start agent processes; those that only read
+share one running hive (``shared``), with their own words so they stay independent.
+
+``learn`` of an empty input stores nothing and exits 0, with a warning on stderr: nothing
+failed, and a pipeline that produced no items is not an error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from typer.testing import CliRunner, Result
+
+from amplihack_hive.agent.runstate import AGENT_MODULE
+from amplihack_hive.cli import app, commands_run
+from amplihack_hive.memory.records import MAX_CONTENT_BYTES
+
+Cli = Callable[..., Result]
+REPO_ROOT = Path(__file__).resolve().parent.parent
+AGENT_KEYS = {"name", "state", "pid", "url", "facts", "rss_mb"}
+slow = pytest.mark.slow
+
+
+def agent_pids(directory: Path) -> set[int]:
+    """Live agent processes of the hive in ``directory`` (zombies do not count)."""
+    out = set()
+    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+        cmd = proc.info["cmdline"] or []
+        if proc.info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        if AGENT_MODULE in cmd and str(directory) in cmd:
+            out.add(proc.pid)
+    return out
+
+
+def kill9(pid: int) -> None:
+    os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(psutil.NoSuchProcess):
+        psutil.Process(pid).wait(timeout=10)  # reaps it when it is our child
+
+
+def assert_one_line_error(result: Result, *fragments: str) -> str:
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+def status_json(cli: Cli, *args: str) -> tuple[int, dict[str, Any]]:
+    result = cli(*args, "--json")
+    assert result.exit_code in (0, 3), (result.stdout, result.stderr)
+    document = json.loads(result.stdout)
+    assert set(document) >= {"hive", "target", "agents"}
+    assert document["target"] == "local"
+    for agent in document["agents"]:
+        assert set(agent) >= AGENT_KEYS
+        assert agent["state"] in ("healthy", "unhealthy", "stopped")
+    return result.exit_code, document
+
+
+def home_cli(home: Path) -> Cli:
+    """Invoke the app with ``--home HOME`` (for the module-scoped hive, whose home is not
+    the per-test ``$AMPLIHACK_HIVE_HOME``)."""
+    runner = CliRunner()
+
+    def invoke(*args: str, input: str | bytes | None = None) -> Result:
+        return runner.invoke(app, ["--home", str(home), *args], input=input)
+
+    return invoke
+
+
+# --- a shared running hive ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
+    """A running 3-agent hive "sh" on the memory backend, for tests that only add facts with
+    their own words; yields a ``cli`` bound to its home."""
+    home = tmp_path_factory.mktemp("shared") / "hives"
+    run = home_cli(home)
+    assert run("create", "sh", "--agents", "3", "--backend", "memory").exit_code == 0
+    started = run("start", "sh", "--timeout", "60")
+    assert started.exit_code == 0, started.stderr
+    try:
+        yield run
+    finally:
+        run("stop", "sh")
+        assert agent_pids(home / "sh") == set()
+
+
+# --- no processes needed --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["start", "nope"],
+        ["status", "nope"],
+        ["status", "nope", "--json"],
+        ["stop", "nope"],
+        ["logs", "nope"],
+        ["learn", "nope", "-"],
+        ["recall", "nope", "anything"],
+        ["ask", "nope", "anything", "--json"],
+    ],
+)
+def test_a_missing_hive_is_a_one_line_error(cli: Cli, hive_home: Path, args: list[str]) -> None:
+    assert_one_line_error(cli(*args), "hive 'nope' not found")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["learn", "h", "--format", "csv"],
+        ["learn", "h", "--batch", "0"],
+        ["recall", "h", "q", "--limit", "0"],
+        ["recall", "h"],
+        ["ask", "h"],
+        ["start", "h", "--target", "gcp"],
+        ["start", "h", "--timeout", "soon"],
+        ["status", "h", "--bogus"],
+        ["stop", "h", "--timeout", "-1"],
+        ["logs", "h", "-n", "-1"],
+        ["logs"],
+    ],
+)
+def test_bad_usage_exits_2(cli: Cli, args: list[str]) -> None:
+    assert cli("create", "h", "--backend", "memory").exit_code == 0
+    result = cli(*args)
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert result.stdout == ""
+
+
+def test_azure_target_is_not_available_yet(cli: Cli) -> None:
+    assert cli("create", "h", "--backend", "memory").exit_code == 0
+    for command in ("start", "status", "stop"):
+        assert_one_line_error(cli(command, "h", "--target", "azure"), "not available yet")
+
+
+def test_a_stopped_hive(cli: Cli, hive_home: Path) -> None:
+    assert cli("create", "h", "--agents", "2", "--backend", "memory").exit_code == 0
+    table = cli("status", "h")
+    assert table.exit_code == 3
+    assert table.stdout.count("stopped") == 2
+    assert "0 of 2 agents healthy" in table.stdout
+    code, document = status_json(cli, "status", "h")
+    assert code == 3
+    assert document["hive"] == "h"
+    assert [(a["name"], a["state"], a["pid"]) for a in document["agents"]] == [
+        ("agent-0", "stopped", None),
+        ("agent-1", "stopped", None),
+    ]
+    stopped = cli("stop", "h")
+    assert stopped.exit_code == 0
+    assert stopped.stdout == "hive h is not running\n"
+    start_hint = "amplihack-hive start h"
+    assert_one_line_error(cli("learn", "h", "-", input="a fact\n"), "not running", start_hint)
+    assert_one_line_error(cli("recall", "h", "anything", "--json"), "not running", start_hint)
+    assert_one_line_error(cli("ask", "h", "anything"), "not running", start_hint)
+
+
+def _write_logs(hive: Path) -> None:
+    logs = hive / "logs"
+    logs.mkdir()
+    (logs / "agent-0.log").write_text("".join(f"zero {i}\n" for i in range(100)))
+    (logs / "agent-1.log").symlink_to("agent-0.log")  # packed with agent-0
+    (logs / "agent-2.log").write_text("two a\ntwo b [not markup]\n")
+
+
+def test_logs_tail_each_file_once_with_prefixes(cli: Cli, hive_home: Path) -> None:
+    assert cli("create", "h", "--agents", "4", "--backend", "memory").exit_code == 0
+    _write_logs(hive_home / "h")
+    result = cli("logs", "h", "-n", "3")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "agent-0,agent-1 | zero 97",
+        "agent-0,agent-1 | zero 98",
+        "agent-0,agent-1 | zero 99",
+        "agent-2 | two a",
+        "agent-2 | two b [not markup]",
+    ]  # agent-3 has no log yet: nothing for it
+    assert len(cli("logs", "h").stdout.splitlines()) == 50 + 2
+    one = cli("logs", "h", "agent-1", "--lines", "2")
+    assert one.exit_code == 0
+    assert one.stdout == "zero 98\nzero 99\n"
+    assert cli("logs", "h", "agent-2", "-n", "0").stdout == ""
+    assert cli("logs", "h", "agent-2", "-n", "1000").stdout == "two a\ntwo b [not markup]\n"
+
+
+def test_logs_errors_and_no_logs_yet(cli: Cli, hive_home: Path) -> None:
+    assert cli("create", "h", "--agents", "2", "--backend", "memory").exit_code == 0
+    none = cli("logs", "h")
+    assert none.exit_code == 0
+    assert none.stdout == ""
+    assert "no logs yet for hive h" in none.stderr
+    assert "amplihack-hive start h" in none.stderr
+    assert "no logs yet for agent agent-1" in cli("logs", "h", "agent-1").stderr
+    assert_one_line_error(cli("logs", "h", "agent-7"), "has no agent 'agent-7'", "agent-0")
+    assert_one_line_error(cli("logs", "h", "../x"), "invalid agent name '../x'")
+    (hive_home / "h" / "logs").mkdir()
+    (hive_home / "h" / "logs" / "old-agent.log").write_text("kept after remove-agent\n")
+    assert cli("logs", "h", "old-agent").stdout == "kept after remove-agent\n"
+    assert cli("logs", "h").stdout == "old-agent | kept after remove-agent\n"
+
+
+def test_logs_follow_prints_new_lines_until_ctrl_c(
+    cli: Cli, hive_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert cli("create", "h", "--agents", "3", "--backend", "memory").exit_code == 0
+    hive = hive_home / "h"
+    _write_logs(hive)
+    zero = hive / "logs" / "agent-0.log"
+    steps = [
+        lambda: zero.open("a").write("zero new\npartial "),
+        lambda: zero.open("a").write("line done\n"),
+        lambda: zero.write_text("after truncation\n"),
+        lambda: (hive / "logs" / "agent-2.log").open("a").write("two new\n"),
+    ]
+
+    def fake_sleep(_: float) -> None:
+        if not steps:
+            raise KeyboardInterrupt
+        steps.pop(0)()
+
+    monkeypatch.setattr(commands_run, "_sleep", fake_sleep)
+    result = cli("logs", "h", "--follow", "-n", "1")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "agent-0,agent-1 | zero 99",
+        "agent-2 | two b [not markup]",
+        "agent-0,agent-1 | zero new",
+        "agent-0,agent-1 | partial line done",
+        "agent-0,agent-1 | after truncation",
+        "agent-2 | two new",
+    ]
+
+
+def test_logs_follow_waits_for_logs_to_appear(
+    cli: Cli, hive_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert cli("create", "h", "--backend", "memory").exit_code == 0
+    logs = hive_home / "h" / "logs"
+    steps = [lambda: logs.mkdir(), lambda: (logs / "agent-0.log").write_text("hello\n")]
+
+    def fake_sleep(_: float) -> None:
+        if not steps:
+            raise KeyboardInterrupt
+        steps.pop(0)()
+
+    monkeypatch.setattr(commands_run, "_sleep", fake_sleep)
+    result = cli("logs", "h", "agent-0", "-f")
+    assert result.exit_code == 0
+    assert "waiting" in result.stderr
+    assert result.stdout == "hello\n"
+
+
+# --- the shared running hive -------------------------------------------------------------------
+
+
+@slow
+def test_status_of_a_healthy_hive(shared: Cli) -> None:
+    table = shared("status", "sh")
+    assert table.exit_code == 0, table.stderr
+    assert table.stderr == ""
+    for word in ("agent-0", "agent-2", "healthy", "RSS MB", "uptime", "http://127.0.0.1:"):
+        assert word in table.stdout
+    assert "3 of 3 agents healthy" in table.stdout
+    code, document = status_json(shared, "status", "sh")
+    assert code == 0
+    assert document["hive"] == "sh"
+    agents = document["agents"]
+    assert [a["name"] for a in agents] == ["agent-0", "agent-1", "agent-2"]
+    for agent in agents:
+        assert agent["state"] == "healthy"
+        assert isinstance(agent["pid"], int) and psutil.pid_exists(agent["pid"])
+        assert agent["url"].startswith("http://127.0.0.1:")
+        assert isinstance(agent["facts"], int)
+        assert agent["rss_mb"] > 0
+
+
+@slow
+def test_start_of_a_running_hive_starts_nothing(shared: Cli) -> None:
+    before = {a["pid"] for a in status_json(shared, "status", "sh")[1]["agents"]}
+    result = shared("start", "sh")
+    assert result.exit_code == 0
+    assert result.stdout == "started 0 agents (3 already running)\n"
+    assert result.stderr == ""
+    assert {a["pid"] for a in status_json(shared, "status", "sh")[1]["agents"]} == before
+
+
+@slow
+def test_learn_text_jsonl_and_stdin_then_recall_and_ask(shared: Cli, tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_bytes(
+        b"The quokka colony lives on Rottnest island.\r\n\r\n"
+        b"Quokka pups are called joeys;\r\nthey stay in the pouch for six months.\r\n"
+    )
+    result = shared("learn", "sh", str(notes))
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        0,
+        "stored 2 items (0 failed)\n",
+        "",
+    )
+
+    piped = shared("learn", "sh", "-", input="The narwhal tusk is a tooth.\n\nNarwhals dive deep.")
+    assert piped.stdout == "stored 2 items (0 failed)\n"
+    implicit = shared("learn", "sh", "--json", input="Axolotls regrow their limbs.\n")
+    assert json.loads(implicit.stdout) == {"stored": 1, "failed": 0}
+
+    lines = [
+        {"content": "The okapi is the closest relative of the giraffe", "kind": "semantic"},
+        {"content": "Saw an okapi at the zoo", "kind": "episodic", "metadata": {"zoo": "Antwerp"}},
+    ]
+    data = tmp_path / "facts.jsonl"
+    data.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    jsonl = shared("learn", "sh", str(data), "--format", "jsonl", "--json", "--batch", "1")
+    assert jsonl.exit_code == 0, jsonl.stderr
+    assert json.loads(jsonl.stdout) == {"stored": 2, "failed": 0}
+
+    recalled = shared("recall", "sh", "Where do quokkas live?", "--json", "-k", "3")
+    assert recalled.exit_code == 0, recalled.stderr
+    assert recalled.stderr == ""
+    hits = json.loads(recalled.stdout)
+    assert 1 <= len(hits) <= 3
+    assert {"id", "content", "score"} <= set(hits[0])
+    assert "Rottnest" in hits[0]["content"]
+    assert hits == sorted(hits, key=lambda h: -h["score"])
+    okapi = json.loads(shared("recall", "sh", "okapi zoo", "--json").stdout)
+    assert any(h["metadata"] == {"zoo": "Antwerp"} and h["kind"] == "episodic" for h in okapi)
+
+    table = shared("recall", "sh", "narwhal tusk")
+    assert table.exit_code == 0
+    assert "rank" in table.stdout and "narwhal tusk is a tooth" in table.stdout
+    nothing = shared("recall", "sh", "zzyzx")
+    assert (nothing.exit_code, nothing.stdout) == (
+        0,
+        "nothing the hive remembers matches the question\n",
+    )
+    assert json.loads(shared("recall", "sh", "zzyzx", "--json").stdout) == []
+
+    answer = shared("ask", "sh", "What regrows its limbs?")
+    assert answer.exit_code == 0, answer.stderr
+    assert answer.stdout.splitlines()[0] == "Axolotls regrow their limbs."
+    assert "sources:" in answer.stdout
+    document = json.loads(
+        shared("ask", "sh", "How long do quokka joeys stay in the pouch?", "--json").stdout
+    )
+    assert "six months" in document["answer"]
+    assert document["sources"] and {"id", "content", "score"} <= set(document["sources"][0])
+    assert document["complete"] is True
+
+
+@slow
+def test_learn_counts_and_reports_every_bad_item(shared: Cli, tmp_path: Path) -> None:
+    data = tmp_path / "mixed.jsonl"
+    data.write_text(
+        "\n".join(
+            [
+                json.dumps({"content": "The pangolin eats ants"}),
+                "{oops",
+                json.dumps({"content": 7}),
+                json.dumps({"content": "x" * (MAX_CONTENT_BYTES + 1)}),
+                "",
+                json.dumps({"content": "Pangolins have scales", "kind": "gossip"}),
+                json.dumps({"content": "The pangolin rolls into a ball"}),
+            ]
+        )
+    )
+    result = shared("learn", "sh", str(data), "--format", "jsonl", "--json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout) == {"stored": 2, "failed": 4}
+    errors = result.stderr.splitlines()
+    assert [line.split(":")[1].strip() for line in errors] == [
+        "line 2",
+        "line 3",
+        "line 4",
+        "line 6",
+    ]
+    assert "not valid JSON" in errors[0] and "must be a string" in errors[1]
+    assert "bytes per fact" in errors[2] and "unknown kind 'gossip'" in errors[3]
+    assert "Traceback" not in result.stderr
+    human = shared("learn", "sh", str(data), "--format", "jsonl")
+    assert human.exit_code == 1
+    assert human.stdout == "stored 2 items (4 failed)\n"
+    recalled = json.loads(shared("recall", "sh", "pangolin", "--json").stdout)
+    assert {h["content"] for h in recalled} >= {
+        "The pangolin eats ants",
+        "The pangolin rolls into a ball",
+    }
+
+
+@slow
+def test_learn_input_errors(shared: Cli, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n \n")
+    result = shared("learn", "sh", str(empty), "--json")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == {"stored": 0, "failed": 0}
+    assert "no items" in result.stderr
+    assert shared("learn", "sh", input="").stdout == "stored 0 items (0 failed)\n"
+
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("Café au lait\n".encode("latin-1"))
+    assert_one_line_error(shared("learn", "sh", str(latin1)), "not valid UTF-8", "line 1")
+    assert_one_line_error(
+        shared("learn", "sh", "-", input=b"ok\n\xff\n"), "not valid UTF-8", "line 2"
+    )
+    assert_one_line_error(shared("learn", "sh", str(tmp_path / "missing.txt")), "not found")
+    assert_one_line_error(shared("learn", "sh", str(tmp_path)), "is a directory")
+
+
+@slow
+def test_learn_in_small_batches(shared: Cli) -> None:
+    text = "\n\n".join(f"Lighthouse keeper {i} tends lamp L{i}" for i in range(23))
+    result = shared("learn", "sh", "--batch", "5", "--json", input=text)
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout) == {"stored": 23, "failed": 0}
+    hits = json.loads(shared("recall", "sh", "keeper lamp L17", "--json", "-k", "1").stdout)
+    assert hits[0]["content"] == "Lighthouse keeper 17 tends lamp L17"
+
+
+@slow
+def test_logs_of_a_running_hive(shared: Cli) -> None:
+    result = shared("logs", "sh", "-n", "5")
+    assert result.exit_code == 0
+    assert "agent-1 | " in result.stdout
+    assert "listening on http://127.0.0.1:" in result.stdout
+
+
+# --- a hive's whole life -------------------------------------------------------------------------
+
+
+@slow
+def test_lifecycle_kill_restart_and_stop(cli: Cli, hive_home: Path, tmp_path: Path) -> None:
+    directory = hive_home / "life"
+    assert cli("create", "life", "--agents", "5", "--backend", "memory").exit_code == 0
+    started = cli("start", "life", "--timeout", "60")
+    assert (started.exit_code, started.stdout) == (0, "started 5 agents (0 already running)\n")
+    assert started.stderr == ""
+    code, document = status_json(cli, "status", "life")
+    assert code == 0
+    assert document == {"hive": "life", "target": "local", "agents": document["agents"]}
+    pids = {a["name"]: a["pid"] for a in document["agents"]}
+    assert set(pids.values()) == agent_pids(directory)
+
+    facts = tmp_path / "facts.txt"
+    facts.write_text(
+        "\n\n".join(f"Courier {i} delivers parcel P{i} to dock D{i}" for i in range(40))
+    )
+    assert cli("learn", "life", str(facts)).stdout == "stored 40 items (0 failed)\n"
+
+    kill9(pids["agent-3"])
+    code, document = status_json(cli, "status", "life")
+    assert code == 3
+    states = {a["name"]: a["state"] for a in document["agents"]}
+    assert states == {**{n: "healthy" for n in pids}, "agent-3": "stopped"}
+    table = cli("status", "life")
+    assert table.exit_code == 3 and "stopped" in table.stdout
+    # one agent down: every fact still reaches a write quorum (R=3, quorum 2)
+    one_down = cli("learn", "life", "--json", input="Courier 99 is off sick today\n")
+    assert json.loads(one_down.stdout) == {"stored": 1, "failed": 0}
+    hits = json.loads(cli("recall", "life", "parcel P17 dock", "--json").stdout)
+    assert hits[0]["content"] == "Courier 17 delivers parcel P17 to dock D17"
+
+    # two agents down: some facts cannot reach a quorum; they are counted, not lost silently
+    kill9(pids["agent-1"])
+    lines = [f"Van {i} carries crate C{i} for customer K{i}" for i in range(12)]
+    two_down = cli("learn", "life", "--json", input="\n\n".join(lines))
+    assert two_down.exit_code == 1
+    counts = json.loads(two_down.stdout)
+    assert counts["failed"] > 0 and counts["stored"] + counts["failed"] == 12
+    assert "not stored" in two_down.stderr and "Traceback" not in two_down.stderr
+
+    restarted = cli("start", "life")
+    assert restarted.exit_code == 0, restarted.stderr
+    assert restarted.stdout == "started 2 agents (3 already running)\n"
+    code, document = status_json(cli, "status", "life")
+    assert code == 0
+    new_pids = {a["name"]: a["pid"] for a in document["agents"]}
+    assert new_pids["agent-0"] == pids["agent-0"] and new_pids["agent-3"] != pids["agent-3"]
+    again = cli("learn", "life", "--json", input="\n\n".join(lines))
+    assert json.loads(again.stdout) == {"stored": 12, "failed": 0}
+
+    stopped = cli("stop", "life", "--timeout", "10")
+    assert (stopped.exit_code, stopped.stdout) == (0, "stopped 5 agents of hive life\n")
+    code, document = status_json(cli, "status", "life")
+    assert code == 3
+    assert {a["state"] for a in document["agents"]} == {"stopped"}
+    assert agent_pids(directory) == set()
+    assert cli("stop", "life").stdout == "hive life is not running\n"
+
+
+@slow
+def test_start_timeout_names_the_late_agents(cli: Cli, hive_home: Path) -> None:
+    assert cli("create", "late", "--agents", "2", "--backend", "memory").exit_code == 0
+    try:
+        result = cli("start", "late", "--timeout", "0")
+        assert result.exit_code == 1
+        line = result.stderr.strip()
+        assert line.startswith("error: ") and "not healthy after 0s" in line
+        assert "agent-" in line and "Traceback" not in line
+    finally:
+        assert cli("stop", "late").exit_code == 0
+    assert agent_pids(hive_home / "late") == set()
+
+
+@slow
+@pytest.mark.skipif(
+    importlib.util.find_spec("amplihack_hive.memory.kuzu_store") is None,
+    reason="amplihack_hive/memory/kuzu_store.py (the Kuzu backend) does not exist yet",
+)
+def test_a_hive_on_the_default_kuzu_backend(cli: Cli, hive_home: Path) -> None:
+    assert cli("create", "kz", "--agents", "3").exit_code == 0  # backend kuzu by default
+    try:
+        started = cli("start", "kz", "--timeout", "60")
+        assert started.exit_code == 0, started.stderr
+        learned = cli("learn", "kz", "--json", input="The tapir has a short trunk.\n\nOwls fly.")
+        assert json.loads(learned.stdout) == {"stored": 2, "failed": 0}, learned.stderr
+        hits = json.loads(cli("recall", "kz", "tapir trunk", "--json").stdout)
+        assert hits[0]["content"] == "The tapir has a short trunk."
+        code, document = status_json(cli, "status", "kz")
+        assert code == 0 and sum(a["facts"] for a in document["agents"]) >= 2
+    finally:
+        assert cli("stop", "kz").exit_code == 0
+    assert agent_pids(hive_home / "kz") == set()
+
+
+# --- the real entry point ------------------------------------------------------------------------
+
+
+def run_module(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "amplihack_hive", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+
+
+@slow
+def test_python_dash_m_start_status_stop(tmp_path: Path) -> None:
+    home = tmp_path / "sub-home"
+    base = ("--home", str(home))
+    created = run_module(
+        *base, "create", "sub", "--agents", "2", "--backend", "memory", cwd=tmp_path
+    )
+    assert created.returncode == 0, created.stderr
+    try:
+        started = run_module(*base, "start", "sub", "--timeout", "60", cwd=tmp_path)
+        assert started.returncode == 0, started.stderr
+        assert started.stdout == "started 2 agents (0 already running)\n"
+        status = run_module(*base, "status", "sub", "--json", cwd=tmp_path)
+        assert status.returncode == 0, status.stderr
+        assert [a["state"] for a in json.loads(status.stdout)["agents"]] == ["healthy"] * 2
+    finally:
+        stopped = run_module(*base, "stop", "sub", cwd=tmp_path)
+    assert stopped.returncode == 0, stopped.stderr
+    assert stopped.stdout == "stopped 2 agents of hive sub\n"
+    assert agent_pids(home / "sub") == set()
+    after = run_module(*base, "status", "sub", "--json", cwd=tmp_path)
+    assert after.returncode == 3
+    assert after.stderr == ""
+    missing = run_module(*base, "start", "nope", cwd=tmp_path)
+    assert missing.returncode == 1
+    assert missing.stdout == ""
+    assert missing.stderr.startswith("error: hive 'nope' not found")
+    assert len(missing.stderr.splitlines()) == 1
+
+
+@slow
+def test_logs_follow_in_a_real_process_ends_with_exit_0_on_ctrl_c(
+    cli: Cli, hive_home: Path
+) -> None:
+    assert cli("create", "fw", "--backend", "memory").exit_code == 0
+    log = hive_home / "fw" / "logs" / "agent-0.log"
+    log.parent.mkdir()
+    log.write_text("old line\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "amplihack_hive", "logs", "fw", "agent-0", "--follow"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        # a Ctrl-C must reach it even if this test runs with SIGINT ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "old line\n"
+        with log.open("a") as handle:
+            handle.write("new line\n")
+        assert proc.stdout.readline() == "new line\n"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert out == "" and "Traceback" not in err

@@ -1,0 +1,194 @@
+"""Reading ``learn`` input: paragraphs, JSON Lines, line numbers, encodings; no hive needed."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from amplihack_hive.errors import InvalidInputError
+from amplihack_hive.hive.learn_input import (
+    InputItem,
+    InputProblem,
+    check_items,
+    read_items,
+)
+from amplihack_hive.memory.records import MAX_CONTENT_BYTES
+
+
+def contents(items: list[InputItem]) -> list[str]:
+    return [item.content for item in items]
+
+
+# --- text ------------------------------------------------------------------------------------
+
+
+def test_each_paragraph_is_one_item_with_its_first_line() -> None:
+    text = "First fact\nstill first.\n\nSecond fact.\n\n\n\nThird fact.\n"
+    items, problems = read_items(text, "text")
+    assert problems == []
+    assert contents(items) == ["First fact\nstill first.", "Second fact.", "Third fact."]
+    assert [item.line for item in items] == [1, 4, 8]
+    assert items[0].as_item() == {"content": "First fact\nstill first."}
+
+
+@pytest.mark.parametrize("newline", ["\r\n", "\r", "\n"])
+def test_paragraphs_with_any_line_end(newline: str) -> None:
+    text = newline.join(["alpha one", "alpha two", "", "beta", ""])
+    items, _ = read_items(text, "text")
+    assert contents(items) == ["alpha one\nalpha two", "beta"]
+    assert all("\r" not in c for c in contents(items))
+
+
+def test_trailing_whitespace_and_whitespace_only_lines_separate_paragraphs() -> None:
+    text = "  indented first  \t\nsecond line   \n \t \nnext\t\n   \n\n"
+    items, _ = read_items(text, "text")
+    assert contents(items) == ["  indented first\nsecond line", "next"]
+    assert [item.line for item in items] == [1, 4]
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "   \n\t\n", "\r\n\r\n"])
+def test_empty_text_has_no_items(text: str) -> None:
+    assert read_items(text, "text") == ([], [])
+
+
+def test_bytes_and_streams_are_read_as_utf8() -> None:
+    raw = "Ærøskøbing ferry leaves at 9.\n\nCafé opens at 7.".encode()
+    for source in (raw, io.BytesIO(raw), io.StringIO(raw.decode())):
+        items, _ = read_items(source, "text")
+        assert contents(items) == ["Ærøskøbing ferry leaves at 9.", "Café opens at 7."]
+
+
+def test_a_utf8_bom_is_dropped() -> None:
+    items, _ = read_items(b"\xef\xbb\xbfhello there", "text")
+    assert contents(items) == ["hello there"]
+
+
+def test_non_utf8_input_is_refused_naming_the_line() -> None:
+    with pytest.raises(InvalidInputError, match=r"not valid UTF-8 \(line 3"):
+        read_items(b"ok\n\n caf\xe9 latin-1\n", "text")
+    with pytest.raises(InvalidInputError, match="not valid UTF-8"):
+        read_items(io.BytesIO(b"\xff\xfe\x00"), "jsonl")
+
+
+def test_unknown_format_is_refused() -> None:
+    with pytest.raises(InvalidInputError, match="unknown input format 'csv'"):
+        read_items("x", "csv")
+
+
+# --- jsonl -----------------------------------------------------------------------------------
+
+
+def test_jsonl_items_with_kind_and_metadata() -> None:
+    lines = [
+        json.dumps({"content": "Sarah's birthday is March 15"}),
+        "",
+        json.dumps({"content": "Deploys happen on Tuesdays", "kind": "procedural"}),
+        json.dumps({"content": "Met Bob", "kind": "episodic", "metadata": {"src": "notes"}}),
+        "   ",
+    ]
+    items, problems = read_items("\r\n".join(lines), "jsonl")
+    assert problems == []
+    assert [item.line for item in items] == [1, 3, 4]
+    assert [item.as_item() for item in items] == [
+        {"content": "Sarah's birthday is March 15"},
+        {"content": "Deploys happen on Tuesdays", "kind": "procedural"},
+        {"content": "Met Bob", "kind": "episodic", "metadata": {"src": "notes"}},
+    ]
+
+
+def test_jsonl_null_optional_fields_are_absent() -> None:
+    items, problems = read_items('{"content": "x y z", "kind": null, "metadata": null}', "jsonl")
+    assert problems == []
+    assert items[0].as_item() == {"content": "x y z"}
+
+
+def test_jsonl_library_fields_pass_through() -> None:
+    line = json.dumps({"content": "c", "subject": "bob", "confidence": 0.5, "created": 1.0})
+    items, problems = read_items(line, "jsonl")
+    assert problems == []
+    assert items[0].as_item() == {
+        "content": "c",
+        "subject": "bob",
+        "confidence": 0.5,
+        "created": 1.0,
+    }
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("{not json", "not valid JSON"),
+        ('{"content": "x",}', "not valid JSON"),
+        ('"just a string"', "expected a JSON object, got a string"),
+        ("[1, 2]", "expected a JSON object, got an array"),
+        ("42", "expected a JSON object, got a number"),
+        ("null", "expected a JSON object, got null"),
+        ('{"kind": "semantic"}', 'missing "content"'),
+        ('{"content": 42}', '"content" must be a string, got a number'),
+        ('{"content": null}', '"content" must be a string, got null'),
+        ('{"content": ["a"]}', '"content" must be a string, got an array'),
+        ('{"content": "x", "kind": 3}', '"kind" must be a string, got a number'),
+        ('{"content": "x", "metadata": "src"}', '"metadata" must be an object, got a string'),
+        ('{"content": "x", "metadata": [1]}', '"metadata" must be an object, got an array'),
+        ('{"content": "x", "confidence": "high"}', '"confidence" must be a number'),
+        ('{"content": "x", "confidence": true}', '"confidence" must be a number, got a boolean'),
+        ('{"content": "x", "created": NaN}', '"created" must be a finite number'),
+        ('{"content": "x", "subject": 1}', '"subject" must be a string'),
+        ('{"content": "x", "text": "y"}', "unknown field(s) 'text'"),
+    ],
+)
+def test_jsonl_bad_lines_are_problems_with_their_line_number(line: str, message: str) -> None:
+    text = "\n".join(['{"content": "good one"}', "", line, '{"content": "good two"}'])
+    items, problems = read_items(text, "jsonl")
+    assert contents(items) == ["good one", "good two"]
+    assert len(problems) == 1
+    assert problems[0].line == 3
+    assert message in problems[0].message
+    assert str(problems[0]).startswith("line 3: ")
+
+
+def test_jsonl_every_bad_line_is_counted() -> None:
+    text = "\n".join(["{", '{"content": "ok"}', "[]", "nope"])
+    items, problems = read_items(text, "jsonl")
+    assert len(items) == 1
+    assert [p.line for p in problems] == [1, 3, 4]
+
+
+# --- check_items: the library's per-fact rules ------------------------------------------------
+
+
+def test_check_items_refuses_what_the_library_would_refuse() -> None:
+    big = "word " * (MAX_CONTENT_BYTES // 5 + 10)
+    items = [
+        InputItem(1, "fine fact"),
+        InputItem(2, big),
+        InputItem(3, "   "),
+        InputItem(4, "nul \x00 inside"),
+        InputItem(5, "bad kind", kind="gossip"),
+        InputItem(6, "fine too", kind="Episodic"),
+        InputItem(7, "huge meta", metadata={"blob": "x" * 100_000}),
+        InputItem(8, "bad supersedes", extra={"supersedes": "not-an-id"}),
+        InputItem(9, "bad confidence", extra={"confidence": 2}),
+        InputItem(10, "lone surrogate \ud800"),
+    ]
+    good, problems = check_items(items)
+    assert [item.line for item in good] == [1, 6]
+    by_line = {p.line: p.message for p in problems}
+    assert set(by_line) == {2, 3, 4, 5, 7, 8, 9, 10}
+    assert f"the limit is {MAX_CONTENT_BYTES} bytes" in by_line[2]
+    assert "empty" in by_line[3]
+    assert "NUL" in by_line[4]
+    assert "unknown kind 'gossip'" in by_line[5]
+    assert "metadata" in by_line[7]
+    assert "not a fact id" in by_line[8]
+    assert "confidence" in by_line[9]
+    assert "Unicode" in by_line[10]
+
+
+def test_check_items_accepts_exactly_the_size_limit() -> None:
+    exact = "a" * MAX_CONTENT_BYTES
+    good, problems = check_items([InputItem(1, exact), InputItem(2, exact + "a")])
+    assert [item.line for item in good] == [1]
+    assert problems == [InputProblem(2, problems[0].message)]
