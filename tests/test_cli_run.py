@@ -26,8 +26,10 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from amplihack_hive.agent.runstate import AGENT_MODULE
-from amplihack_hive.cli import app, commands_run
-from amplihack_hive.memory.records import MAX_CONTENT_BYTES
+from amplihack_hive.cli import app, commands_memory, commands_run
+from amplihack_hive.errors import TransportError, WriteQuorumError
+from amplihack_hive.hive.learn_input import InputItem, InputProblem
+from amplihack_hive.memory.records import MAX_CONTENT_BYTES, fact_id_for
 
 Cli = Callable[..., Result]
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -271,6 +273,61 @@ def test_logs_follow_waits_for_logs_to_appear(
     assert result.exit_code == 0
     assert "waiting" in result.stderr
     assert result.stdout == "hello\n"
+
+
+class FakeClient:
+    """Stands in for ``Hive`` in ``learn``'s batch logic: ``lose`` contents miss their write
+    quorum (WriteQuorumError names them), ``broken`` contents fail the whole request."""
+
+    def __init__(self, lose: set[str] | None = None, broken: set[str] | None = None) -> None:
+        self.lose, self.broken, self.calls = lose or set(), broken or set(), 0
+
+    def remember_many(self, items: list[dict[str, Any]], batch: int) -> list[str]:
+        self.calls += 1
+        contents = [item["content"] for item in items]
+        if self.broken & set(contents):
+            raise TransportError("agent-1 did not answer")
+        ids = [fact_id_for(c) for c in contents]
+        lost = [fact_id_for(c) for c in contents if c in self.lose]
+        if lost:
+            raise WriteQuorumError(
+                f"{len(lost)} of {len(ids)} facts were not stored on a write quorum of their "
+                "replicas; unreachable: agent-1, agent-2",
+                stored=[i for i in ids if i not in lost],
+                failed=lost,
+            )
+        return ids
+
+
+def _items(n: int) -> list[InputItem]:
+    return [InputItem(line=2 * i + 1, content=f"fact number {i}") for i in range(n)]
+
+
+def test_learn_counts_exactly_the_facts_a_partial_write_lost() -> None:
+    client = FakeClient(lose={"fact number 2", "fact number 5"})
+    failed: list[InputProblem] = []
+    stored = commands_memory._store(client, _items(8), failed, [64])  # type: ignore[arg-type]
+    assert stored == 6
+    assert client.calls == 1
+    assert [p.line for p in failed] == [5, 11]
+    assert failed[0].message == (
+        "not stored on a write quorum of their replicas; unreachable: agent-1, agent-2"
+    )
+
+
+def test_learn_splits_a_failed_batch_to_find_the_items_that_fail() -> None:
+    client = FakeClient(broken={"fact number 6"})
+    failed: list[InputProblem] = []
+    budget = [64]
+    stored = commands_memory._store(client, _items(16), failed, budget)  # type: ignore[arg-type]
+    assert stored == 15
+    assert [(p.line, p.message) for p in failed] == [(13, "not stored: agent-1 did not answer")]
+    assert client.calls <= 1 + 2 * 4  # one split per level down to the bad item
+    # no budget left: the whole failing chunk is counted as failed, never dropped
+    failed = []
+    client = FakeClient(broken={"fact number 6"})
+    stored = commands_memory._store(client, _items(16), failed, [1])  # type: ignore[arg-type]
+    assert (stored, len(failed)) == (0, 16)
 
 
 # --- the shared running hive -------------------------------------------------------------------

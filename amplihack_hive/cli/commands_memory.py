@@ -22,7 +22,13 @@ from rich.text import Text
 from amplihack_hive.api import Hive
 from amplihack_hive.cli._output import out, print_json, say, state
 from amplihack_hive.cli.commands_run import JsonFlag, progress_bar
-from amplihack_hive.errors import HiveError, HiveStateError, InvalidInputError, NotFoundError
+from amplihack_hive.errors import (
+    HiveError,
+    HiveStateError,
+    InvalidInputError,
+    NotFoundError,
+    WriteQuorumError,
+)
 from amplihack_hive.hive.learn_input import InputItem, InputProblem, check_items, read_items
 from amplihack_hive.hive.supervisor import Supervisor
 
@@ -94,20 +100,29 @@ def _read_input(path: str | None) -> bytes:
     return file.read_bytes()
 
 
+def _cause(exc: HiveError) -> str:
+    message = str(exc)
+    cause = _FAILED_COUNT.sub("", message)
+    return cause if cause != message else f"not stored: {message}"
+
+
 def _store(
     client: Hive, chunk: list[InputItem], failed: list[InputProblem], budget: list[int]
 ) -> int:
-    """Store ``chunk``; on failure split it and retry the halves while the budget lasts.
-    Returns how many items were stored; the others are appended to ``failed``."""
+    """Store ``chunk``; return how many items were stored, appending the others to
+    ``failed``. A write that reached a quorum for only some facts says which
+    (:class:`WriteQuorumError`); any other failure splits the chunk and retries the halves
+    while the budget lasts."""
     try:
         client.remember_many([item.as_item() for item in chunk], batch=len(chunk))
+    except WriteQuorumError as exc:
+        lost = set(exc.failed)
+        bad = [item for item in chunk if item.fact_id in lost]
+        failed += [InputProblem(item.line, _cause(exc)) for item in bad]
+        return len(chunk) - len(bad)
     except HiveError as exc:
         if len(chunk) == 1 or budget[0] < 2:
-            message = str(exc)
-            cause = _FAILED_COUNT.sub("", message)
-            if cause == message:
-                cause = f"not stored: {message}"
-            failed += [InputProblem(item.line, cause) for item in chunk]
+            failed += [InputProblem(item.line, _cause(exc)) for item in chunk]
             return 0
         budget[0] -= 2
         middle = len(chunk) // 2

@@ -46,6 +46,13 @@ class InputItem:
     metadata: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def fact_id(self) -> str:
+        """The id the library gives this item's fact (its content address)."""
+        from amplihack_hive.memory.records import fact_id_for, normalize_content
+
+        return fact_id_for(normalize_content(self.content))
+
     def as_item(self) -> dict[str, Any]:
         """The item as ``remember_many`` takes it (absent fields left out)."""
         item: dict[str, Any] = {"content": self.content}
