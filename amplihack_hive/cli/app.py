@@ -21,7 +21,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from amplihack_hive._version import __version__
-from amplihack_hive.cli import commands_memory, commands_run
+from amplihack_hive.cli import commands_azure, commands_memory, commands_run
 from amplihack_hive.cli._output import (
     CliState,
     configure_logging,
@@ -243,3 +243,5 @@ def list_hives(ctx: typer.Context, json_output: JsonFlag = False) -> None:
 
 commands_run.register(app)
 commands_memory.register(app)
+
+commands_azure.register(app)

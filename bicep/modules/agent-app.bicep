@@ -1,0 +1,229 @@
+// One Container App = one agent process hosting a group of the hive's agents.
+//
+// Container Apps replicas are not individually addressable, so each app is a stable,
+// addressable group: exactly one replica (min = max = 1), internal-only ingress, reached by
+// the other agents at https://<app name>.internal.<environment default domain>.
+// The hive token (and the optional API key) are Container App secrets, filled from secure
+// parameters and handed to the container through secretRef; they never appear in plain
+// environment variables, in a parameters file or in an output.
+// Kuzu data lives on the replica's local EmptyDir volume: Azure Files has no POSIX locks,
+// and a restarted agent is rebuilt from its replicas by anti-entropy repair.
+
+@description('Container App name: <hive>-<first agent of the group>, at most 32 characters.')
+@minLength(2)
+@maxLength(32)
+param name string
+
+@description('Azure region of the app.')
+param location string
+
+@description('Tags of every resource (at least amplihack-hive: <hive name>).')
+param tags object
+
+@description('Resource ID of the Container Apps environment.')
+param environmentId string
+
+@description('DNS suffix of the environment (its defaultDomain).')
+param environmentDomain string
+
+@description('Resource ID of the user-assigned identity that pulls the image.')
+param pullIdentityId string
+
+@description('Agent image reference.')
+param image string
+
+@description('Registry host of the image (e.g. myregistry.azurecr.io); empty for a public image.')
+param registryServer string
+
+@description('Agents this app hosts, comma-separated.')
+param agents string
+
+@description('Every agent of the hive, comma-separated, in ring order.')
+param allAgents string
+
+@description('Where each agent of the hive is reached: agent=url pairs, comma-separated.')
+param peers string
+
+@description('Replication factor R of the hive.')
+@minValue(1)
+param replication int
+
+@description('Storage backend of the agents.')
+@allowed([
+  'kuzu'
+  'memory'
+])
+param backend string
+
+@description('Kuzu buffer pool of each agent, in MB.')
+@minValue(1)
+param bufferPoolMb int
+
+@description('vCPU of the container, as a decimal string (e.g. \'1.5\').')
+param cpu string
+
+@description('Memory of the container (twice the vCPU in Gi, e.g. \'3Gi\').')
+param memory string
+
+@description('The hive token every request between agents carries.')
+@secure()
+param hiveToken string
+
+@description('Optional API key for the agents\' language model; empty for none.')
+@secure()
+param apiKey string = ''
+
+@description('Port the agent process listens on inside the container.')
+param port int = 8080
+
+var dataDir = '/data'
+var publicUrl = 'https://${name}.internal.${environmentDomain}'
+
+var tokenSecrets = [
+  {
+    name: 'hive-token'
+    value: hiveToken
+  }
+]
+var apiKeySecrets = empty(apiKey) ? [] : [
+  {
+    name: 'api-key'
+    value: apiKey
+  }
+]
+var apiKeyEnv = empty(apiKey) ? [] : [
+  {
+    name: 'AMPLIHACK_HIVE_API_KEY'
+    secretRef: 'api-key'
+  }
+]
+
+// The probes call /healthz, the agent's unauthenticated liveness endpoint: a probe's
+// httpHeaders take plain values only (no secretRef), so sending the token there would put
+// it in the app's template for anyone with read access. /healthz says "ok" and nothing else.
+var healthCheck = {
+  path: '/healthz'
+  port: port
+  scheme: 'HTTP'
+}
+
+resource app 'Microsoft.App/containerApps@2024-03-01' = {
+  name: name
+  location: location
+  tags: tags
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${pullIdentityId}': {}
+    }
+  }
+  properties: {
+    environmentId: environmentId
+    workloadProfileName: 'Consumption'
+    configuration: {
+      activeRevisionsMode: 'Single'
+      ingress: {
+        external: false
+        targetPort: port
+        transport: 'http'
+        allowInsecure: false
+      }
+      registries: empty(registryServer) ? [] : [
+        {
+          server: registryServer
+          identity: pullIdentityId
+        }
+      ]
+      secrets: concat(tokenSecrets, apiKeySecrets)
+    }
+    template: {
+      terminationGracePeriodSeconds: 30
+      containers: [
+        {
+          name: 'agents'
+          image: image
+          args: [
+            '--hive-dir'
+            '${dataDir}/hive'
+            '--agents'
+            agents
+            '--all-agents'
+            allAgents
+            '--replication'
+            string(replication)
+            '--backend'
+            backend
+            '--buffer-pool-mb'
+            string(bufferPoolMb)
+            '--host'
+            '0.0.0.0'
+            '--port'
+            string(port)
+            '--public-url'
+            publicUrl
+          ]
+          env: concat([
+            {
+              name: 'AMPLIHACK_HIVE_TOKEN'
+              secretRef: 'hive-token'
+            }
+            {
+              name: 'AMPLIHACK_HIVE_PEERS'
+              value: peers
+            }
+          ], apiKeyEnv)
+          resources: {
+            cpu: json(cpu)
+            memory: memory
+          }
+          probes: [
+            {
+              type: 'Startup'
+              httpGet: healthCheck
+              initialDelaySeconds: 2
+              periodSeconds: 3
+              timeoutSeconds: 2
+              failureThreshold: 10
+            }
+            {
+              type: 'Liveness'
+              httpGet: healthCheck
+              periodSeconds: 10
+              timeoutSeconds: 3
+              failureThreshold: 3
+            }
+            {
+              type: 'Readiness'
+              httpGet: healthCheck
+              periodSeconds: 5
+              timeoutSeconds: 3
+              failureThreshold: 3
+            }
+          ]
+          volumeMounts: [
+            {
+              volumeName: 'data'
+              mountPath: dataDir
+            }
+          ]
+        }
+      ]
+      scale: {
+        minReplicas: 1
+        maxReplicas: 1
+      }
+      volumes: [
+        {
+          name: 'data'
+          storageType: 'EmptyDir'
+        }
+      ]
+    }
+  }
+}
+
+@description('Name of the app.')
+output name string = app.name
+
+@description('Address the other agents use for this app\'s agents.')
+output url string = publicUrl
