@@ -134,7 +134,9 @@ class _Client:
     def ask(self, question: str, limit: int = 10) -> Answer:
         """An answer built from recalled facts (extractive: works with no model)."""
         hits = self.recall(question, limit)
-        return extractive_answer(question, list(hits), complete=hits.complete)
+        return extractive_answer(
+            question, list(hits), complete=hits.complete, unreachable=hits.unreachable
+        )
 
     def close(self) -> None:
         if self._closed:
@@ -240,7 +242,7 @@ class Hive(_Client):
     def connect(cls, name: str, home: str | Path | None = None, *, timeout_s: float = 5.0) -> Hive:
         """The client of a running local hive: it reaches the agents over their HTTP API
         and, when an agent dies, asks the next replica of whatever it needed."""
-        from amplihack_hive.agent.runstate import PeerDirectory, read_records
+        from amplihack_hive.agent.runstate import PeerDirectory, process_of, read_records
         from amplihack_hive.hive.config import load_hive
         from amplihack_hive.hive.home import hive_dir
         from amplihack_hive.hive.token import read_token
@@ -248,7 +250,7 @@ class Hive(_Client):
 
         cfg = load_hive(home, name)
         directory = hive_dir(home, name)
-        if not read_records(directory):
+        if not any(process_of(rec, directory) for rec in read_records(directory)):
             raise HiveStateError(
                 f"hive {name!r} is not running; start it with: amplihack-hive start {name}"
             )

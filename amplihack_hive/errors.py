@@ -53,9 +53,18 @@ class WriteQuorumError(TransportError):
     """Some facts of a write reached fewer than W of their replicas.
 
     ``stored`` holds the ids that were acknowledged, ``failed`` those that were not, so a
-    caller can retry exactly what was lost (writes are idempotent)."""
+    caller can retry exactly what was lost (writes are idempotent); ``unreachable`` names
+    the agents that did not answer."""
 
-    def __init__(self, message: str, *, stored: list[str], failed: list[str]) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        stored: list[str],
+        failed: list[str],
+        unreachable: list[str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.stored = stored
         self.failed = failed
+        self.unreachable = unreachable or []

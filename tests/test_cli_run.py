@@ -295,6 +295,7 @@ class FakeClient:
                 "replicas; unreachable: agent-1, agent-2",
                 stored=[i for i in ids if i not in lost],
                 failed=lost,
+                unreachable=["agent-1", "agent-2"],
             )
         return ids
 
@@ -311,7 +312,7 @@ def test_learn_counts_exactly_the_facts_a_partial_write_lost() -> None:
     assert client.calls == 1
     assert [p.line for p in failed] == [5, 11]
     assert failed[0].message == (
-        "not stored on a write quorum of their replicas; unreachable: agent-1, agent-2"
+        "not stored on a write quorum of replicas (unreachable: agent-1, agent-2)"
     )
 
 

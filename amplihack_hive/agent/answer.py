@@ -23,6 +23,7 @@ class Answer:
     answer: str
     sources: list[Hit] = field(default_factory=list)
     complete: bool = True
+    unreachable: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -30,14 +31,20 @@ class Answer:
             "answer": self.answer,
             "sources": [h.to_dict() for h in self.sources],
             "complete": self.complete,
+            "unreachable": list(self.unreachable),
         }
 
 
 def extractive_answer(
-    question: str, hits: list[Hit], *, complete: bool = True, max_sentences: int = 2
+    question: str,
+    hits: list[Hit],
+    *,
+    complete: bool = True,
+    unreachable: tuple[str, ...] = (),
+    max_sentences: int = 2,
 ) -> Answer:
     if not hits:
-        return Answer(question, NO_ANSWER, [], complete)
+        return Answer(question, NO_ANSWER, [], complete, unreachable)
     want = set(tokenize(question))
     scored: list[tuple[float, int, str, Hit]] = []
     for rank_, hit in enumerate(hits[:5]):
@@ -47,7 +54,7 @@ def extractive_answer(
                 # earlier (better) facts win ties; a later fact needs more shared terms
                 scored.append((overlap - 0.1 * rank_, -rank_, sentence.strip(), hit))
     if not scored:
-        return Answer(question, hits[0].content, [hits[0]], complete)
+        return Answer(question, hits[0].content, [hits[0]], complete, unreachable)
     scored.sort(key=lambda t: (-t[0], -t[1]))
     chosen: list[tuple[str, Hit]] = []
     for _, _, sentence, hit in scored:
@@ -59,4 +66,4 @@ def extractive_answer(
     for _, hit in chosen:
         if hit not in sources:
             sources.append(hit)
-    return Answer(question, " ".join(s for s, _ in chosen), sources, complete)
+    return Answer(question, " ".join(s for s, _ in chosen), sources, complete, unreachable)

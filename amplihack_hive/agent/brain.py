@@ -80,7 +80,9 @@ class AgentBrain:
     async def ask(self, question: str, limit: int = 10) -> Answer:
         hits = await self.coordinator.recall(question, limit)
         self.answered += 1
-        return extractive_answer(question, list(hits), complete=hits.complete)
+        return extractive_answer(
+            question, list(hits), complete=hits.complete, unreachable=hits.unreachable
+        )
 
     async def upkeep_forever(self) -> None:
         while True:

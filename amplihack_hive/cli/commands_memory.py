@@ -9,7 +9,6 @@ stored are counted and reported by line, and nothing is lost silently.
 
 from __future__ import annotations
 
-import re
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -37,9 +36,6 @@ MEMORY_PANEL = "Teach and ask a running hive"
 MAX_PROBLEMS_SHOWN = 10
 #: Extra store calls ``learn`` may spend splitting failed batches to find the bad items.
 RETRY_BUDGET = 64
-#: The count the library puts at the front of a failed write ("3 of 5 facts were not
-#: stored ..."): dropped per item, so the same cause reads the same on every line range.
-_FAILED_COUNT = re.compile(r"^\d+ of \d+ facts? (?:were|was) (?=not stored)")
 
 
 class InputFormat(StrEnum):
@@ -101,9 +97,11 @@ def _read_input(path: str | None) -> bytes:
 
 
 def _cause(exc: HiveError) -> str:
-    message = str(exc)
-    cause = _FAILED_COUNT.sub("", message)
-    return cause if cause != message else f"not stored: {message}"
+    """The reason an item was not stored, the same for every item lost to one cause."""
+    if isinstance(exc, WriteQuorumError):
+        who = ", ".join(exc.unreachable) or "some replicas"
+        return f"not stored on a write quorum of replicas (unreachable: {who})"
+    return f"not stored: {exc}"
 
 
 def _store(
@@ -241,7 +239,7 @@ def ask(
     with connect_running(state(ctx).home, name) as client:
         answer = client.ask(question)
     if not answer.complete:
-        _warn_incomplete(())
+        _warn_incomplete(answer.unreachable)
     if json_output:
         print_json(answer.to_dict())
         return

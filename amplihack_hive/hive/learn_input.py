@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from amplihack_hive.errors import HiveError, InvalidInputError
+from amplihack_hive.memory.coordinator import ITEM_FIELDS
 
 FORMATS = ("text", "jsonl")
 #: Item fields a jsonl object may carry: those ``Coordinator.prepare`` accepts.
-FIELDS = ("content", "kind", "metadata", "subject", "supersedes", "confidence", "created")
+FIELDS = ITEM_FIELDS
 _LINE_END = re.compile(r"\r\n|\r|\n")
 
 Source = str | bytes | IO[str] | IO[bytes]

@@ -45,6 +45,8 @@ CORPUS_KEY = "\x00corpus"
 #: Postings an owner sends per term before the coordinator asks for more.
 FIRST_CUT = 256
 _FACT_ID_CHARS = frozenset("0123456789abcdef")
+#: The fields a remember item (a dict) may carry.
+ITEM_FIELDS = ("content", "kind", "metadata", "subject", "supersedes", "created", "confidence")
 
 
 class Transport(Protocol):
@@ -192,7 +194,8 @@ class Coordinator:
     def owners(self, key: str) -> list[str]:
         return self.ring.owners(key, self.replication)
 
-    def _quorum(self, owners: Sequence[str]) -> int:
+    def _quorum(self, owners: Sequence[object]) -> int:
+        """Acks needed among ``owners`` (all of them when there are fewer than W)."""
         return min(self.write_quorum, len(owners))
 
     # -- remember ---------------------------------------------------------------------
@@ -202,15 +205,7 @@ class Coordinator:
         if isinstance(item, dict):
             if "content" not in item:
                 raise InvalidInputError("an item needs a 'content' field")
-            unknown = set(item) - {
-                "content",
-                "kind",
-                "metadata",
-                "subject",
-                "supersedes",
-                "created",
-                "confidence",
-            }
+            unknown = set(item) - set(ITEM_FIELDS)
             if unknown:
                 raise InvalidInputError(f"unknown item field(s): {', '.join(sorted(unknown))}")
             args = {**defaults, **{k: v for k, v in item.items() if v is not None}}
@@ -309,6 +304,7 @@ class Coordinator:
                 f"of their replicas; unreachable: {', '.join(errors)}",
                 stored=[f.id for f, _ in prepared if f.id not in lost],
                 failed=failed,
+                unreachable=errors,
             )
         return [f.id for f, _ in prepared]
 
