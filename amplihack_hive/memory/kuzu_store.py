@@ -1,0 +1,458 @@
+"""The Kuzu backend of :class:`~amplihack_hive.memory.store.Store`: one embedded database per
+agent, same observable behaviour as :class:`~amplihack_hive.memory.store.InMemoryStore`.
+
+Schema (created idempotently)::
+
+    Doc(id PK, body BOOL, forgotten DOUBLE, content, kind, agent, created, confidence,
+        metadata JSON, subject, supersedes, length)
+    Term(name PK, value INT64) -[Posts {tf, length, created, subject}]-> Doc
+    Doc -[Supersedes]-> Doc
+
+One ``Doc`` row per fact id this store knows: it may carry the fact's body (``body``), be the
+target of postings (postings live on the term's owners, bodies on the fact's owners), carry a
+tombstone (``forgotten`` = its time), or be the not-yet-stored target of a ``supersedes``.
+Folding these into one table matters: every node table with a primary key costs about 5 MB
+of resident memory in Kuzu 0.11.3 whatever it holds, and a hive runs 100 stores per process.
+A ``Supersedes`` edge is made when a fact arrives, to a placeholder if need be, so the
+relation exists from whichever side arrives last; :meth:`KuzuStore.relations` shows it only
+while both facts have bodies. Forgetting a fact deletes its row (its postings and edges with
+it) and writes a tombstone row. The corpus counters are the ``value`` of two reserved Term
+rows (names starting with NUL, which no tokenizer emits; even a posting under such a term
+would not touch the counter): a Meta table of its own would cost another 5 MB per store.
+
+What Kuzu 0.11.3 does fast and slow, measured while writing this (100k-node tables):
+
+- ``MATCH (n:T {pk: $param})`` is a primary-key index lookup (~0.3 ms). The same pattern
+  keyed by an ``UNWIND`` variable is a scan plus hash join (~20 ms at 200k rows), so short
+  key lists are looked up one by one (:data:`_LOOP_MAX`) and long ones in one join.
+- ``UNWIND ... MATCH (a {pk: r.x}) MATCH (b {pk: r.y}) CREATE (a)-[]->(b)`` plans a cross
+  product: 2000 rows took 11 s. ``MERGE`` of both (existing) ends then ``CREATE`` stays
+  linear (~1 s), so edges are written that way, after the ends exist.
+- Creating end nodes in the statement that then MERGEs or MATCHes an edge between them
+  returned or duplicated edges wrongly, so node upserts and edge writes are separate
+  statements (in one transaction).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+from amplihack_hive.errors import InvalidInputError, StorageError
+from amplihack_hive.memory.engine import engine_errors, load_engine
+from amplihack_hive.memory.records import (
+    CorpusStats,
+    Fact,
+    Kind,
+    Posting,
+    ShardExport,
+    Tombstone,
+)
+from amplihack_hive.memory.store import merge_into
+
+logger = logging.getLogger(__name__)
+
+#: Rows per UNWIND statement.
+CHUNK = 2000
+#: Key lists up to this long are looked up by primary key one at a time (faster than a join).
+_LOOP_MAX = 32
+#: Names of the Term rows whose ``value`` holds the corpus counters.
+_CORPUS_KEYS = ("\x00corpus.count", "\x00corpus.total_length")
+
+_SCHEMA = (
+    "CREATE NODE TABLE IF NOT EXISTS Doc(id STRING PRIMARY KEY, body BOOLEAN, forgotten DOUBLE,"
+    " content STRING, kind STRING, agent STRING, created DOUBLE, confidence DOUBLE,"
+    " metadata STRING, subject STRING, supersedes STRING, length INT64)",
+    "CREATE NODE TABLE IF NOT EXISTS Term(name STRING PRIMARY KEY, value INT64)",
+    "CREATE REL TABLE IF NOT EXISTS Posts(FROM Term TO Doc, tf INT64, length INT64,"
+    " created DOUBLE, subject STRING)",
+    "CREATE REL TABLE IF NOT EXISTS Supersedes(FROM Doc TO Doc)",
+)
+
+_FACT_COLS = (
+    "d.id, d.content, d.kind, d.agent, d.created, d.confidence, d.metadata, d.subject,"
+    " d.supersedes, d.length"
+)
+_POSTING_COLS = "t.name, d.id, p.tf, p.length, p.created, p.subject"
+
+
+def _positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def _fact_row(f: Fact) -> dict[str, Any]:
+    try:
+        metadata = json.dumps(f.metadata, ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"metadata of fact {f.id} is not JSON: {exc}") from None
+    return {
+        "id": f.id,
+        "content": f.content,
+        "kind": Kind.parse(f.kind).value,
+        "agent": f.agent,
+        "created": float(f.created),
+        "confidence": float(f.confidence),
+        "metadata": metadata,
+        "subject": f.subject,
+        "supersedes": f.supersedes,
+        "length": int(f.length),
+    }
+
+
+def _fact_from(row: Sequence[Any]) -> Fact:
+    return Fact(
+        id=row[0],
+        content=row[1],
+        kind=Kind(row[2]),
+        agent=row[3],
+        created=row[4],
+        confidence=row[5],
+        metadata=json.loads(row[6]) if row[6] else {},
+        subject=row[7],
+        supersedes=row[8],
+        length=row[9],
+    )
+
+
+def _posting_from(row: Sequence[Any]) -> Posting:
+    return Posting(row[0], row[1], row[2], row[3], row[4], row[5])
+
+
+def _chunks(items: Sequence[Any]) -> Iterator[list[Any]]:
+    for start in range(0, len(items), CHUNK):
+        yield list(items[start : start + CHUNK])
+
+
+class KuzuStore:
+    """One agent's records in one Kuzu database at ``path`` (a file; its parent is created)."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        buffer_pool_mb: int = 256,
+        max_db_size_mb: int = 4096,
+        engine: str = "kuzu",
+        max_threads: int = 1,
+    ) -> None:
+        self.path = Path(path)
+        self.buffer_pool_mb = _positive_int("buffer_pool_mb", buffer_pool_mb)
+        self.max_db_size_mb = _positive_int("max_db_size_mb", max_db_size_mb)
+        if max_db_size_mb < 8 or max_db_size_mb & (max_db_size_mb - 1):
+            raise InvalidInputError(
+                f"max_db_size_mb must be a power of two of at least 8, got {max_db_size_mb}"
+            )
+        threads = _positive_int("max_threads", max_threads)
+        module = load_engine(engine)
+        self._lock = threading.Lock()
+        self._db: Any = None
+        self._conn: Any = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create the directory of {self.path}: {exc}") from None
+        with engine_errors(f"opening the store at {self.path}"):
+            # max_db_size is explicit: the default reserves 8 TB of address space per database.
+            db = module.Database(
+                str(self.path),
+                buffer_pool_size=buffer_pool_mb * 2**20,
+                max_db_size=max_db_size_mb * 2**20,
+                max_num_threads=threads,
+            )
+            try:
+                conn = module.Connection(db, num_threads=threads)
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+            except BaseException:
+                db.close()
+                raise
+        self._db, self._conn = db, conn
+        logger.debug("opened %s store at %s", engine, self.path)
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    @contextmanager
+    def _open(self) -> Iterator[None]:
+        """Hold the connection's lock; StorageError if the store is closed."""
+        with self._lock:
+            if self._conn is None:
+                raise StorageError(f"the store at {self.path} is closed")
+            yield
+
+    def _rows(self, query: str, params: dict[str, Any] | None = None) -> list[list[Any]]:
+        with engine_errors(f"query on {self.path}"):
+            return list(self._conn.execute(query, params or {}).get_all())
+
+    def _run(self, query: str, params: dict[str, Any]) -> None:
+        self._rows(query, params)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One write transaction: all of the block's statements commit, or none do."""
+        self._run("BEGIN TRANSACTION", {})
+        try:
+            yield
+        except BaseException:
+            # Kuzu has already rolled back when one of the statements failed.
+            with suppress(RuntimeError):
+                self._conn.execute("ROLLBACK")
+            raise
+        self._run("COMMIT", {})
+
+    def _by_key(self, body: str, keys: Iterable[str]) -> list[list[Any]]:
+        """Run ``body`` (which uses ``$key``) for each key: by primary-key lookups when there
+        are few keys, else as one UNWIND join per chunk."""
+        unique = list(dict.fromkeys(keys))
+        if len(unique) <= _LOOP_MAX:
+            return [row for key in unique for row in self._rows(body, {"key": key})]
+        joined = "UNWIND $keys AS key_ " + body.replace("$key", "key_")
+        return [row for part in _chunks(unique) for row in self._rows(joined, {"keys": part})]
+
+    def _docs(self, ids: Iterable[str]) -> dict[str, tuple[bool, float | None]]:
+        """Per known id: (has a body here, tombstone time or None)."""
+        rows = self._by_key("MATCH (d:Doc {id: $key}) RETURN d.id, d.body, d.forgotten", ids)
+        return {row[0]: (bool(row[1]), row[2]) for row in rows}
+
+    def _ensure_docs(self, ids: Sequence[str]) -> None:
+        """Make a (bodiless) row for each id that has none."""
+        for part in _chunks(list(dict.fromkeys(ids))):
+            self._run(
+                "UNWIND $keys AS k MERGE (d:Doc {id: k}) ON CREATE SET d.body = false",
+                {"keys": part},
+            )
+
+    # -- facts ----------------------------------------------------------------------------
+
+    def put_facts(self, facts: Sequence[Fact]) -> list[bool]:
+        rows = [_fact_row(f) for f in facts]
+        with self._open():
+            if not facts:
+                return []
+            known = self._docs(f.id for f in facts)
+            blocked = {i for i, (body, forgotten) in known.items() if body or forgotten is not None}
+            out, new = [], {}
+            for f, row in zip(facts, rows, strict=True):
+                fresh = f.id not in blocked and f.id not in new
+                if fresh:
+                    new[f.id] = row
+                out.append(fresh)
+            if new:
+                with self._transaction():
+                    for part in _chunks(list(new.values())):
+                        self._run(
+                            "UNWIND $rows AS r MERGE (d:Doc {id: r.id}) SET d.body = true,"
+                            " d.content = r.content, d.kind = r.kind, d.agent = r.agent,"
+                            " d.created = r.created, d.confidence = r.confidence,"
+                            " d.metadata = r.metadata, d.subject = r.subject,"
+                            " d.supersedes = r.supersedes, d.length = r.length",
+                            {"rows": part},
+                        )
+                    pairs = [
+                        {"a": i, "b": r["supersedes"]}
+                        for i, r in new.items()
+                        if r["supersedes"] and r["supersedes"] != i
+                    ]
+                    self._ensure_docs([pair["b"] for pair in pairs])
+                    for part in _chunks(pairs):
+                        self._run(
+                            "UNWIND $rows AS r MERGE (a:Doc {id: r.a}) MERGE (b:Doc {id: r.b})"
+                            " CREATE (a)-[:Supersedes]->(b)",
+                            {"rows": part},
+                        )
+        return out
+
+    def get_facts(self, ids: Sequence[str]) -> dict[str, Fact]:
+        with self._open():
+            rows = self._by_key(f"MATCH (d:Doc {{id: $key}}) WHERE d.body RETURN {_FACT_COLS}", ids)
+        found = {row[0]: _fact_from(row) for row in rows}
+        return {i: found[i] for i in ids if i in found}
+
+    def relations(self, fact_id: str) -> list[tuple[str, str]]:
+        """Edges between facts stored here: ("supersedes", id) and ("superseded_by", id)."""
+        both = " WHERE a.body AND b.body RETURN b.id"
+        with self._open():
+            out = self._rows(
+                "MATCH (a:Doc {id: $key})-[:Supersedes]->(b:Doc)" + both, {"key": fact_id}
+            )
+            into = self._rows(
+                "MATCH (a:Doc {id: $key})<-[:Supersedes]-(b:Doc)" + both, {"key": fact_id}
+            )
+        return sorted([("supersedes", r[0]) for r in out] + [("superseded_by", r[0]) for r in into])
+
+    def fact_ids(self) -> list[str]:
+        with self._open():
+            return [row[0] for row in self._rows("MATCH (d:Doc) WHERE d.body RETURN d.id")]
+
+    def fact_count(self) -> int:
+        with self._open():
+            return int(self._rows("MATCH (d:Doc) WHERE d.body RETURN count(d)")[0][0])
+
+    # -- postings -------------------------------------------------------------------------
+
+    def put_postings(self, postings: Sequence[Posting]) -> None:
+        last = {(p.term, p.fact_id): p for p in postings}  # the last write wins
+        with self._open():
+            if not last:
+                return
+            known = self._docs(p.fact_id for p in last.values())
+            rows = [  # rows of facts unknown here before this call cannot update a posting
+                {
+                    "term": p.term,
+                    "fact_id": p.fact_id,
+                    "tf": int(p.tf),
+                    "length": int(p.length),
+                    "created": float(p.created),
+                    "subject": p.subject,
+                }
+                for p in last.values()
+                if known.get(p.fact_id, (False, None))[1] is None
+            ]
+            if rows:
+                with self._transaction():
+                    for part in _chunks(rows):
+                        self._upsert_postings(part, known)
+
+    def _upsert_postings(self, rows: list[dict[str, Any]], known: Collection[str]) -> None:
+        """Postings of ``rows`` (one chunk); ``known``: fact ids that had a row before."""
+        terms = list(dict.fromkeys(r["term"] for r in rows))
+        self._run("UNWIND $keys AS k MERGE (:Term {name: k})", {"keys": terms})
+        self._ensure_docs([r["fact_id"] for r in rows])
+        seen: set[tuple[str, str]] = set()
+        maybe = [r for r in rows if r["fact_id"] in known]
+        if maybe:
+            updated = self._rows(
+                "UNWIND $rows AS r MATCH (t:Term {name: r.term})-[p:Posts]->(d:Doc {id: r.fact_id})"
+                " SET p.tf = r.tf, p.length = r.length, p.created = r.created,"
+                " p.subject = r.subject RETURN r.term, r.fact_id",
+                {"rows": maybe},
+            )
+            seen = {(row[0], row[1]) for row in updated}
+        fresh = [r for r in rows if (r["term"], r["fact_id"]) not in seen]
+        if fresh:
+            self._run(
+                "UNWIND $rows AS r MERGE (t:Term {name: r.term}) MERGE (d:Doc {id: r.fact_id})"
+                " CREATE (t)-[:Posts {tf: r.tf, length: r.length, created: r.created,"
+                " subject: r.subject}]->(d)",
+                {"rows": fresh},
+            )
+
+    def postings(self, terms: Sequence[str]) -> dict[str, list[Posting]]:
+        out: dict[str, list[Posting]] = {t: [] for t in terms}
+        with self._open():
+            rows = self._by_key(
+                f"MATCH (t:Term {{name: $key}})-[p:Posts]->(d:Doc) RETURN {_POSTING_COLS}",
+                list(out),
+            )
+        for row in rows:
+            out[row[0]].append(_posting_from(row))
+        return out
+
+    def posting_count(self) -> int:
+        with self._open():
+            return int(self._rows("MATCH ()-[p:Posts]->() RETURN count(p)")[0][0])
+
+    # -- tombstones -----------------------------------------------------------------------
+
+    def forget(self, tombstones: Sequence[Tombstone]) -> list[bool]:
+        with self._open():
+            if not tombstones:
+                return []
+            ids = [t.fact_id for t in tombstones]
+            known = self._docs(ids)
+            at = {i: forgotten for i, (_, forgotten) in known.items() if forgotten is not None}
+            for t in tombstones:
+                at[t.fact_id] = max(float(t.at), at.get(t.fact_id, float(t.at)))
+            out, seen = [], set()
+            for i in ids:
+                out.append(known.get(i, (False, None))[0] and i not in seen)
+                seen.add(i)
+            rows = [{"id": i, "at": when} for i, when in at.items()]
+            with self._transaction():
+                # The row goes with its postings and edges; a tombstone row replaces it.
+                self._by_key("MATCH (d:Doc {id: $key}) DETACH DELETE d", known)
+                for part in _chunks(rows):
+                    self._run(
+                        "UNWIND $rows AS r CREATE (:Doc {id: r.id, body: false, forgotten: r.at})",
+                        {"rows": part},
+                    )
+        return out
+
+    def tombstoned(self, ids: Sequence[str]) -> set[str]:
+        with self._open():
+            return {i for i, (_, forgotten) in self._docs(ids).items() if forgotten is not None}
+
+    # -- corpus counters ------------------------------------------------------------------
+
+    def _corpus(self) -> CorpusStats:
+        values = dict(
+            self._by_key("MATCH (t:Term {name: $key}) RETURN t.name, t.value", _CORPUS_KEYS)
+        )
+        return CorpusStats(
+            int(values.get(_CORPUS_KEYS[0]) or 0), int(values.get(_CORPUS_KEYS[1]) or 0)
+        )
+
+    def corpus(self) -> CorpusStats:
+        with self._open():
+            return self._corpus()
+
+    def add_corpus(self, count: int, length: int) -> CorpusStats:
+        rows = [
+            {"key": _CORPUS_KEYS[0], "delta": int(count)},
+            {"key": _CORPUS_KEYS[1], "delta": int(length)},
+        ]
+        with self._open():
+            with self._transaction():
+                self._run(
+                    "UNWIND $rows AS r MERGE (t:Term {name: r.key}) ON CREATE SET"
+                    " t.value = r.delta ON MATCH SET t.value = coalesce(t.value, 0) + r.delta",
+                    {"rows": rows},
+                )
+            return self._corpus()
+
+    # -- whole shard ----------------------------------------------------------------------
+
+    def export(self) -> ShardExport:
+        with self._open():
+            facts = self._rows(f"MATCH (d:Doc) WHERE d.body RETURN {_FACT_COLS}")
+            posts = self._rows(f"MATCH (t:Term)-[p:Posts]->(d:Doc) RETURN {_POSTING_COLS}")
+            tombs = self._rows(
+                "MATCH (d:Doc) WHERE d.forgotten IS NOT NULL RETURN d.id, d.forgotten"
+            )
+            corpus = self._corpus()
+        return ShardExport(
+            facts=[_fact_from(row) for row in facts],
+            postings=[_posting_from(row) for row in posts],
+            tombstones=[Tombstone(row[0], row[1]) for row in tombs],
+            corpus=corpus,
+        )
+
+    def import_(self, data: ShardExport) -> None:
+        merge_into(self, data)
+
+    def close(self) -> None:
+        with self._lock:
+            conn, db = self._conn, self._db
+            self._conn = self._db = None
+            if conn is None:
+                return
+            with engine_errors(f"closing the store at {self.path}"):
+                conn.close()
+                db.close()
+        logger.debug("closed store at %s", self.path)
+
+    def __enter__(self) -> KuzuStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._conn is None else "open"
+        return f"KuzuStore({str(self.path)!r}, {state})"

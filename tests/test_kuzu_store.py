@@ -1,0 +1,258 @@
+"""What only the Kuzu store has to get right: durability, many databases per process, caps,
+engine selection, error mapping, atomic batches and thread safety."""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from amplihack_hive.errors import ConfigError, InvalidInputError, StorageError
+from amplihack_hive.memory import kuzu_store
+from amplihack_hive.memory.engine import ENGINES, engine_errors, load_engine
+from amplihack_hive.memory.kuzu_store import KuzuStore
+from amplihack_hive.memory.records import CorpusStats, Fact, Posting, Tombstone
+
+SMALL: dict[str, Any] = {"buffer_pool_mb": 16, "max_db_size_mb": 64}
+LADYBUG = any(importlib.util.find_spec(m) is not None for m in ENGINES["ladybug"][0])
+
+
+def fact(text: str, **kw: Any) -> Fact:
+    kw.setdefault("created", 1700000000.5)
+    return Fact.new(text, **kw)
+
+
+def post(term: str, f: Fact, tf: int = 1) -> Posting:
+    return Posting(term, f.id, tf, 4, f.created, f.subject)
+
+
+def test_records_survive_close_and_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "agent-0" / "store.kuzu"
+    old = fact("Sarah Chen's birthday is March 15", subject="sarah chen")
+    new = fact("Sarah Chen's birthday is March 16", subject="sarah chen", supersedes=old.id)
+    newest = fact("Sarah Chen's birthday is March 17", supersedes=new.id)
+    gone = fact("a secret to forget")
+    pending = fact("supersedes a fact that arrives after the reopen", supersedes="e" * 32)
+    store = KuzuStore(path, **SMALL)
+    store.put_facts([new, gone, pending])  # the superseding fact arrives first
+    store.put_facts([old])
+    store.put_postings([post("birthday", old), post("birthday", new), post("secret", gone)])
+    store.forget([Tombstone(gone.id, 3.0)])
+    store.add_corpus(3, 21)
+    before = store.export()
+    store.close()
+
+    store = KuzuStore(path, **SMALL)
+    try:
+        after = store.export()
+        assert sorted(after.facts, key=lambda f: f.id) == sorted(before.facts, key=lambda f: f.id)
+        assert sorted(after.postings, key=Posting.to_list) == sorted(
+            before.postings, key=Posting.to_list
+        )
+        assert after.tombstones == [Tombstone(gone.id, 3.0)]
+        assert after.corpus == CorpusStats(3, 21)
+        assert store.relations(old.id) == [("superseded_by", new.id)]
+        assert store.relations(new.id) == [("supersedes", old.id)]
+        assert store.put_facts([gone]) == [False]
+        store.put_facts([newest])  # relations made after the reopen, to a fact from before
+        assert store.relations(new.id) == [("superseded_by", newest.id), ("supersedes", old.id)]
+        target = Fact(id="e" * 32, content="the awaited fact", created=1.0)
+        store.put_facts([target])
+        assert store.relations(target.id) == [("superseded_by", pending.id)]
+    finally:
+        store.close()
+
+
+def test_forgetting_either_side_hides_the_relation(tmp_path: Path) -> None:
+    old = fact("the old value")
+    new = fact("the new value", supersedes=old.id)
+    with KuzuStore(tmp_path / "s.kuzu", **SMALL) as store:
+        store.put_facts([old, new])
+        store.forget([Tombstone(old.id, 1.0)])
+        assert store.relations(new.id) == []
+        assert store.relations(old.id) == []
+
+
+def test_a_closed_store_refuses_every_call(tmp_path: Path) -> None:
+    store = KuzuStore(tmp_path / "s.kuzu", **SMALL)
+    store.close()
+    store.close()  # idempotent
+    f = fact("too late")
+    calls = [
+        lambda: store.put_facts([f]),
+        lambda: store.put_facts([]),
+        lambda: store.get_facts([f.id]),
+        lambda: store.put_postings([post("t", f)]),
+        lambda: store.postings(["t"]),
+        lambda: store.forget([Tombstone(f.id, 1.0)]),
+        lambda: store.tombstoned([f.id]),
+        lambda: store.corpus(),
+        lambda: store.add_corpus(1, 1),
+        lambda: store.fact_ids(),
+        lambda: store.fact_count(),
+        lambda: store.posting_count(),
+        lambda: store.export(),
+        lambda: store.relations(f.id),
+    ]
+    for call in calls:
+        with pytest.raises(StorageError, match="closed"):
+            call()
+
+
+@pytest.mark.parametrize(
+    "caps",
+    [
+        {"buffer_pool_mb": 0},
+        {"buffer_pool_mb": -256},
+        {"buffer_pool_mb": True},
+        {"buffer_pool_mb": 1.5},
+        {"buffer_pool_mb": "256"},
+        {"max_db_size_mb": 0},
+        {"max_db_size_mb": 1000},  # Kuzu wants a power of two
+        {"max_db_size_mb": 4},  # and at least 8 MB
+        {"max_threads": 0},
+    ],
+)
+def test_bad_caps_are_refused_before_anything_is_written(
+    tmp_path: Path, caps: dict[str, Any]
+) -> None:
+    path = tmp_path / "sub" / "s.kuzu"
+    with pytest.raises(InvalidInputError):
+        KuzuStore(path, **caps)
+    assert not path.parent.exists()
+
+
+def test_unknown_engine_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="nope"):
+        KuzuStore(tmp_path / "s.kuzu", engine="nope")
+    with pytest.raises(ConfigError, match="kuzu"):
+        load_engine("nope")
+    assert not (tmp_path / "s.kuzu").exists()
+
+
+@pytest.mark.skipif(LADYBUG, reason="ladybug is installed here")
+def test_missing_engine_module_names_the_package_to_install() -> None:
+    with pytest.raises(ConfigError, match="pip install ladybug"):
+        load_engine("ladybug")
+
+
+def test_engine_errors_become_storage_errors(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match="directory"):
+        KuzuStore(tmp_path, **SMALL)  # a directory is not a database file
+    with pytest.raises(StorageError, match="boom"), engine_errors("a test"):
+        raise RuntimeError("boom")
+    with pytest.raises(KeyError), engine_errors("a test"):  # not the engine's: untouched
+        raise KeyError("x")
+
+
+def test_a_failed_batch_leaves_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kuzu_store, "CHUNK", 2)
+    f = fact("atomic")
+    with KuzuStore(tmp_path / "s.kuzu", **SMALL) as store:
+        real = store._upsert_postings
+        calls = []
+
+        def fail_second_chunk(rows: list[dict[str, Any]], known: set[str]) -> None:
+            calls.append(rows)
+            if len(calls) == 2:
+                raise StorageError("disk on fire")
+            real(rows, known)
+
+        monkeypatch.setattr(store, "_upsert_postings", fail_second_chunk)
+        with pytest.raises(StorageError, match="disk on fire"):
+            store.put_postings([post(f"t{i}", f) for i in range(5)])
+        assert store.posting_count() == 0
+        monkeypatch.setattr(store, "_upsert_postings", real)
+        store.put_postings([post(f"t{i}", f) for i in range(5)])  # usable afterwards
+        assert store.posting_count() == 5
+
+
+def test_batches_larger_than_a_chunk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kuzu_store, "CHUNK", 7)
+    facts = [
+        fact(f"fact {i}", supersedes=fact(f"fact {i - 1}").id if i else None) for i in range(50)
+    ]
+    with KuzuStore(tmp_path / "s.kuzu", **SMALL) as store:
+        assert store.put_facts(facts) == [True] * 50
+        store.put_postings([post(f"term{i % 9}", f, tf=i) for i, f in enumerate(facts)])
+        assert store.fact_count() == 50 and store.posting_count() == 50
+        assert store.relations(facts[10].id) == [
+            ("superseded_by", facts[11].id),
+            ("supersedes", facts[9].id),
+        ]
+        assert store.forget([Tombstone(f.id, 1.0) for f in facts[:20]]) == [True] * 20
+        assert store.fact_count() == 30 and store.posting_count() == 30
+
+
+def test_postings_under_the_reserved_counter_names_do_not_touch_the_counters(
+    tmp_path: Path,
+) -> None:
+    f = fact("odd term")
+    with KuzuStore(tmp_path / "s.kuzu", **SMALL) as store:
+        reserved = kuzu_store._CORPUS_KEYS[0]
+        store.put_postings([post(reserved, f)])
+        assert store.corpus() == CorpusStats(0, 0)
+        assert store.add_corpus(2, 8) == CorpusStats(2, 8)
+        assert store.postings([reserved]) == {reserved: [post(reserved, f)]}
+
+
+def test_threads_share_one_store(tmp_path: Path) -> None:
+    with KuzuStore(tmp_path / "s.kuzu", **SMALL) as store:
+
+        def work(n: int) -> None:
+            for i in range(10):
+                f = fact(f"thread {n} fact {i}")
+                store.put_facts([f])
+                store.put_postings([post(f"t{n}", f)])
+                store.add_corpus(1, 4)
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert store.fact_count() == 40 and store.posting_count() == 40
+        assert store.corpus() == CorpusStats(40, 160)
+
+
+@pytest.mark.slow
+def test_a_hundred_stores_open_at_once(tmp_path: Path) -> None:
+    """One process holds an agent's database for each of 100 agents (default caps)."""
+    proc = psutil.Process()
+    rss_before = proc.memory_info().rss
+    started = time.perf_counter()
+    stores = [KuzuStore(tmp_path / f"agent-{i}" / "store.kuzu") for i in range(100)]
+    opened = time.perf_counter() - started
+    try:
+        for i, store in enumerate(stores):
+            f = fact(f"agent {i} remembers this")
+            assert store.put_facts([f]) == [True]
+            store.put_postings([post("remembers", f, tf=i + 1)])
+        for i, store in enumerate(stores):
+            f = fact(f"agent {i} remembers this")
+            assert store.get_facts([f.id]) == {f.id: f}
+            assert store.postings(["remembers"])["remembers"] == [post("remembers", f, tf=i + 1)]
+        rss_mb = (proc.memory_info().rss - rss_before) / 2**20
+        print(f"100 KuzuStores: opened in {opened:.2f} s, RSS grew {rss_mb:.0f} MB")
+    finally:
+        for store in stores:
+            store.close()
+
+
+@pytest.mark.skipif(not LADYBUG, reason="ladybug is not installed (pip install ladybug)")
+def test_ladybug_round_trip(tmp_path: Path) -> None:
+    f = fact("stored by the fork")
+    path = tmp_path / "s.lbug"
+    with KuzuStore(path, engine="ladybug", **SMALL) as store:
+        assert store.put_facts([f]) == [True]
+        store.put_postings([post("fork", f)])
+    with KuzuStore(path, engine="ladybug", **SMALL) as store:
+        assert store.get_facts([f.id]) == {f.id: f}
+        assert store.postings(["fork"]) == {"fork": [post("fork", f)]}
