@@ -319,3 +319,9 @@ def test_frozen_and_validated_on_construction() -> None:
 def test_config_error_is_a_hive_error() -> None:
     with pytest.raises(HiveError):
         MemoryConfig.resolve(backend="nope")
+
+
+def test_max_db_size_must_be_a_power_of_two() -> None:
+    with pytest.raises(ConfigError, match="power of two"):
+        MemoryConfig.resolve(max_db_size_mb=1000)
+    assert MemoryConfig.resolve(max_db_size_mb=1024).max_db_size_mb == 1024

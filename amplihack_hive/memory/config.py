@@ -51,6 +51,19 @@ def _int(minimum: int) -> Callable[[object], int]:
     return parse
 
 
+def _power_of_two(minimum: int) -> Callable[[object], int]:
+    """Kuzu accepts only a power of two for max_db_size."""
+    base = _int(minimum)
+
+    def parse(value: object) -> int:
+        n = base(value)
+        if n & (n - 1):
+            raise ValueError(f"expected a power of two >= {minimum} (Kuzu requires it)")
+        return n
+
+    return parse
+
+
 def _positive_float(value: object) -> float:
     expected = "expected a number > 0"
     if isinstance(value, str):
@@ -132,7 +145,7 @@ _PARSERS: dict[str, Callable[[object], Any]] = {
     "replication": _int(1),
     "vnodes": _int(1),
     "buffer_pool_mb": _int(16),
-    "max_db_size_mb": _int(64),
+    "max_db_size_mb": _power_of_two(64),
     "data_dir": _path,
     "peers": _peers,
     "token": _token,
