@@ -161,7 +161,7 @@ def test_rendered_bicep_parses_with_pycep(
     )
     assert main["variables"]["allAgents"]["value"] == ",".join(f"agent-{i}" for i in range(agents))
     peers = main["variables"]["peers"]["value"]["function"]["parameters"]["original_string"]
-    entries = peers["function"]["parameters"]["input_array"]
+    entries = peers.split(",")
     assert [entry.split("=")[0] for entry in entries] == [f"agent-{i}" for i in range(agents)]
     for app in rendered:
         assert is_valid_name(app["name"]) and len(app["name"]) <= 32

@@ -93,13 +93,9 @@ module acrPull 'modules/acr-pull.bicep' = if (grantAcrPull && !empty(acrName)) {
 }
 
 // Where each agent is reached: agent=https://<its app>.internal.<environment domain>,
-// comma-separated (plain literals and one replace(), which keeps the file quick to parse).
+// comma-separated. One plain literal and one replace(): quick to parse, any Bicep version.
 var domain = environment.outputs.defaultDomain
-var peers = replace(join([
-  'agent-0=https://demo-agent-0.internal.{domain}'
-  'agent-1=https://demo-agent-0.internal.{domain}'
-  'agent-2=https://demo-agent-2.internal.{domain}'
-], ','), '{domain}', domain)
+var peers = replace('agent-0=https://demo-agent-0.internal.{domain},agent-1=https://demo-agent-0.internal.{domain},agent-2=https://demo-agent-2.internal.{domain}', '{domain}', domain)
 
 module agentApps 'modules/agent-app.bicep' = [for app in apps: {
   name: 'app-${app.name}'
@@ -129,7 +125,7 @@ module agentApps 'modules/agent-app.bicep' = [for app in apps: {
 }]
 
 @description('Names of the hive\'s container apps.')
-output appNames array = [for (app, i) in apps: agentApps[i].outputs.name]
+output appNames array = [for app in apps: app.name]
 
 @description('DNS suffix of the hive\'s Container Apps environment.')
 output environmentDomain string = domain
