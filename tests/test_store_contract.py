@@ -329,3 +329,25 @@ TestKuzuMatchesMemory.settings = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
+
+
+def test_listing_and_drop_for_handoff(store: Store) -> None:
+    a, b = fact("handoff alpha"), fact("handoff beta")
+    store.put_facts([a, b])
+    store.put_postings([post("alpha", a), post("beta", b), post("shared", a), post("shared", b)])
+    store.forget([Tombstone("f" * 32, 3.0)])
+    assert sorted(store.posting_keys()) == sorted(
+        [("alpha", a.id), ("beta", b.id), ("shared", a.id), ("shared", b.id)]
+    )
+    assert [t.fact_id for t in store.tombstones()] == ["f" * 32]
+    got = store.postings_by_key([("shared", b.id), ("alpha", b.id), ("nope", a.id)])
+    assert [(p.term, p.fact_id) for p in got] == [("shared", b.id)]
+    # dropping is not forgetting: no tombstone, and the records may come back
+    store.drop([a.id], [("shared", a.id), ("alpha", a.id)])
+    assert store.fact_ids() == [b.id]
+    assert sorted(store.posting_keys()) == sorted([("beta", b.id), ("shared", b.id)])
+    assert store.tombstoned([a.id]) == set()
+    assert store.put_facts([a]) == [True]
+    store.put_postings([post("alpha", a)])
+    assert ("alpha", a.id) in store.posting_keys()
+    assert store.posting_count() == 3

@@ -364,6 +364,33 @@ class KuzuStore:
         with self._open():
             return int(self._rows("MATCH ()-[p:Posts]->() RETURN count(p)")[0][0])
 
+    def posting_keys(self) -> list[tuple[str, str]]:
+        with self._open():
+            rows = self._rows("MATCH (t:Doc)-[:Posts]->(d:Doc) RETURN t.id, d.id")
+        return [(row[0][len(_TERM) :], row[1]) for row in rows]
+
+    def postings_by_key(self, keys: Sequence[tuple[str, str]]) -> list[Posting]:
+        wanted = set(keys)
+        found = self.postings(sorted({term for term, _ in wanted}))
+        return [p for plist in found.values() for p in plist if (p.term, p.fact_id) in wanted]
+
+    def drop(self, fact_ids: Sequence[str], posting_keys: Sequence[tuple[str, str]]) -> None:
+        rows = [{"term": _TERM + t, "fact_id": f} for t, f in posting_keys]
+        with self._open(), self._transaction():
+            # a body row may still be the target of postings held here: keep the row,
+            # drop the body
+            self._by_key(
+                "MATCH (d:Doc {id: $key}) WHERE d.body SET d.body = false, d.content = NULL,"
+                " d.metadata = NULL",
+                fact_ids,
+            )
+            for part in _chunks(rows):
+                self._run(
+                    "UNWIND $rows AS r MATCH (t:Doc {id: r.term})-[p:Posts]->"
+                    "(d:Doc {id: r.fact_id}) DELETE p",
+                    {"rows": part},
+                )
+
     # -- tombstones -----------------------------------------------------------------------
 
     def forget(self, tombstones: Sequence[Tombstone]) -> list[bool]:
@@ -393,6 +420,13 @@ class KuzuStore:
     def tombstoned(self, ids: Sequence[str]) -> set[str]:
         with self._open():
             return {i for i, (_, forgotten) in self._docs(ids).items() if forgotten is not None}
+
+    def tombstones(self) -> list[Tombstone]:
+        with self._open():
+            rows = self._rows(
+                "MATCH (d:Doc) WHERE d.forgotten IS NOT NULL RETURN d.id, d.forgotten"
+            )
+        return [Tombstone(row[0], row[1]) for row in rows]
 
     # -- corpus counters ------------------------------------------------------------------
 

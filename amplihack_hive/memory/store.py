@@ -63,6 +63,23 @@ class Store(Protocol):
 
     def fact_count(self) -> int: ...
 
+    def posting_keys(self) -> list[tuple[str, str]]:
+        """(term, fact id) of every posting stored here."""
+        ...
+
+    def tombstones(self) -> list[Tombstone]:
+        """Every tombstone recorded here."""
+        ...
+
+    def postings_by_key(self, keys: Sequence[tuple[str, str]]) -> list[Posting]:
+        """The stored postings among ``keys`` ((term, fact id) pairs)."""
+        ...
+
+    def drop(self, fact_ids: Sequence[str], posting_keys: Sequence[tuple[str, str]]) -> None:
+        """Remove bodies and postings without leaving tombstones: they were handed to the
+        agents that own them now."""
+        ...
+
     def posting_count(self) -> int: ...
 
     def export(self) -> ShardExport:
@@ -143,6 +160,35 @@ class InMemoryStore:
     def fact_count(self) -> int:
         return len(self._facts)
 
+    def posting_keys(self) -> list[tuple[str, str]]:
+        return [(t, f) for t, plist in self._postings.items() for f in plist]
+
+    def tombstones(self) -> list[Tombstone]:
+        return [Tombstone(i, at) for i, at in self._tombstones.items()]
+
+    def postings_by_key(self, keys: Sequence[tuple[str, str]]) -> list[Posting]:
+        out = []
+        for term, fid in keys:
+            p = self._postings.get(term, {}).get(fid)
+            if p is not None:
+                out.append(p)
+        return out
+
+    def drop(self, fact_ids: Sequence[str], posting_keys: Sequence[tuple[str, str]]) -> None:
+        for fid in fact_ids:
+            self._facts.pop(fid, None)
+        for term, fid in posting_keys:
+            plist = self._postings.get(term)
+            if plist is not None and plist.pop(fid, None) is not None:
+                self._n_postings -= 1
+                terms = self._terms_of.get(fid)
+                if terms is not None:
+                    terms.discard(term)
+                    if not terms:
+                        del self._terms_of[fid]
+                if not plist:
+                    del self._postings[term]
+
     def posting_count(self) -> int:
         return self._n_postings
 
@@ -150,7 +196,7 @@ class InMemoryStore:
         return ShardExport(
             facts=list(self._facts.values()),
             postings=[p for plist in self._postings.values() for p in plist.values()],
-            tombstones=[Tombstone(i, at) for i, at in self._tombstones.items()],
+            tombstones=self.tombstones(),
             corpus=self.corpus(),
         )
 
