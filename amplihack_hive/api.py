@@ -22,6 +22,7 @@ from amplihack_hive.memory.backends import BACKENDS, open_store
 from amplihack_hive.memory.config import MemoryConfig
 from amplihack_hive.memory.coordinator import Coordinator, Hits, Transport
 from amplihack_hive.memory.node import MemoryNode
+from amplihack_hive.memory.repair import Repairer, RepairReport, RepairService
 from amplihack_hive.memory.ring import HashRing
 from amplihack_hive.memory.store import Store
 from amplihack_hive.transport.inprocess import InProcessTransport
@@ -230,13 +231,38 @@ class Hive(_Client):
             if cleanup:
                 shutil.rmtree(cleanup, ignore_errors=True)
             raise
-        nodes = {n: MemoryNode(n, s) for n, s in zip(names, stores, strict=True)}
-        transport = InProcessTransport(nodes)
         ring = HashRing(names, vnodes=vnodes)
         coordinator = Coordinator(
-            ring, transport, replication=replication, write_quorum=write_quorum
+            ring, InProcessTransport({}), replication=replication, write_quorum=write_quorum
         )
+        nodes = {
+            n: MemoryNode(n, s, RepairService(n, s, lambda: coordinator.ring, replication))
+            for n, s in zip(names, stores, strict=True)
+        }
+        transport = InProcessTransport(nodes)
+        coordinator.transport = transport
         return cls(coordinator, transport, names, stores, cleanup)
+
+    def repair(self) -> list[RepairReport]:
+        """One anti-entropy round on every agent of an in-process hive (agents running as
+        processes repair themselves on a timer). Returns each agent's report."""
+        self._check()
+        transport = self._transport
+        if not isinstance(transport, InProcessTransport):
+            raise HiveStateError(
+                "repair() drives in-process hives; agent processes repair themselves"
+            )
+
+        async def run() -> list[RepairReport]:
+            reports = []
+            for name in self._agents:
+                node = transport.nodes.get(name)
+                if node is None or node.repair is None or name in transport.down:
+                    continue
+                reports.append(await Repairer(node.repair, transport.request).round())
+            return reports
+
+        return self._loop.run(run())
 
     @classmethod
     def connect(cls, name: str, home: str | Path | None = None, *, timeout_s: float = 5.0) -> Hive:

@@ -35,13 +35,13 @@ from amplihack_hive.memory.index import (
     rank,
 )
 from amplihack_hive.memory.records import Fact, Posting, Tombstone
+from amplihack_hive.memory.repair import CORPUS_KEY
 from amplihack_hive.memory.ring import HashRing
 from amplihack_hive.memory.text import term_counts
 
 logger = logging.getLogger(__name__)
 
 Message = dict[str, Any]
-CORPUS_KEY = "\x00corpus"
 #: Postings an owner sends per term before the coordinator asks for more.
 FIRST_CUT = 256
 _FACT_ID_CHARS = frozenset("0123456789abcdef")

@@ -27,6 +27,8 @@ from typing import Any
 from amplihack_hive.errors import InvalidInputError
 from amplihack_hive.memory.index import cut_by_impact
 from amplihack_hive.memory.records import Fact, Posting, ShardExport, Tombstone
+from amplihack_hive.memory.repair import OPS as REPAIR_OPS
+from amplihack_hive.memory.repair import RepairService
 from amplihack_hive.memory.store import Store
 
 logger = logging.getLogger(__name__)
@@ -37,12 +39,18 @@ Message = dict[str, Any]
 MAX_BATCH = 50_000
 
 
-class MemoryNode:
-    """Serves one agent's store to the hive."""
+#: Operations that change the store (repair's cached digests are invalidated by them).
+WRITES = frozenset({"put", "forget", "corpus", "import"})
 
-    def __init__(self, name: str, store: Store) -> None:
+
+class MemoryNode:
+    """Serves one agent's store to the hive. With ``repair`` set it also answers the
+    anti-entropy requests of :mod:`amplihack_hive.memory.repair`."""
+
+    def __init__(self, name: str, store: Store, repair: RepairService | None = None) -> None:
         self.name = name
         self.store = store
+        self.repair = repair
         self._ops: dict[str, Callable[[Message], Message]] = {
             "put": self._put,
             "postings": self._postings,
@@ -54,6 +62,9 @@ class MemoryNode:
             "import": self._import,
             "ping": lambda m: {"agent": self.name},
         }
+        if repair is not None:
+            for op in REPAIR_OPS:
+                self._ops[op] = repair.handle
 
     def handle(self, message: Message) -> Message:
         """Answer one request. Malformed requests raise InvalidInputError."""
@@ -64,7 +75,10 @@ class MemoryNode:
         if handler is None:
             raise InvalidInputError(f"unknown operation {op!r}")
         try:
-            return handler(message)
+            reply = handler(message)
+            if op in WRITES and self.repair is not None:
+                self.repair.touched()
+            return reply
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             if isinstance(exc, InvalidInputError):
                 raise

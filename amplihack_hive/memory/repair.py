@@ -1,0 +1,405 @@
+"""Anti-entropy between replicas, and handoff of records an agent no longer owns.
+
+Every record an agent holds has a *record key* and a *placement key*:
+
+- a fact body ``f|<id>`` and a tombstone ``t|<id>`` are placed by the fact id;
+- a posting ``p|<term>|<id>`` is placed by its term;
+- the corpus counters ``c|<count>|<length>`` by :data:`CORPUS_KEY` (the values are part of
+  the key, so replicas whose counters differ disagree, and the larger value wins).
+
+Two agents A and B *share* a record when both are among its R ring owners. Repair compares
+the records A and B share by a hash tree over their 64-bit record hashes (Merkle 1987;
+Dynamo §4.7 uses the same idea per key range): each node of the tree is a prefix of the hash
+space with the count and XOR of the hashes under it, 64 children per level. Equal digests
+end the descent; a bucket only one side holds anything in is sent whole without listing
+keys; small differing buckets exchange their keys. So an exchange between replicas in sync
+costs one request with 64 digests, and the bytes otherwise grow with the difference, not
+with the shard. The comparison is exact (a full-width XOR and a count per bucket, down to
+single keys), so, unlike a Bloom filter, a false positive cannot hide a missing record.
+
+Tombstones win: records a peer refuses because it holds a tombstone come back as tombstones,
+which the sender applies; records the receiver refuses are reported back the same way.
+
+Records an agent holds but does not own under the current ring (written to it as a hinted
+substitute while an owner was down, or left over after the membership changed) are handed to
+their owners and dropped once every owner has them (:meth:`Repairer.handoff`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from amplihack_hive.memory.records import CorpusStats, ShardExport, Tombstone
+from amplihack_hive.memory.ring import HashRing
+from amplihack_hive.memory.store import Store
+
+logger = logging.getLogger(__name__)
+
+Message = dict[str, Any]
+SEP = "\x1f"
+#: The placement key of the corpus counters (also used by the coordinator).
+CORPUS_KEY = "\x00corpus"
+LEVEL_BITS = 6
+FANOUT = 1 << LEVEL_BITS
+MAX_BITS = 30
+#: A differing bucket with at most this many records on each side exchanges its keys.
+LEAF = 24
+
+
+def record_hash(key: str) -> int:
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big")
+
+
+def placement(key: str) -> str:
+    kind, _, rest = key.partition(SEP)
+    if kind == "p":
+        return rest.partition(SEP)[0]
+    if kind == "c":
+        return CORPUS_KEY
+    return rest
+
+
+@dataclass
+class Shared:
+    """The records one agent shares with one peer, sorted by hash."""
+
+    hashes: np.ndarray
+    keys: list[str]
+
+    @classmethod
+    def of(cls, keys: list[str]) -> Shared:
+        hs = np.fromiter((record_hash(k) for k in keys), dtype=np.uint64, count=len(keys))
+        order = np.argsort(hs, kind="stable")
+        return cls(hs[order], [keys[i] for i in order])
+
+    def _span(self, bits: int, prefix: int) -> tuple[int, int]:
+        if bits == 0:
+            return 0, len(self.keys)
+        shift = 64 - bits
+        lo = np.uint64(prefix << shift)
+        i = int(np.searchsorted(self.hashes, lo, side="left"))
+        if prefix + 1 >= 1 << bits:
+            return i, len(self.keys)
+        hi = np.uint64((prefix + 1) << shift)
+        return i, int(np.searchsorted(self.hashes, hi, side="left"))
+
+    def digest(self, bits: int, prefix: int) -> list[int]:
+        """[count, xor of hashes] of one bucket."""
+        i, j = self._span(bits, prefix)
+        return [j - i, int(np.bitwise_xor.reduce(self.hashes[i:j])) if j > i else 0]
+
+    def children(self, bits: int, prefix: int) -> list[list[int]]:
+        """The digests of the 64 children of a bucket."""
+        return [self.digest(bits + LEVEL_BITS, (prefix << LEVEL_BITS) | c) for c in range(FANOUT)]
+
+    def bucket_keys(self, bits: int, prefix: int) -> list[str]:
+        i, j = self._span(bits, prefix)
+        return self.keys[i:j]
+
+
+@dataclass
+class Holdings:
+    """Everything one agent holds, keyed for repair: per peer, the records they share;
+    and the records this agent holds but does not own."""
+
+    shared: dict[str, Shared]
+    misplaced: dict[str, list[str]]  # record key -> its owners
+
+
+def holdings(me: str, store: Store, ring: HashRing, replication: int) -> Holdings:
+    keys: list[str] = [f"f{SEP}{i}" for i in store.fact_ids()]
+    keys += [f"p{SEP}{t}{SEP}{i}" for t, i in store.posting_keys()]
+    tombs = [f"t{SEP}{t.fact_id}" for t in store.tombstones()]
+    corpus = store.corpus()
+    if corpus.count or corpus.total_length:
+        keys.append(f"c{SEP}{corpus.count}{SEP}{corpus.total_length}")
+    per_peer: dict[str, list[str]] = {}
+    misplaced: dict[str, list[str]] = {}
+    owners_of: dict[str, list[str]] = {}
+    for key in keys + tombs:
+        where = placement(key)
+        owners = owners_of.get(where)
+        if owners is None:
+            owners = owners_of[where] = ring.owners(where, replication)
+        if me not in owners:
+            if key[0] != "t":  # tombstones stay wherever they were sent: they guard
+                misplaced[key] = owners
+            continue
+        for peer in owners:
+            if peer != me:
+                per_peer.setdefault(peer, []).append(key)
+    return Holdings({p: Shared.of(ks) for p, ks in per_peer.items()}, misplaced)
+
+
+def select(store: Store, keys: Iterable[str]) -> ShardExport:
+    """The records of ``keys`` held here, as an export."""
+    fact_ids, posting_keys, tomb_ids = [], [], set()
+    corpus = CorpusStats()
+    for key in keys:
+        kind, _, rest = key.partition(SEP)
+        if kind == "f":
+            fact_ids.append(rest)
+        elif kind == "p":
+            term, _, fid = rest.partition(SEP)
+            posting_keys.append((term, fid))
+        elif kind == "t":
+            tomb_ids.add(rest)
+        elif kind == "c":
+            corpus = store.corpus()
+    facts = store.get_facts(fact_ids)
+    tombs = [t for t in store.tombstones() if t.fact_id in tomb_ids] if tomb_ids else []
+    return ShardExport(
+        facts=list(facts.values()),
+        postings=store.postings_by_key(posting_keys),
+        tombstones=tombs,
+        corpus=corpus,
+    )
+
+
+def absorb(store: Store, shard: ShardExport) -> list[list[Any]]:
+    """Import records; return the tombstones (as [id, at]) that made this store refuse some
+    of them, so the sender can apply them too."""
+    ids = {f.id for f in shard.facts} | {p.fact_id for p in shard.postings}
+    store.import_(shard)
+    refused = store.tombstoned(sorted(ids)) if ids else set()
+    if not refused:
+        return []
+    return [t.to_list() for t in store.tombstones() if t.fact_id in refused]
+
+
+class RepairService:
+    """The responder side of repair, served by a node. ``ring`` gives the current ring."""
+
+    def __init__(
+        self, me: str, store: Store, ring: Callable[[], HashRing], replication: int
+    ) -> None:
+        self.me = me
+        self.store = store
+        self.ring = ring
+        self.replication = replication
+        self._cache: tuple[tuple[int, int], Holdings] | None = None
+        self.version = 0
+
+    def touched(self) -> None:
+        self.version += 1
+
+    def holdings(self) -> Holdings:
+        ring = self.ring()
+        stamp = (self.version, id(ring))
+        if self._cache is None or self._cache[0] != stamp:
+            self._cache = (stamp, holdings(self.me, self.store, ring, self.replication))
+        return self._cache[1]
+
+    def shared_with(self, peer: str) -> Shared:
+        return self.holdings().shared.get(peer) or Shared.of([])
+
+    def handle(self, m: Message) -> Message:
+        op = m["op"]
+        peer = str(m.get("peer", ""))
+        if op == "repair_digest":
+            # per bucket [bits, prefix, count, xor] as the peer sees it: null when this side
+            # agrees, else the digests of its 64 children
+            shared = self.shared_with(peer)
+            out: list[list[list[int]] | None] = []
+            for b, p, count, x in m["buckets"]:
+                same = shared.digest(int(b), int(p)) == [int(count), int(x)]
+                out.append(None if same else shared.children(int(b), int(p)))
+            return {"digests": out}
+        if op == "repair_keys":
+            shared = self.shared_with(peer)
+            return {
+                "keys": [k for b, p in m["buckets"] for k in shared.bucket_keys(int(b), int(p))]
+            }
+        if op == "repair_get":
+            shared = self.shared_with(peer)
+            keys = list(m.get("keys") or [])
+            for b, p in m.get("buckets") or []:
+                keys += shared.bucket_keys(int(b), int(p))
+            return {"shard": select(self.store, keys).to_dict()}
+        if op == "repair_put":
+            tombs = absorb(self.store, ShardExport.from_dict(m["shard"]))
+            self.touched()
+            return {"tombstones": tombs}
+        raise KeyError(op)
+
+
+OPS = ("repair_digest", "repair_keys", "repair_get", "repair_put")
+
+
+@dataclass
+class RepairReport:
+    peers: int = 0
+    failed_peers: list[str] = field(default_factory=list)
+    pushed: int = 0
+    pulled: int = 0
+    handed_off: int = 0
+    requests: int = 0
+    seconds: float = 0.0
+    finished: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "peers": self.peers,
+            "failed_peers": self.failed_peers,
+            "pushed": self.pushed,
+            "pulled": self.pulled,
+            "handed_off": self.handed_off,
+            "requests": self.requests,
+            "seconds": round(self.seconds, 4),
+            "finished": self.finished,
+        }
+
+
+class Repairer:
+    """The initiator side: one repair round with every peer this agent leads, then handoff."""
+
+    def __init__(self, service: RepairService, send: Callable[[str, Message], Any]) -> None:
+        self.service = service
+        self.send = send  # async (agent, message) -> reply
+        self.last: RepairReport | None = None
+
+    @property
+    def me(self) -> str:
+        return self.service.me
+
+    def leads(self, peer: str) -> bool:
+        """One side of each pair starts the exchange; alternate by a hash of the pair so the
+        work spreads evenly."""
+        a, b = sorted((self.me, peer))
+        first = record_hash(a + SEP + b) & 1 == 0
+        return (self.me == a) == first
+
+    async def round(self, peers: Iterable[str] | None = None) -> RepairReport:
+        started = time.monotonic()
+        report = RepairReport()
+        held = self.service.holdings()
+        targets = sorted(
+            p
+            for p in (peers if peers is not None else self.service.ring().nodes)
+            if p != self.me and (peers is not None or self.leads(p))
+        )
+        report.peers = len(targets)
+        results = await asyncio.gather(
+            *(self._with(p, held.shared.get(p) or Shared.of([]), report) for p in targets),
+            return_exceptions=True,
+        )
+        for peer, result in zip(targets, results, strict=True):
+            if isinstance(result, BaseException):
+                if not isinstance(result, Exception):
+                    raise result
+                logger.info("repair with %s failed: %s", peer, result)
+                report.failed_peers.append(peer)
+        await self.handoff(report)
+        report.seconds = time.monotonic() - started
+        report.finished = time.time()
+        self.last = report
+        return report
+
+    async def _ask(self, peer: str, message: Message, report: RepairReport) -> Message:
+        report.requests += 1
+        reply: Message = await self.send(peer, {**message, "peer": self.me})
+        return reply
+
+    async def _with(self, peer: str, local: Shared, report: RepairReport) -> None:
+        store = self.service.store
+        frontier: list[tuple[int, int]] = [(0, 0)]
+        push_buckets: list[tuple[int, int]] = []
+        pull_buckets: list[tuple[int, int]] = []
+        key_buckets: list[tuple[int, int]] = []
+        while frontier:
+            asked = [[b, p, *local.digest(b, p)] for b, p in frontier]
+            reply = await self._ask(peer, {"op": "repair_digest", "buckets": asked}, report)
+            nxt: list[tuple[int, int]] = []
+            for (bits, prefix), remote in zip(frontier, reply["digests"], strict=True):
+                if remote is None:
+                    continue
+                mine = local.children(bits, prefix)
+                for c in range(FANOUT):
+                    (lc, lx), (rc, rx) = mine[c], remote[c]
+                    if lc == rc and lx == rx:
+                        continue
+                    child = (bits + LEVEL_BITS, (prefix << LEVEL_BITS) | c)
+                    if rc == 0:
+                        push_buckets.append(child)
+                    elif lc == 0:
+                        pull_buckets.append(child)
+                    elif max(lc, rc) <= LEAF or child[0] + LEVEL_BITS > MAX_BITS:
+                        key_buckets.append(child)
+                    else:
+                        nxt.append(child)
+            frontier = nxt
+        push_keys = [k for b, p in push_buckets for k in local.bucket_keys(b, p)]
+        pull_keys: list[str] = []
+        if key_buckets:
+            reply = await self._ask(peer, {"op": "repair_keys", "buckets": key_buckets}, report)
+            theirs = set(reply["keys"])
+            ours = {k for b, p in key_buckets for k in local.bucket_keys(b, p)}
+            push_keys += sorted(ours - theirs)
+            pull_keys = sorted(theirs - ours)
+        if pull_keys or pull_buckets:
+            reply = await self._ask(
+                peer, {"op": "repair_get", "keys": pull_keys, "buckets": pull_buckets}, report
+            )
+            shard = ShardExport.from_dict(reply["shard"])
+            refused = absorb(store, shard)
+            self.service.touched()
+            report.pulled += len(shard.facts) + len(shard.postings) + len(shard.tombstones)
+            if refused:
+                await self._ask(peer, {"op": "forget", "tombstones": refused}, report)
+        if push_keys:
+            shard = select(store, push_keys)
+            reply = await self._ask(peer, {"op": "repair_put", "shard": shard.to_dict()}, report)
+            report.pushed += len(shard.facts) + len(shard.postings) + len(shard.tombstones)
+            if reply["tombstones"]:
+                store.forget([Tombstone.from_list(t) for t in reply["tombstones"]])
+                self.service.touched()
+
+    async def handoff(self, report: RepairReport | None = None) -> int:
+        """Send misplaced records to their owners; drop them here once all owners have them."""
+        report = report or RepairReport()
+        misplaced = self.service.holdings().misplaced
+        if not misplaced:
+            return 0
+        store = self.service.store
+        by_owner: dict[str, list[str]] = {}
+        for key, owners in misplaced.items():
+            for o in owners:
+                by_owner.setdefault(o, []).append(key)
+        delivered: dict[str, set[str]] = {}
+
+        async def give(owner: str, keys: list[str]) -> None:
+            reply = await self._ask(
+                owner, {"op": "repair_put", "shard": select(store, keys).to_dict()}, report
+            )
+            if reply["tombstones"]:
+                store.forget([Tombstone.from_list(t) for t in reply["tombstones"]])
+            for k in keys:
+                delivered.setdefault(k, set()).add(owner)
+
+        results = await asyncio.gather(
+            *(give(o, ks) for o, ks in by_owner.items()), return_exceptions=True
+        )
+        for owner, result in zip(by_owner, results, strict=True):
+            if isinstance(result, BaseException):
+                if not isinstance(result, Exception):
+                    raise result
+                logger.info("handoff to %s failed: %s", owner, result)
+        done = [k for k, owners in misplaced.items() if delivered.get(k, set()) >= set(owners)]
+        facts = [k.partition(SEP)[2] for k in done if k[0] == "f"]
+        postings = [tuple(k.split(SEP)[1:3]) for k in done if k[0] == "p"]
+        if facts or postings:
+            store.drop(facts, postings)  # type: ignore[arg-type]
+        if any(k[0] == "c" for k in done):
+            c = store.corpus()
+            store.add_corpus(-c.count, -c.total_length)
+        self.service.touched()
+        report.handed_off += len(done)
+        return len(done)
