@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from amplihack_hive import Hive
-from amplihack_hive.errors import InvalidInputError
+from amplihack_hive.errors import InvalidInputError, WriteQuorumError
 from amplihack_hive.memory.coordinator import Coordinator
 
 VOCAB = [f"w{i}" for i in range(40)] + ["prj-4471", "1200", "sarah", "chen", "birthday"]
@@ -225,3 +225,32 @@ def test_empty_question_and_bad_limit() -> None:
 def test_coordinator_refuses_bad_replication() -> None:
     with pytest.raises(InvalidInputError):
         Coordinator(None, None, replication=0)  # type: ignore[arg-type]
+
+
+def test_writes_with_two_owners_down_are_hinted_and_handed_back() -> None:
+    with Hive.in_process(agents=5, replication=3) as hive:
+        transport = hive._transport
+        transport.down |= {"agent-1", "agent-2"}  # type: ignore[attr-defined]
+        ids = hive.remember_many([f"hinted fact {i}" for i in range(50)])
+        assert len(ids) == 50  # acknowledged: W=2 reached through stand-ins
+        transport.down.clear()  # type: ignore[attr-defined]
+        hive.repair()
+        assert sum(hive.stats()["facts_per_agent"].values()) == 150
+        for fid in ids:
+            holders = {
+                name
+                for name, node in transport.nodes.items()  # type: ignore[attr-defined]
+                if node.store.get_facts([fid])
+            }
+            assert holders == set(hive._coordinator.owners(fid))
+        assert all(r.pushed == r.pulled == r.handed_off == 0 for r in hive.repair())
+        assert hive.recall("hinted fact 7")[0].content == "hinted fact 7"
+
+
+def test_write_fails_loudly_when_no_quorum_is_possible() -> None:
+    with Hive.in_process(agents=3, replication=3) as hive:
+        hive._transport.down |= {"agent-0", "agent-1"}  # type: ignore[attr-defined]
+        with pytest.raises(WriteQuorumError) as info:
+            hive.remember_many(["lonely fact"])
+        assert info.value.failed and not info.value.stored
+        assert set(info.value.unreachable) == {"agent-0", "agent-1"}

@@ -274,22 +274,46 @@ class Coordinator:
         op = _Op(self.transport)
         replies = await op.send_all({a: {"op": "put", **b} for a, b in batches.items()})
         ok = {a for a, r in replies.items() if not isinstance(r, Exception)}
+        down = set(batches) - ok
+        # Sloppy quorum with hinted handoff (Dynamo §4.6): what a down owner should have
+        # stored goes to the next agent on the ring; that agent holds it as a misplaced
+        # record and hands it to the owner when it is back (memory/repair.py).
+        extra_facts: dict[str, int] = {}
+        extra_terms: dict[str, int] = {}
+        sub_slots: dict[str, tuple[str, int]] = {}
+        hreplies: dict[str, Message | Exception] = {}
+        if down:
+            hinted, fact_subs, term_subs = self._substitutes(batches, down)
+            hreplies = await op.send_all({a: {"op": "put", **b} for a, b in hinted.items()})
+            for agent, reply in hreplies.items():
+                if isinstance(reply, Exception):
+                    continue
+                for fid, i in fact_subs.get(agent, []):
+                    extra_facts[fid] = extra_facts.get(fid, 0) + 1
+                    sub_slots.setdefault(fid, (agent, i))
+                for term in term_subs.get(agent, set()):
+                    extra_terms[term] = extra_terms.get(term, 0) + 1
         term_ok = {
-            t: sum(a in ok for a in owners) >= self._quorum(owners)
+            t: sum(a in ok for a in owners) + extra_terms.get(t, 0) >= self._quorum(owners)
             for t, owners in term_owners.items()
         }
         new_count = new_length = 0
         failed: list[str] = []
         for fact, postings in unique.values():
             acked = [(a, i) for a, i in fact_slots[fact.id] if a in ok]
-            if len(acked) < self._quorum(fact_slots[fact.id]) or not all(
+            acks = len(acked) + extra_facts.get(fact.id, 0)
+            if acks < self._quorum(fact_slots[fact.id]) or not all(
                 term_ok[p.term] for p in postings
             ):
                 failed.append(fact.id)
                 continue
-            # count a fact once: when the first owner that answered says it is new to it
-            agent, i = acked[0]
-            reply = replies[agent]
+            # count a fact once: when the first replica that answered says it is new to it
+            if acked:
+                agent, i = acked[0]
+                reply = replies[agent]
+            else:
+                agent, i = sub_slots[fact.id]
+                reply = hreplies[agent]
             assert not isinstance(reply, Exception)
             if reply["inserted"][i]:
                 new_count += 1
@@ -297,7 +321,9 @@ class Coordinator:
         if new_count:
             await self._add_corpus(op, new_count, new_length)
         if failed:
-            errors = sorted(a for a, r in replies.items() if isinstance(r, Exception))
+            errors = sorted(
+                {a for a, r in [*replies.items(), *hreplies.items()] if isinstance(r, Exception)}
+            )
             lost = set(failed)
             raise WriteQuorumError(
                 f"{len(failed)} of {len(unique)} facts were not stored on a write quorum "
@@ -307,6 +333,37 @@ class Coordinator:
                 unreachable=errors,
             )
         return [f.id for f, _ in prepared]
+
+    def _substitutes(
+        self, batches: dict[str, dict[str, list[Any]]], down: set[str]
+    ) -> tuple[
+        dict[str, dict[str, list[Any]]], dict[str, list[tuple[str, int]]], dict[str, set[str]]
+    ]:
+        """Re-address the batches of ``down`` agents: each record to the first agent after
+        its owners on the ring that is up. Returns the new batches, and per substitute the
+        (fact id, position) and terms it stands in for."""
+        hinted: dict[str, dict[str, list[Any]]] = {}
+        fact_subs: dict[str, list[tuple[str, int]]] = {}
+        term_subs: dict[str, set[str]] = {}
+        everyone = len(self.ring)
+
+        def stand_in(key: str) -> str | None:
+            ring_order = self.ring.owners(key, everyone)
+            return next((a for a in ring_order[self.replication :] if a not in down), None)
+
+        for agent in down:
+            for d in batches[agent]["facts"]:
+                sub = stand_in(d["id"])
+                if sub is not None:
+                    b = hinted.setdefault(sub, {"facts": [], "postings": []})
+                    fact_subs.setdefault(sub, []).append((d["id"], len(b["facts"])))
+                    b["facts"].append(d)
+            for row in batches[agent]["postings"]:
+                sub = stand_in(row[0])
+                if sub is not None:
+                    hinted.setdefault(sub, {"facts": [], "postings": []})["postings"].append(row)
+                    term_subs.setdefault(sub, set()).add(row[0])
+        return hinted, fact_subs, term_subs
 
     async def _add_corpus(self, op: _Op, count: int, length: int) -> None:
         owners = self.owners(CORPUS_KEY)
