@@ -5,20 +5,25 @@
   is recognised as the same fact); a question is oriented by recalling from the hive;
 - decide: which items can be stored and which are refused (and why); which recalled
   sentences answer the question;
-- act: remember on a write quorum, or answer; and, on a timer, upkeep.
+- act: remember on a write quorum, or answer; and, on a timer, upkeep: probe peers
+  (failure detection), adopt membership changes, repair replicas and hand off records.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from amplihack_hive.agent.answer import Answer, extractive_answer
-from amplihack_hive.errors import HiveError, InvalidInputError
+from amplihack_hive.agent.detector import FailureDetector
+from amplihack_hive.errors import HiveError, InvalidInputError, WriteQuorumError
 from amplihack_hive.memory.coordinator import Coordinator
 from amplihack_hive.memory.node import MemoryNode
 from amplihack_hive.memory.records import Fact, Posting
+from amplihack_hive.memory.repair import Repairer
+from amplihack_hive.memory.ring import HashRing
 
 logger = logging.getLogger(__name__)
 
@@ -32,24 +37,91 @@ class AgentBrain:
         nodes: dict[str, MemoryNode],
         coordinator: Coordinator,
         prompts: dict[str, str] | None = None,
+        *,
+        members: Callable[[], list[str] | None] | None = None,
+        detector: FailureDetector | None = None,
         upkeep_s: float = 30.0,
+        probe_s: float = 1.0,
+        repair_s: float = 5.0,
     ) -> None:
         self.nodes = nodes
         self.coordinator = coordinator
         self.prompts = prompts or {}
+        self.members = members
+        self.detector = detector
         self.upkeep_s = upkeep_s
+        self.probe_s = probe_s
+        self.repair_s = repair_s
         self.learned = 0
         self.answered = 0
+        self.repairers = {
+            name: Repairer(node.repair, coordinator.transport.request)
+            for name, node in nodes.items()
+            if node.repair is not None
+        }
+        self._rounds = 0
+        self._repair_lock = asyncio.Lock()
+        if detector is not None:
+            detector.set_members(coordinator.ring.nodes)
+            coordinator.suspects = detector.suspects
+        # An agent that comes up empty in a hive of several is rebuilt from its replicas
+        # before it answers reads.
+        if len(coordinator.ring) > 1:
+            for node in nodes.values():
+                node.ready = node.store.fact_count() > 0 or node.store.posting_count() > 0
 
     @property
     def hosted(self) -> list[str]:
         return list(self.nodes)
 
-    def local_stats(self) -> dict[str, dict[str, int]]:
-        return {
-            name: {"facts": n.store.fact_count(), "postings": n.store.posting_count()}
-            for name, n in self.nodes.items()
-        }
+    @property
+    def ready(self) -> bool:
+        return all(n.ready for n in self.nodes.values())
+
+    def local_stats(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for name, n in self.nodes.items():
+            misplaced = len(n.repair.holdings().misplaced) if n.repair is not None else 0
+            last = self.repairers[name].last if name in self.repairers else None
+            out[name] = {
+                "facts": n.store.fact_count(),
+                "postings": n.store.posting_count(),
+                "ready": n.ready,
+                "hints_pending": misplaced,
+                "last_repair": last.to_dict() if last else None,
+            }
+        return out
+
+    def peer_view(self) -> dict[str, str]:
+        return self.detector.view() if self.detector is not None else {}
+
+    def refresh_members(self) -> bool:
+        """Adopt a changed membership (agents added or removed); True when it changed."""
+        if self.members is None:
+            return False
+        names = self.members()
+        if not names or sorted(names) == sorted(self.coordinator.ring.nodes):
+            return False
+        ring = HashRing(names, vnodes=self.coordinator.ring.vnodes)
+        self.coordinator.ring = ring
+        if self.detector is not None:
+            self.detector.set_members(names)
+        logger.info("membership changed: %d agents", len(names))
+        return True
+
+    async def repair_now(self) -> dict[str, Any]:
+        """One repair round (with handoff) for every agent hosted here."""
+        async with self._repair_lock:
+            reports = {}
+            for name, repairer in self.repairers.items():
+                report = await repairer.round()
+                reports[name] = report.to_dict()
+                node = self.nodes[name]
+                if not node.ready and (not report.failed_peers or self._rounds >= 3):
+                    node.ready = True
+                    logger.info("agent %s rebuilt from its replicas; serving reads", name)
+            self._rounds += 1
+            return reports
 
     async def learn(self, items: list[Any]) -> dict[str, Any]:
         """Store items; each one is stored durably or reported as failed, never dropped."""
@@ -66,6 +138,13 @@ class AgentBrain:
         if valid:
             try:
                 ids = await self.coordinator.remember_prepared(valid)
+            except WriteQuorumError as exc:
+                lost = set(exc.failed)
+                ids = [f.id for f, _ in valid if f.id not in lost]
+                errors += [
+                    {"index": None, "id": fid, "error": "not stored on a write quorum"}
+                    for fid in exc.failed
+                ]
             except HiveError as exc:
                 logger.warning("learn batch of %d failed: %s", len(valid), exc)
                 return {
@@ -85,14 +164,30 @@ class AgentBrain:
         )
 
     async def upkeep_forever(self) -> None:
+        """Probe peers every ``probe_s``, adopt membership changes, repair every
+        ``repair_s`` and log a summary every ``upkeep_s``. Errors are logged, never fatal."""
+        next_repair = 0.0
+        next_log = self.upkeep_s
+        clock = 0.0
         while True:
-            await asyncio.sleep(self.upkeep_s)
             try:
-                logger.info(
-                    "upkeep: records %s, learned %d, answered %d",
-                    self.local_stats(),
-                    self.learned,
-                    self.answered,
-                )
+                if self.refresh_members():
+                    next_repair = 0.0
+                if self.detector is not None:
+                    await self.detector.tick()
+                if clock >= next_repair:
+                    await self.repair_now()
+                    next_repair = clock + self.repair_s
+                if clock >= next_log:
+                    logger.info(
+                        "upkeep: %s, learned %d, answered %d, suspects %s",
+                        {n: s["facts"] for n, s in self.local_stats().items()},
+                        self.learned,
+                        self.answered,
+                        sorted(self.detector.suspects()) if self.detector else [],
+                    )
+                    next_log = clock + self.upkeep_s
             except HiveError as exc:
-                logger.warning("upkeep failed: %s", exc)
+                logger.warning("upkeep step failed: %s", exc)
+            await asyncio.sleep(self.probe_s)
+            clock += self.probe_s

@@ -19,13 +19,16 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
 
 from amplihack_hive.agent.brain import AgentBrain
+from amplihack_hive.agent.detector import FailureDetector
 from amplihack_hive.agent.runstate import (
+    MembersFile,
     PeerDirectory,
     ProcessRecord,
     own_create_time,
@@ -37,6 +40,7 @@ from amplihack_hive.errors import ConfigError, HiveError
 from amplihack_hive.memory.backends import open_store
 from amplihack_hive.memory.coordinator import Coordinator
 from amplihack_hive.memory.node import MemoryNode
+from amplihack_hive.memory.repair import RepairService
 from amplihack_hive.memory.ring import HashRing
 from amplihack_hive.memory.store import Store
 from amplihack_hive.names import validate_name
@@ -45,6 +49,7 @@ from amplihack_hive.transport.http import HttpTransport
 logger = logging.getLogger(__name__)
 
 TOKEN_ENV = "AMPLIHACK_HIVE_TOKEN"
+PEERS_ENV = "AMPLIHACK_HIVE_PEERS"
 GRACE_S = 10.0
 
 
@@ -62,6 +67,8 @@ class AgentOptions:
     port: int = 0
     public_url: str | None = None
     upkeep_s: float = 30.0
+    probe_s: float = 1.0
+    repair_s: float = 5.0
     timeout_s: float = 5.0
 
     def token(self) -> str:
@@ -98,7 +105,9 @@ def parse_args(argv: list[str] | None = None) -> AgentOptions:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--public-url", help="address peers use (default http://HOST:PORT)")
-    p.add_argument("--upkeep-s", type=float, default=30.0)
+    p.add_argument("--upkeep-s", type=float, default=30.0, help="seconds between summaries")
+    p.add_argument("--probe-s", type=float, default=1.0, help="seconds between peer probes")
+    p.add_argument("--repair-s", type=float, default=5.0, help="seconds between repairs")
     p.add_argument("--timeout-s", type=float, default=5.0)
     a = p.parse_args(argv)
     kuzu_db = {}
@@ -124,6 +133,8 @@ def parse_args(argv: list[str] | None = None) -> AgentOptions:
         port=a.port,
         public_url=a.public_url,
         upkeep_s=a.upkeep_s,
+        probe_s=a.probe_s,
+        repair_s=a.repair_s,
         timeout_s=a.timeout_s,
     )
 
@@ -146,22 +157,67 @@ def open_stores(opts: AgentOptions) -> dict[str, Store]:
     return stores
 
 
+def static_peers() -> dict[str, str] | None:
+    """Peers named by ``AMPLIHACK_HIVE_PEERS`` (``agent-0=https://app-0,...``): where agents
+    cannot share a run directory (containers), the deployment names their addresses."""
+    spec = os.environ.get(PEERS_ENV, "").strip()
+    if not spec:
+        return None
+    peers: dict[str, str] = {}
+    for part in spec.split(","):
+        name, sep, url = part.strip().partition("=")
+        if not sep or not url.startswith(("http://", "https://")):
+            raise ConfigError(f"{PEERS_ENV}: expected agent=URL pairs, got {part!r}")
+        peers[validate_name(name, "agent name")] = url.rstrip("/")
+    return peers
+
+
 async def serve(opts: AgentOptions, stop: asyncio.Event) -> None:
     token = opts.token()
     stores = open_stores(opts)
-    nodes = {a: MemoryNode(a, s) for a, s in stores.items()}
-    peers = PeerDirectory(opts.hive_dir)
-    transport = HttpTransport(
-        peers.url,
-        token=token,
-        timeout_s=opts.timeout_s,
-        local=nodes,
-        on_unreachable=peers.forget,
-    )
+    coordinator: Coordinator | None = None
+
+    def current_ring() -> HashRing:
+        assert coordinator is not None
+        return coordinator.ring
+
+    nodes = {
+        a: MemoryNode(a, s, RepairService(a, s, current_ring, opts.replication))
+        for a, s in stores.items()
+    }
+    fixed = static_peers()
+    members: Callable[[], list[str] | None]
+    if fixed is not None:
+        transport = HttpTransport(fixed, token=token, timeout_s=opts.timeout_s, local=nodes)
+        members = lambda: None  # noqa: E731 - the deployment fixes the membership
+    else:
+        peers = PeerDirectory(opts.hive_dir)
+        transport = HttpTransport(
+            peers.url,
+            token=token,
+            timeout_s=opts.timeout_s,
+            local=nodes,
+            on_unreachable=peers.forget,
+        )
+        members = MembersFile(opts.hive_dir)
+    names = members() or opts.all_agents
     coordinator = Coordinator(
-        HashRing(opts.all_agents), transport, replication=opts.replication, agent=opts.agents[0]
+        HashRing(names), transport, replication=opts.replication, agent=opts.agents[0]
     )
-    brain = AgentBrain(nodes, coordinator, upkeep_s=opts.upkeep_s)
+
+    async def ping(peer: str) -> object:
+        return await transport.request(peer, {"op": "ping"})
+
+    detector = FailureDetector(opts.agents[0], ping)
+    brain = AgentBrain(
+        nodes,
+        coordinator,
+        members=members,
+        detector=detector,
+        upkeep_s=opts.upkeep_s,
+        probe_s=opts.probe_s,
+        repair_s=opts.repair_s,
+    )
     runner = web.AppRunner(make_app(brain, token), handle_signals=False, access_log=None)
     await runner.setup()
     group = opts.agents[0]

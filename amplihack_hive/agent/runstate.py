@@ -92,6 +92,8 @@ def read_records(hive: Path) -> list[ProcessRecord]:
         return []
     out = []
     for path in sorted(directory.glob("*.json")):
+        if path.name == MEMBERS_FILE:
+            continue
         rec = read_record(path)
         if rec is not None:
             out.append(rec)
@@ -146,3 +148,38 @@ class PeerDirectory:
 
     def forget(self, agent: str) -> None:
         self._urls.pop(agent, None)
+
+
+MEMBERS_FILE = "members.json"
+
+
+def write_members(hive: Path, agents: list[str]) -> None:
+    """Publish the hive's membership (the ring); running agents adopt changes."""
+    run_dir(hive).mkdir(parents=True, exist_ok=True)
+    path = run_dir(hive) / MEMBERS_FILE
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"agents": agents}))
+    os.replace(tmp, path)
+
+
+class MembersFile:
+    """Reads the published membership, re-reading only when the file changed."""
+
+    def __init__(self, hive: Path) -> None:
+        self.path = run_dir(hive) / MEMBERS_FILE
+        self._stamp: float | None = None
+        self._agents: list[str] | None = None
+
+    def __call__(self) -> list[str] | None:
+        try:
+            stamp = self.path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return self._agents
+        if stamp != self._stamp:
+            try:
+                data = json.loads(self.path.read_text())
+                self._agents = [str(a) for a in data["agents"]]
+                self._stamp = stamp
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                logger.warning("ignoring unreadable %s: %s", self.path, exc)
+        return self._agents

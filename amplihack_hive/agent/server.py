@@ -1,16 +1,19 @@
 """The agent's HTTP API (aiohttp).
 
-Every request carries the hive token (``Authorization: Bearer <token>``) or gets 401.
+Every request but ``GET /healthz`` carries the hive token (``Authorization: Bearer
+<token>``) or gets 401.
 Errors are JSON ``{"error": "..."}`` with a 4xx status; a bad request never takes the agent
 down.
 
-``GET  /health``               liveness and which agents this process hosts
+``GET  /healthz``              liveness only, without the token (for platform probes)
+``GET  /health``               liveness, readiness and which agents this process hosts
 ``GET  /stats``                records per hosted agent, RSS, uptime, fan-out
 ``POST /learn``                ``{"items": [str | {"content", "kind"?, "metadata"?}]}``
 ``POST /recall``               ``{"question", "limit"?}``
 ``POST /ask``                  ``{"question", "limit"?}``
 ``POST /forget``               ``{"id"}``
 ``POST /v1/memory/{agent}``    an agent-to-agent memory message (see memory/node.py)
+``POST /v1/admin/repair``      run a repair round now (with handoff); returns the reports
 """
 
 from __future__ import annotations
@@ -27,7 +30,13 @@ import psutil
 from aiohttp import web
 
 from amplihack_hive.agent.brain import AgentBrain
-from amplihack_hive.errors import HiveError, InvalidInputError, NotFoundError, TransportError
+from amplihack_hive.errors import (
+    HiveError,
+    HiveStateError,
+    InvalidInputError,
+    NotFoundError,
+    TransportError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +56,8 @@ def make_app(brain: AgentBrain, token: str) -> web.Application:
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         given = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        open_path = request.path == "/healthz" and request.method == "GET"
+        if not open_path and not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
             return _error(401, "missing or wrong hive token")
         try:
             return await handler(request)
@@ -59,7 +69,7 @@ def make_app(brain: AgentBrain, token: str) -> web.Application:
             return _error(404, str(exc))
         except InvalidInputError as exc:
             return _error(400, str(exc))
-        except TransportError as exc:
+        except (TransportError, HiveStateError) as exc:
             logger.warning("%s %s: %s", request.method, request.path, exc)
             return _error(503, str(exc))
         except HiveError as exc:
@@ -85,10 +95,15 @@ def make_app(brain: AgentBrain, token: str) -> web.Application:
             raise InvalidInputError(f"field {key!r} must be {kind.__name__}")
         return value
 
+    async def healthz(request: web.Request) -> web.Response:
+        # unauthenticated liveness for platform probes: says nothing about the hive
+        return web.json_response({"status": "ok"})
+
     async def health(request: web.Request) -> web.Response:
         return web.json_response(
             {
                 "status": "ok",
+                "ready": brain.ready,
                 "agents": brain.hosted,
                 "pid": os.getpid(),
                 "uptime_s": round(time.time() - started, 3),
@@ -103,8 +118,14 @@ def make_app(brain: AgentBrain, token: str) -> web.Application:
                 "rss_mb": round(process.memory_info().rss / 2**20, 1),
                 "uptime_s": round(time.time() - started, 3),
                 "fanout": brain.coordinator.fanout.as_dict(),
+                "ready": brain.ready,
+                "members": list(brain.coordinator.ring.nodes),
+                "peers": brain.peer_view(),
             }
         )
+
+    async def repair(request: web.Request) -> web.Response:
+        return web.json_response({"agents": await brain.repair_now()})
 
     async def learn(request: web.Request) -> web.Response:
         items = field(await body(request), "items", list)
@@ -136,6 +157,7 @@ def make_app(brain: AgentBrain, token: str) -> web.Application:
     app = web.Application(middlewares=[guard], client_max_size=MAX_BODY)
     app.add_routes(
         [
+            web.get("/healthz", healthz),
             web.get("/health", health),
             web.get("/stats", stats),
             web.post("/learn", learn),
@@ -143,6 +165,7 @@ def make_app(brain: AgentBrain, token: str) -> web.Application:
             web.post("/ask", ask),
             web.post("/forget", forget),
             web.post("/v1/memory/{agent}", memory),
+            web.post("/v1/admin/repair", repair),
         ]
     )
     return app

@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -33,6 +33,7 @@ from amplihack_hive.agent.runstate import (
     process_of,
     read_records,
     record_path,
+    write_members,
 )
 from amplihack_hive.errors import HiveError, HiveStateError
 from amplihack_hive.hive.config import HiveConfig, load_hive
@@ -55,6 +56,11 @@ class AgentStatus:
     facts: int | None = None
     rss_mb: float | None = None
     uptime_s: float | None = None
+    #: how the other agents see it: "alive", "suspect" or "down" (their failure detectors)
+    seen_by_hive: str | None = None
+    ready: bool | None = None
+    hints_pending: int | None = None
+    last_repair: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -150,6 +156,7 @@ class Supervisor:
         if not cfg.agents:
             raise HiveStateError(f"hive {self.name!r} has no agents; add one with add-agent")
         read_token(self.dir)  # fail early, in the CLI, on a missing token
+        write_members(self.dir, cfg.agent_names)  # running agents adopt added/removed ones
         hosted = {a for rec, _ in self.live_records() for a in rec.agents}
         missing = [a for a in cfg.agent_names if a not in hosted]
         per = max(1, cfg.agents_per_process)
@@ -219,26 +226,35 @@ class Supervisor:
         live = self.live_records()
         by_agent = {a: rec for rec, _ in live for a in rec.agents}
         stats = self._probe([rec for rec, _ in live]) if live else {}
+        seen = _hive_view(stats.values())
         out = []
         for agent in self.config.agent_names:
             rec = by_agent.get(agent)
             if rec is None:
-                out.append(AgentStatus(agent, "stopped"))
+                out.append(AgentStatus(agent, "stopped", seen_by_hive=seen.get(agent)))
                 continue
             s = stats.get(rec.group)
             if s is None:
-                out.append(AgentStatus(agent, "unhealthy", rec.pid, rec.url))
+                out.append(
+                    AgentStatus(agent, "unhealthy", rec.pid, rec.url, seen_by_hive=seen.get(agent))
+                )
                 continue
             per = s.get("agents", {}).get(agent, {})
+            last = per.get("last_repair") or {}
+            ready = bool(per.get("ready", True))
             out.append(
                 AgentStatus(
                     agent,
-                    "healthy",
+                    "healthy" if ready else "unhealthy",
                     rec.pid,
                     rec.url,
                     per.get("facts"),
                     s.get("rss_mb"),
                     s.get("uptime_s"),
+                    seen_by_hive=seen.get(agent, "alive"),
+                    ready=ready,
+                    hints_pending=per.get("hints_pending"),
+                    last_repair=last.get("finished"),
                 )
             )
         return out
@@ -313,3 +329,14 @@ def _last_line(path: Path) -> str:
     except OSError:
         return ""
     return lines[-1][-300:] if lines else ""
+
+
+def _hive_view(stats: Iterable[dict[str, Any]]) -> dict[str, str]:
+    """The worst state any answering agent reports for each peer."""
+    rank = {"alive": 0, "suspect": 1, "down": 2}
+    view: dict[str, str] = {}
+    for s in stats:
+        for peer, state in (s.get("peers") or {}).items():
+            if rank.get(state, 0) >= rank.get(view.get(peer, "alive"), 0):
+                view[peer] = state
+    return view

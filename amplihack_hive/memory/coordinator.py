@@ -112,8 +112,9 @@ def check_fact_id(fact_id: str) -> str:
 class _Op:
     """One coordinated operation: remembers which agents it contacted."""
 
-    def __init__(self, transport: Transport) -> None:
+    def __init__(self, transport: Transport, suspects: frozenset[str] = frozenset()) -> None:
         self.transport = transport
+        self.suspects = suspects
         self.contacted: set[str] = set()
 
     async def send(self, agent: str, message: Message) -> Message:
@@ -141,7 +142,8 @@ class _Op:
     ) -> tuple[dict[str, tuple[str, Message]], set[str]]:
         """Ask one live owner per key, preferring agents already contacted; on failure try
         the key's next owner. Returns key -> (agent, response) and the keys nobody served."""
-        pending = {k: list(owners(k)) for k in keys}
+        # replicas the failure detector suspects are asked last (sorted() is stable)
+        pending = {k: sorted(owners(k), key=lambda a: a in self.suspects) for k in keys}
         served: dict[str, tuple[str, Message]] = {}
         while pending:
             groups: dict[str, list[str]] = {}
@@ -190,6 +192,11 @@ class Coordinator:
         self.clock = clock
         self.first_cut = first_cut
         self.fanout = Fanout()
+        #: Agents the failure detector suspects (asked last); set by the agent process.
+        self.suspects: Callable[[], set[str]] = set
+
+    def _op(self) -> _Op:
+        return _Op(self.transport, frozenset(self.suspects()))
 
     def owners(self, key: str) -> list[str]:
         return self.ring.owners(key, self.replication)
@@ -271,7 +278,7 @@ class Coordinator:
                     batch(a)["postings"].append(row)
             self.fanout.facts += 1
             self.fanout.fact_agents += len(reached)
-        op = _Op(self.transport)
+        op = self._op()
         replies = await op.send_all({a: {"op": "put", **b} for a, b in batches.items()})
         ok = {a for a, r in replies.items() if not isinstance(r, Exception)}
         down = set(batches) - ok
@@ -392,7 +399,7 @@ class Coordinator:
         hits = Hits()
         if not counts:
             return hits
-        op = _Op(self.transport)
+        op = self._op()
         try:
             n_docs, avgdl = await self.corpus(op)
             if n_docs == 0:
@@ -487,7 +494,7 @@ class Coordinator:
         """Tombstone a fact on its owners and on the owners of its terms. Returns True when
         the fact existed. Forgetting twice is fine."""
         check_fact_id(fact_id)
-        op = _Op(self.transport)
+        op = self._op()
         served, _ = await op.ask_owners(
             [fact_id], self.owners, lambda ids: {"op": "facts", "ids": ids}
         )

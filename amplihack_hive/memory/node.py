@@ -24,7 +24,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from amplihack_hive.errors import InvalidInputError
+from amplihack_hive.errors import HiveStateError, InvalidInputError
 from amplihack_hive.memory.index import cut_by_impact
 from amplihack_hive.memory.records import Fact, Posting, ShardExport, Tombstone
 from amplihack_hive.memory.repair import OPS as REPAIR_OPS
@@ -41,6 +41,8 @@ MAX_BATCH = 50_000
 
 #: Operations that change the store (repair's cached digests are invalidated by them).
 WRITES = frozenset({"put", "forget", "corpus", "import"})
+#: Operations refused while the node rebuilds its replicas (its answers would be partial).
+READS = frozenset({"postings", "facts", "corpus"})
 
 
 class MemoryNode:
@@ -51,6 +53,9 @@ class MemoryNode:
         self.name = name
         self.store = store
         self.repair = repair
+        #: False while an agent that came up empty is being rebuilt from its replicas: it
+        #: takes writes but refuses reads, so coordinators ask another replica.
+        self.ready = True
         self._ops: dict[str, Callable[[Message], Message]] = {
             "put": self._put,
             "postings": self._postings,
@@ -74,6 +79,8 @@ class MemoryNode:
         handler = self._ops.get(op) if isinstance(op, str) else None
         if handler is None:
             raise InvalidInputError(f"unknown operation {op!r}")
+        if not self.ready and op in READS and not (op == "corpus" and message.get("add")):
+            raise HiveStateError(f"agent {self.name} is rebuilding its replicas")
         try:
             reply = handler(message)
             if op in WRITES and self.repair is not None:
