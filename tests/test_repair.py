@@ -431,11 +431,6 @@ def test_a_removed_agent_hands_everything_to_the_new_owners() -> None:
             assert hive.recall(token)[0].content.split()[3] == token
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="RepairService caches holdings by (version, id(ring)); HashRing.add/remove "
-    "swap the ring's state in place, so the cache outlives a membership change",
-)
 def test_a_ring_change_alone_reaches_repair() -> None:
     hive, contents = _filled(6, 200)
     with hive:
@@ -450,11 +445,6 @@ def test_a_ring_change_alone_reaches_repair() -> None:
 # -- tombstones that miss every owner of a term -----------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a tombstone lives on the fact's owners; repair never carries it to the owners "
-    "of the fact's terms, so postings no term owner saw forgotten stay for good",
-)
 @pytest.mark.parametrize("how", ["first owner lost the body", "term owners down"])
 def test_orphan_postings_of_a_forgotten_fact_are_removed(how: str) -> None:
     with Hive.in_process(20, 3) as hive:
@@ -467,16 +457,18 @@ def test_orphan_postings_of_a_forgotten_fact_are_removed(how: str) -> None:
         fid = hive.remember(content)
         t = transport(hive)
         if how == "first owner lost the body":
-            # forget asks the first owner for the body (to learn its terms), takes "not
-            # here" for an answer, and so tombstones the fact's owners only
+            # forget must still learn the terms from another owner
             node = t.nodes[hive._coordinator.owners(fid)[0]]
             node.store.drop([fid], [])
             touched(node)
             hive.forget(fid)
         else:
             t.down |= owners(hive, content)
-            hive.forget(fid)  # acknowledged: the body owners took the tombstone
+            # not acknowledged: the term's replica set did not get the tombstone
+            with pytest.raises(TransportError, match="forget again"):
+                hive.forget(fid)
             t.down.clear()
+            hive.forget(fid)
         rounds_until_quiet(hive)
         assert not Where.read(hive).holders(content, fid)
 

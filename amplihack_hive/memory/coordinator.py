@@ -490,34 +490,57 @@ class Coordinator:
 
     # -- forget -----------------------------------------------------------------------
 
+    def _check_tomb_quorum(
+        self, fact_id: str, groups: list[list[str]], ok: set[str], down: set[str]
+    ) -> None:
+        short = [g for g in groups if sum(a in ok for a in g) < self._quorum(g)]
+        if short:
+            raise TransportError(
+                f"the tombstone of {fact_id} did not reach a quorum of {len(short)} replica "
+                f"set(s); unreachable: {', '.join(sorted(down))}; forget again to finish"
+            )
+
     async def forget(self, fact_id: str) -> bool:
         """Tombstone a fact on its owners and on the owners of its terms. Returns True when
-        the fact existed. Forgetting twice is fine."""
+        the fact existed. Forgetting twice is fine.
+
+        Every body owner is asked for the body (one may have lost its copy), so the terms
+        are known; the tombstone must reach a write quorum of the body's owners and of each
+        term's owners, so that repair can carry it to the rest (a posting pushed to a
+        replica holding the tombstone is refused and the tombstone comes back)."""
         check_fact_id(fact_id)
         op = self._op()
-        served, _ = await op.ask_owners(
-            [fact_id], self.owners, lambda ids: {"op": "facts", "ids": ids}
-        )
-        body: Fact | None = None
-        if fact_id in served:
-            facts = served[fact_id][1]["facts"]
-            body = Fact.from_dict(facts[0]) if facts else None
-        tomb = Tombstone(fact_id, self.clock()).to_list()
-        targets = set(self.owners(fact_id))
-        if body is not None:
-            counts, _ = term_counts(body.content)
-            for t in counts:
-                targets.update(self.owners(t))
-        replies = await op.send_all({a: {"op": "forget", "tombstones": [tomb]} for a in targets})
         body_owners = self.owners(fact_id)
-        acked = [a for a in body_owners if not isinstance(replies[a], Exception)]
-        if len(acked) < self._quorum(body_owners):
-            raise TransportError(f"could not record the tombstone of {fact_id} on a quorum")
-        first = replies[acked[0]]
-        assert not isinstance(first, Exception)
+        asked = await op.send_all({a: {"op": "facts", "ids": [fact_id]} for a in body_owners})
+        body: Fact | None = None
+        for reply in asked.values():
+            if not isinstance(reply, Exception) and reply["facts"]:
+                body = Fact.from_dict(reply["facts"][0])
+                break
+        term_groups = (
+            [self.owners(t) for t in term_counts(body.content)[0]] if body is not None else []
+        )
+        tomb = Tombstone(fact_id, self.clock()).to_list()
+        # Phase 1, the terms' owners (but not the body's): if some term's replica set cannot
+        # take the tombstone, stop while the body is still there to tell a retry its terms.
+        first = {a for g in term_groups for a in g} - set(body_owners)
+        replies = await op.send_all({a: {"op": "forget", "tombstones": [tomb]} for a in first})
+        ok = {a for a, r in replies.items() if not isinstance(r, Exception)}
+        can = ok | set(body_owners)
+        self._check_tomb_quorum(fact_id, term_groups, can, first - ok)
+        # Phase 2, the body's owners.
+        second = await op.send_all({a: {"op": "forget", "tombstones": [tomb]} for a in body_owners})
+        replies.update(second)
+        ok |= {a for a, r in second.items() if not isinstance(r, Exception)}
+        self._check_tomb_quorum(fact_id, [body_owners, *term_groups], ok, set(replies) - ok)
+        removed = any(
+            not isinstance(r, Exception) and r["removed"][0]
+            for a, r in replies.items()
+            if a in body_owners
+        )
         if body is not None:
             await self._add_corpus(op, -1, -body.length)
-        return body is not None or bool(first["removed"][0])
+        return body is not None or removed
 
 
 def _replace(fact: Fact, **changes: Any) -> Fact:

@@ -185,7 +185,7 @@ class RepairService:
         self.store = store
         self.ring = ring
         self.replication = replication
-        self._cache: tuple[tuple[int, int], Holdings] | None = None
+        self._cache: tuple[tuple[int, int, tuple[str, ...]], Holdings] | None = None
         self.version = 0
 
     def touched(self) -> None:
@@ -193,7 +193,7 @@ class RepairService:
 
     def holdings(self) -> Holdings:
         ring = self.ring()
-        stamp = (self.version, id(ring))
+        stamp = (self.version, ring.vnodes, ring.nodes)
         if self._cache is None or self._cache[0] != stamp:
             self._cache = (stamp, holdings(self.me, self.store, ring, self.replication))
         return self._cache[1]
