@@ -37,6 +37,7 @@ check: install
 bench: install
 	$(PY) -m benchmarks.bench_memory
 	$(PY) -m benchmarks.bench_kuzu_open
+	$(PY) -m benchmarks.bench_local
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
