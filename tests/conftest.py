@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,6 +28,29 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
         if var.startswith("AMPLIHACK_MEMORY_"):
             monkeypatch.delenv(var)
     yield hive_home
+
+
+@pytest.fixture(autouse=True)
+def no_agent_left_behind(tmp_path: Path) -> Iterator[None]:
+    """Whatever a test does (or fails to do), kill the agent processes it started: any
+    process running our agent module with a hive dir under this test's tmp_path."""
+    yield
+    import psutil
+
+    from amplihack_hive.agent.runstate import AGENT_MODULE
+
+    root = str(tmp_path)
+    leftovers = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmd = proc.info["cmdline"] or []
+        if AGENT_MODULE in cmd and "--hive-dir" in cmd:
+            where = cmd[cmd.index("--hive-dir") + 1]
+            if where.startswith(root):
+                leftovers.append(proc)
+    for proc in leftovers:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+    psutil.wait_procs(leftovers, timeout=5)
 
 
 @pytest.fixture

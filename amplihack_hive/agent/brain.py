@@ -177,7 +177,8 @@ class AgentBrain:
                     await self.detector.tick()
                 if clock >= next_repair:
                     await self.repair_now()
-                    next_repair = clock + self.repair_s
+                    # an agent still rebuilding retries soon (its peers may be starting too)
+                    next_repair = clock + (self.repair_s if self.ready else self.probe_s)
                 if clock >= next_log:
                     logger.info(
                         "upkeep: %s, learned %d, answered %d, suspects %s",

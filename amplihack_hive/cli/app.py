@@ -34,6 +34,7 @@ from amplihack_hive.cli._output import (
 from amplihack_hive.errors import HiveError
 from amplihack_hive.hive import config as hive_config
 from amplihack_hive.hive.home import HOME_ENV, hive_dir, resolve_home
+from amplihack_hive.hive.supervisor import Supervisor
 
 logger = logging.getLogger(__name__)
 
@@ -196,9 +197,15 @@ def add_agent(
 
 @app.command("remove-agent", rich_help_panel=CONFIGURE_PANEL)
 def remove_agent(ctx: typer.Context, name: HiveName, agent: AgentName) -> None:
-    """Remove an agent from a hive's config (its data is kept)."""
-    cfg = hive_config.remove_agent(state(ctx).home, name, agent)
+    """Remove an agent from a hive's config. On a running hive, the agent first hands its
+    records to the agents that own them now, then stops."""
+    home = state(ctx).home
+    cfg = hive_config.remove_agent(home, name, agent)
     left = f"{len(cfg.agents)} agent{'s' if len(cfg.agents) != 1 else ''} left"
+    supervisor = Supervisor(home, name)
+    if supervisor.live_records():
+        handed = supervisor.retire(agent)
+        say(Text(f"agent {agent} handed {handed} records to the others and stopped"))
     say(Text(f"removed agent {agent} from hive {name} ({left})"))
 
 

@@ -286,6 +286,54 @@ class Supervisor:
         finally:
             loop.close()
 
+    # -- membership ----------------------------------------------------------------------
+
+    def retire(self, agent: str, timeout: float = 60.0) -> int:
+        """Take ``agent`` (already removed from the config) out of the running hive: publish
+        the new membership, have the agent hand every record to its new owners, then stop
+        its process if it hosts no other agent. Returns the records it handed off."""
+        live = self.live_records()
+        rec = next((r for r, _ in live if agent in r.agents), None)
+        write_members(self.dir, self.config.agent_names)
+        if rec is None:
+            return 0  # not running: the others rebuild its ranges from their replicas
+        token = read_token(self.dir)
+        deadline = self.clock() + timeout
+        handed = 0
+
+        async def step() -> tuple[int, dict[str, Any]]:
+            transport = HttpTransport({}, token=token, timeout_s=max(5.0, timeout / 4))
+            try:
+                reply = await transport.post(rec.url + "/v1/admin/repair", {})
+                stats = await transport.get(rec.url + "/stats")
+            finally:
+                await transport.close()
+            report = reply["agents"].get(agent, {})
+            return int(report.get("handed_off", 0)), stats["agents"].get(agent, {})
+
+        loop = LoopThread("amplihack-hive-retire")
+        try:
+            while True:
+                self.sleep(1.5)  # every agent re-reads the membership once a second
+                moved, left = loop.run(step())
+                handed += moved
+                if not left.get("facts") and not left.get("postings"):
+                    break
+                if self.clock() >= deadline:
+                    raise HiveStateError(
+                        f"agent {agent} still holds {left.get('facts')} facts and "
+                        f"{left.get('postings')} postings after {timeout:g}s; it keeps running "
+                        f"(its owners may be down); run remove-agent again to retry"
+                    )
+        finally:
+            loop.close()
+        if set(rec.agents) <= {agent} | (set(rec.agents) - set(self.config.agent_names)):
+            proc = process_of(rec, self.dir)
+            if proc is not None:
+                _signal_group(proc, signal.SIGTERM)
+                psutil.wait_procs([proc], timeout=10)
+        return handed
+
     # -- stop ----------------------------------------------------------------------------
 
     def stop(self, timeout: float = 10.0) -> StopResult:
