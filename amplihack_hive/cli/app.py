@@ -205,7 +205,7 @@ def remove_agent(ctx: typer.Context, name: HiveName, agent: AgentName) -> None:
     supervisor = Supervisor(home, name)
     if supervisor.live_records():
         handed = supervisor.retire(agent)
-        say(Text(f"agent {agent} handed {handed} records to the others and stopped"))
+        say(Text(f"agent {agent} handed its {handed} facts to the others and stopped"))
     say(Text(f"removed agent {agent} from hive {name} ({left})"))
 
 

@@ -291,7 +291,7 @@ class Supervisor:
     def retire(self, agent: str, timeout: float = 60.0) -> int:
         """Take ``agent`` (already removed from the config) out of the running hive: publish
         the new membership, have the agent hand every record to its new owners, then stop
-        its process if it hosts no other agent. Returns the records it handed off."""
+        its process if it hosts no other agent. Returns the facts it held (now handed off)."""
         live = self.live_records()
         rec = next((r for r, _ in live if agent in r.agents), None)
         write_members(self.dir, self.config.agent_names)
@@ -299,24 +299,24 @@ class Supervisor:
             return 0  # not running: the others rebuild its ranges from their replicas
         token = read_token(self.dir)
         deadline = self.clock() + timeout
-        handed = 0
 
-        async def step() -> tuple[int, dict[str, Any]]:
+        async def step(repair: bool) -> dict[str, Any]:
             transport = HttpTransport({}, token=token, timeout_s=max(5.0, timeout / 4))
             try:
-                reply = await transport.post(rec.url + "/v1/admin/repair", {})
+                if repair:
+                    await transport.post(rec.url + "/v1/admin/repair", {})
                 stats = await transport.get(rec.url + "/stats")
             finally:
                 await transport.close()
-            report = reply["agents"].get(agent, {})
-            return int(report.get("handed_off", 0)), stats["agents"].get(agent, {})
+            held: dict[str, Any] = stats["agents"].get(agent, {})
+            return held
 
         loop = LoopThread("amplihack-hive-retire")
         try:
+            handed = int(loop.run(step(False)).get("facts") or 0)
             while True:
                 self.sleep(1.5)  # every agent re-reads the membership once a second
-                moved, left = loop.run(step())
-                handed += moved
+                left = loop.run(step(True))
                 if not left.get("facts") and not left.get("postings"):
                     break
                 if self.clock() >= deadline:

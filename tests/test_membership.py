@@ -1,0 +1,112 @@
+"""Membership on a running local hive: join, leave, and an agent that lost its disk."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from amplihack_hive import Hive
+from amplihack_hive.agent.runstate import read_records
+from amplihack_hive.hive.config import add_agent, create_hive, remove_agent
+from amplihack_hive.hive.supervisor import Supervisor
+from amplihack_hive.hive.token import read_token
+
+pytestmark = pytest.mark.slow
+
+FACTS = [f"Parcel {i} waits at shelf S{i % 13} labelled L{i}x" for i in range(300)]
+
+
+def admin(sup: Supervisor, path: str, body: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    token = read_token(sup.dir)
+    out = []
+    for rec in read_records(sup.dir):
+        req = urllib.request.Request(
+            rec.url + path,
+            data=None if body is None else json.dumps(body).encode(),
+            method="GET" if body is None else "POST",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            out.append(json.loads(resp.read()))
+    return out
+
+
+def settle(sup: Supervisor, rounds: int = 3) -> None:
+    time.sleep(1.5)  # agents re-read the membership every second
+    for _ in range(rounds):
+        admin(sup, "/v1/admin/repair", {})
+
+
+def placement_ok(home: Path, name: str) -> None:
+    with Hive.connect(name, home) as client:
+        per = client.stats()["facts_per_agent"]
+        assert sum(per.values()) == len(FACTS) * 3, per
+        for i in (0, 77, 299):
+            hits = client.recall(f"L{i}x", limit=1)
+            assert hits and hits[0].content == FACTS[i]
+
+
+def test_added_agent_is_rebuilt_with_its_ranges(hive_home: Path) -> None:
+    create_hive(hive_home, "j", agents=4, backend="kuzu")
+    sup = Supervisor(hive_home, "j")
+    sup.start(timeout=60)
+    try:
+        with Hive.connect("j", hive_home) as client:
+            client.remember_many(FACTS)
+        add_agent(hive_home, "j", "agent-4", prompt="newcomer")
+        sup = Supervisor(hive_home, "j")
+        assert sup.start(timeout=60).started == ["agent-4"]
+        settle(sup)
+        with Hive.connect("j", hive_home) as client:
+            assert client.stats()["facts_per_agent"]["agent-4"] > 0
+        placement_ok(hive_home, "j")
+    finally:
+        sup.stop()
+
+
+def test_removed_agent_hands_its_ranges_over_before_it_stops(hive_home: Path) -> None:
+    create_hive(hive_home, "r", agents=5, backend="kuzu")
+    sup = Supervisor(hive_home, "r")
+    sup.start(timeout=60)
+    try:
+        with Hive.connect("r", hive_home) as client:
+            client.remember_many(FACTS)
+            held = client.stats()["facts_per_agent"]["agent-2"]
+        assert held > 0
+        remove_agent(hive_home, "r", "agent-2")
+        sup = Supervisor(hive_home, "r")
+        handed = sup.retire("agent-2", timeout=60)
+        assert handed >= held
+        assert all("agent-2" not in rec.agents for rec in read_records(sup.dir))
+        settle(sup)
+        placement_ok(hive_home, "r")
+    finally:
+        sup.stop()
+
+
+def test_agent_restarted_with_an_empty_disk_is_rebuilt(hive_home: Path) -> None:
+    create_hive(hive_home, "e", agents=5, backend="kuzu")
+    sup = Supervisor(hive_home, "e")
+    sup.start(timeout=60)
+    try:
+        with Hive.connect("e", hive_home) as client:
+            client.remember_many(FACTS)
+            before = client.stats()["facts_per_agent"]["agent-1"]
+        victim = next(s for s in sup.status() if s.name == "agent-1")
+        sup.stop()  # a clean stop, then the disk goes
+        for path in (sup.dir / "data").glob("agent-1*"):  # the database file and its WAL
+            path.unlink()
+        sup = Supervisor(hive_home, "e")
+        sup.start(timeout=60)
+        assert victim.pid not in {s.pid for s in sup.status()}
+        settle(sup)
+        with Hive.connect("e", hive_home) as client:
+            assert client.stats()["facts_per_agent"]["agent-1"] == before
+        placement_ok(hive_home, "e")
+    finally:
+        sup.stop()
