@@ -152,10 +152,20 @@ def test_bad_usage_exits_2(cli: Cli, args: list[str]) -> None:
     assert result.stdout == ""
 
 
-def test_azure_target_is_not_available_yet(cli: Cli) -> None:
+def test_azure_target_goes_to_the_azure_commands(
+    cli: Cli, hive_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AZURE_SUBSCRIPTION_ID", raising=False)
     assert cli("create", "h", "--backend", "memory").exit_code == 0
-    for command in ("start", "status", "stop"):
-        assert_one_line_error(cli(command, "h", "--target", "azure"), "not available yet")
+    token = (hive_home / "h" / "token").read_text().strip()
+    plan = cli(
+        "start", "h", "--target", "azure", "-g", "rg1", "--image", "reg.azurecr.io/h:1", "--dry-run"
+    )
+    assert plan.exit_code == 0, plan.stderr
+    assert "az deployment group create --resource-group rg1" in plan.stdout
+    assert "hiveToken=****" in plan.stdout and token not in plan.stdout + plan.stderr
+    for command in ("status", "stop"):
+        assert_one_line_error(cli(command, "h", "--target", "azure", "-g", "rg1"), "subscription")
 
 
 def test_a_stopped_hive(cli: Cli, hive_home: Path) -> None:

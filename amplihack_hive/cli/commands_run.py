@@ -23,7 +23,8 @@ from rich.text import Text
 
 from amplihack_hive.agent.runstate import LOG_DIR, log_path
 from amplihack_hive.cli._output import out, print_json, say, state
-from amplihack_hive.errors import HiveError, NotFoundError
+from amplihack_hive.cli.commands_azure import start_azure, status_azure, stop_azure
+from amplihack_hive.errors import NotFoundError
 from amplihack_hive.hive.config import load_hive
 from amplihack_hive.hive.home import hive_dir
 from amplihack_hive.hive.supervisor import AgentStatus, Supervisor
@@ -56,20 +57,25 @@ HiveName = Annotated[
     ),
 ]
 TargetOption = Annotated[
-    Target, typer.Option("--target", help="Where the hive runs (only local for now).")
+    Target,
+    typer.Option("--target", help="Where the hive runs: local processes, or Azure Container Apps."),
+]
+AZURE = "Azure target"
+ResourceGroup = Annotated[
+    str | None,
+    typer.Option("--resource-group", "-g", help="Azure resource group.", rich_help_panel=AZURE),
+]
+Subscription = Annotated[
+    str | None,
+    typer.Option(
+        "--subscription",
+        help="Azure subscription id (else $AZURE_SUBSCRIPTION_ID).",
+        rich_help_panel=AZURE,
+    ),
 ]
 JsonFlag = Annotated[
     bool, typer.Option("--json", help="Print one JSON document on stdout instead.")
 ]
-
-
-def require_local(target: Target) -> None:
-    """Refuse targets this version cannot run (the Azure target comes with `render`)."""
-    if target is not Target.local:
-        raise HiveError(
-            f"--target {target.value} is not available yet; only --target local works in "
-            "this version"
-        )
 
 
 def progress_bar(description: str, *, enabled: bool = True) -> Progress:
@@ -106,12 +112,38 @@ def start(
             help="How long to wait for every agent to be healthy.",
         ),
     ] = 60.0,
+    resource_group: ResourceGroup = None,
+    location: Annotated[
+        str | None, typer.Option("--location", help="Azure region.", rich_help_panel=AZURE)
+    ] = None,
+    image: Annotated[
+        str | None,
+        typer.Option("--image", help="Agent image reference.", rich_help_panel=AZURE),
+    ] = None,
+    subscription: Subscription = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Print the az command (secrets masked).", rich_help_panel=AZURE
+        ),
+    ] = False,
 ) -> None:
     """Start the hive's agents as background processes; return once all are healthy.
 
     Agents already running are left alone; agents that are down are started again.
+    With --target azure: render the Bicep and deploy it with `az deployment group create`.
     """
-    require_local(target)
+    if target is Target.azure:
+        start_azure(
+            state(ctx).home,
+            name,
+            resource_group=resource_group,
+            location=location,
+            image=image,
+            subscription=subscription,
+            dry_run=dry_run,
+        )
+        return
     supervisor = Supervisor(state(ctx).home, name)
     total = len(supervisor.config.agent_names)
     with progress_bar(f"starting {name}") as bar:
@@ -142,9 +174,25 @@ def stop(
             help="Grace period after SIGTERM before SIGKILL.",
         ),
     ] = 10.0,
+    resource_group: ResourceGroup = None,
+    subscription: Subscription = None,
+    delete: Annotated[
+        bool,
+        typer.Option("--delete", help="Delete the container apps instead.", rich_help_panel=AZURE),
+    ] = False,
 ) -> None:
-    """Stop every agent (SIGTERM, then SIGKILL after the timeout). A stopped hive is fine."""
-    require_local(target)
+    """Stop every agent (SIGTERM, then SIGKILL after the timeout). A stopped hive is fine.
+
+    With --target azure: stop (or --delete) the hive's container apps."""
+    if target is Target.azure:
+        stop_azure(
+            state(ctx).home,
+            name,
+            subscription=subscription,
+            resource_group=resource_group,
+            delete=delete,
+        )
+        return
     result = Supervisor(state(ctx).home, name).stop(timeout=timeout)
     if not result.stopped and not result.killed:
         say(Text(f"hive {name} is not running"))
@@ -180,8 +228,22 @@ def _cell(value: object, fmt: str = "{}") -> str:
     return "-" if value is None else fmt.format(value)
 
 
+_SEEN_STYLE = {"alive": "", "suspect": "yellow", "down": "red"}
+
+
 def status_table(rows: list[AgentStatus]) -> Table:
-    table = Table("agent", "state", "pid", "url", "facts", "RSS MB", "uptime", box=None)
+    table = Table(
+        "agent",
+        "state",
+        "pid",
+        "url",
+        "facts",
+        "RSS MB",
+        "uptime",
+        "seen by hive",
+        "hints",
+        box=None,
+    )
     for row in rows:
         table.add_row(
             Text(row.name),
@@ -191,6 +253,8 @@ def status_table(rows: list[AgentStatus]) -> Table:
             _cell(row.facts),
             _cell(row.rss_mb, "{:.1f}"),
             _uptime(row.uptime_s),
+            Text(_cell(row.seen_by_hive), style=_SEEN_STYLE.get(row.seen_by_hive or "", "")),
+            _cell(row.hints_pending),
         )
     return table
 
@@ -200,12 +264,25 @@ def status(
     name: HiveName,
     target: TargetOption = Target.local,
     json_output: JsonFlag = False,
+    resource_group: ResourceGroup = None,
+    subscription: Subscription = None,
 ) -> None:
-    """One row per agent: state, pid, url, facts, RSS, uptime.
+    """One row per agent: state, pid, url, facts, RSS, uptime, and how the hive sees it.
 
     Exit 0 when every agent is healthy, 3 when any is not (or the hive is stopped).
+    With --target azure: one row per container app.
     """
-    require_local(target)
+    if target is Target.azure:
+        code = status_azure(
+            state(ctx).home,
+            name,
+            subscription=subscription,
+            resource_group=resource_group,
+            json_output=json_output,
+        )
+        if code:
+            raise typer.Exit(code)
+        return
     rows = Supervisor(state(ctx).home, name).status()
     healthy = sum(row.state == "healthy" for row in rows)
     if json_output:
