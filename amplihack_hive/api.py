@@ -120,7 +120,8 @@ class _Client:
         return self._loop.run(gather())
 
     def stats(self) -> dict[str, Any]:
-        """Records per agent (None for an agent that did not answer) and fan-out so far."""
+        """Records and hints pending per agent (None for an agent that did not answer),
+        the agents that did not answer, and fan-out so far."""
         self._check()
         per = self._agent_stats()
         return {
@@ -128,6 +129,7 @@ class _Client:
             "replication": self._coordinator.replication,
             "facts_per_agent": {a: s and int(s["facts"]) for a, s in per.items()},
             "postings_per_agent": {a: s and int(s["postings"]) for a, s in per.items()},
+            "hints_pending": {a: s and int(s.get("hints_pending", 0)) for a, s in per.items()},
             "unreachable": sorted(a for a, s in per.items() if s is None),
             "fanout": self._coordinator.fanout.as_dict(),
         }

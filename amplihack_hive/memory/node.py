@@ -149,6 +149,11 @@ class MemoryNode:
             "agent": self.name,
             "facts": self.store.fact_count(),
             "postings": self.store.posting_count(),
+            "ready": self.ready,
+            # records held for an owner that was down, or left after a membership change
+            "hints_pending": (
+                len(self.repair.holdings().misplaced) if self.repair is not None else 0
+            ),
         }
 
     def _export(self, m: Message) -> Message:
