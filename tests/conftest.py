@@ -27,6 +27,8 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     for var in list(os.environ):
         if var.startswith("AMPLIHACK_MEMORY_"):
             monkeypatch.delenv(var)
+    # no test may reach a real model: the LLM answerer is enabled by this key
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     yield hive_home
 
 

@@ -24,6 +24,7 @@ class Answer:
     sources: list[Hit] = field(default_factory=list)
     complete: bool = True
     unreachable: tuple[str, ...] = ()
+    answerer: str = "extractive"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -32,6 +33,7 @@ class Answer:
             "sources": [h.to_dict() for h in self.sources],
             "complete": self.complete,
             "unreachable": list(self.unreachable),
+            "answerer": self.answerer,
         }
 
 

@@ -14,11 +14,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from amplihack_hive.agent.answer import Answer, extractive_answer
 from amplihack_hive.agent.detector import FailureDetector
-from amplihack_hive.errors import HiveError, InvalidInputError, WriteQuorumError
+from amplihack_hive.agent.llm import LlmAnswerer
+from amplihack_hive.errors import HiveError, InvalidInputError, TransportError, WriteQuorumError
 from amplihack_hive.memory.coordinator import Coordinator
 from amplihack_hive.memory.node import MemoryNode
 from amplihack_hive.memory.records import Fact, Posting
@@ -43,8 +45,10 @@ class AgentBrain:
         upkeep_s: float = 30.0,
         probe_s: float = 1.0,
         repair_s: float = 5.0,
+        llm: LlmAnswerer | None = None,
     ) -> None:
         self.nodes = nodes
+        self.llm = llm
         self.coordinator = coordinator
         self.prompts = prompts or {}
         self.members = members
@@ -159,9 +163,17 @@ class AgentBrain:
     async def ask(self, question: str, limit: int = 10) -> Answer:
         hits = await self.coordinator.recall(question, limit)
         self.answered += 1
-        return extractive_answer(
+        answer = extractive_answer(
             question, list(hits), complete=hits.complete, unreachable=hits.unreachable
         )
+        if self.llm is None or not hits:
+            return answer
+        try:
+            text = await self.llm.answer(question, list(hits))
+        except TransportError as exc:
+            logger.warning("LLM answer failed, answering extractively: %s", exc)
+            return answer
+        return replace(answer, answer=text, sources=list(hits), answerer="llm")
 
     async def upkeep_forever(self) -> None:
         """Probe peers every ``probe_s``, adopt membership changes, repair every

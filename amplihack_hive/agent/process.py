@@ -27,6 +27,7 @@ from aiohttp import web
 
 from amplihack_hive.agent.brain import AgentBrain
 from amplihack_hive.agent.detector import FailureDetector
+from amplihack_hive.agent.llm import LlmAnswerer
 from amplihack_hive.agent.runstate import (
     MembersFile,
     PeerDirectory,
@@ -217,6 +218,7 @@ async def serve(opts: AgentOptions, stop: asyncio.Event) -> None:
         upkeep_s=opts.upkeep_s,
         probe_s=opts.probe_s,
         repair_s=opts.repair_s,
+        llm=LlmAnswerer.from_env(),
     )
     runner = web.AppRunner(make_app(brain, token), handle_signals=False, access_log=None)
     await runner.setup()

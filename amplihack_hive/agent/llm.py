@@ -1,0 +1,79 @@
+"""An optional LLM answerer: used by an agent's /ask only when an API key is configured.
+
+``ANTHROPIC_API_KEY`` enables it (``AMPLIHACK_HIVE_LLM_MODEL`` picks the model,
+``ANTHROPIC_BASE_URL`` the endpoint). It answers from the recalled facts only; when the call
+fails the agent logs why and answers extractively, so asking never depends on the model.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import aiohttp
+
+from amplihack_hive.errors import TransportError
+from amplihack_hive.memory.coordinator import Hit
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "claude-sonnet-4-5"
+SYSTEM = (
+    "You answer questions for a team from the facts its agents remember. Use only the "
+    "numbered facts given. If they do not answer the question, say you don't know. Answer in "
+    "one or two sentences and cite fact numbers like [2]."
+)
+
+
+@dataclass(frozen=True)
+class LlmAnswerer:
+    api_key: str
+    model: str = DEFAULT_MODEL
+    base_url: str = "https://api.anthropic.com"
+    timeout_s: float = 30.0
+
+    @classmethod
+    def from_env(cls) -> LlmAnswerer | None:
+        key = os.environ.get("ANTHROPIC_API_KEY", "").strip()
+        if not key:
+            return None
+        return cls(
+            api_key=key,
+            model=os.environ.get("AMPLIHACK_HIVE_LLM_MODEL", DEFAULT_MODEL),
+            base_url=os.environ.get("ANTHROPIC_BASE_URL", "https://api.anthropic.com").rstrip("/"),
+        )
+
+    def __repr__(self) -> str:  # never show the key
+        return f"LlmAnswerer(model={self.model!r}, base_url={self.base_url!r})"
+
+    async def answer(self, question: str, hits: list[Hit]) -> str:
+        facts = "\n".join(f"[{i + 1}] {h.content}" for i, h in enumerate(hits))
+        body = {
+            "model": self.model,
+            "max_tokens": 300,
+            "system": SYSTEM,
+            "messages": [{"role": "user", "content": f"Facts:\n{facts}\n\nQuestion: {question}"}],
+        }
+        headers = {"x-api-key": self.api_key, "anthropic-version": "2023-06-01"}
+        timeout = aiohttp.ClientTimeout(total=self.timeout_s)
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as session,
+                session.post(f"{self.base_url}/v1/messages", json=body, headers=headers) as resp,
+            ):
+                data = await resp.json(content_type=None)
+                if resp.status != 200:
+                    detail = (
+                        data.get("error", {}).get("message") if isinstance(data, dict) else None
+                    )
+                    raise TransportError(
+                        f"the model answered {resp.status}: {detail or resp.reason}"
+                    )
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise TransportError(f"the model could not be reached: {exc!r}") from exc
+        parts = [b.get("text", "") for b in data.get("content", []) if b.get("type") == "text"]
+        text = "".join(parts).strip()
+        if not text:
+            raise TransportError("the model returned no text")
+        return text

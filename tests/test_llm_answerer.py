@@ -1,0 +1,87 @@
+"""The optional LLM answerer, against a loopback server playing the Messages API."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from amplihack_hive.agent.brain import AgentBrain
+from amplihack_hive.agent.llm import LlmAnswerer
+from amplihack_hive.memory.coordinator import Coordinator
+from amplihack_hive.memory.node import MemoryNode
+from amplihack_hive.memory.ring import HashRing
+from amplihack_hive.memory.store import InMemoryStore
+from amplihack_hive.transport.inprocess import InProcessTransport
+
+
+def brain(llm: LlmAnswerer | None) -> AgentBrain:
+    node = MemoryNode("agent-0", InMemoryStore())
+    transport = InProcessTransport({"agent-0": node})
+    coordinator = Coordinator(HashRing(["agent-0"]), transport, replication=1)
+    return AgentBrain({"agent-0": node}, coordinator, llm=llm)
+
+
+async def with_fake_model(status: int, reply: dict[str, Any], run: Any) -> list[dict[str, Any]]:
+    seen: list[dict[str, Any]] = []
+
+    async def messages(request: web.Request) -> web.Response:
+        seen.append({"headers": dict(request.headers), "body": await request.json()})
+        return web.json_response(reply, status=status)
+
+    app = web.Application()
+    app.router.add_post("/v1/messages", messages)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        await run(f"http://127.0.0.1:{port}")
+    finally:
+        await runner.cleanup()
+    return seen
+
+
+def test_llm_answers_from_the_recalled_facts() -> None:
+    answers = []
+
+    async def run(base: str) -> None:
+        b = brain(LlmAnswerer("k-123", model="m-test", base_url=base))
+        await b.learn(["Sarah Chen's birthday is March 15", "Bob likes tea"])
+        answers.append(await b.ask("When is Sarah Chen's birthday?"))
+
+    reply = {"content": [{"type": "text", "text": "March 15 [1]."}]}
+    seen = asyncio.run(with_fake_model(200, reply, run))
+    assert answers[0].answer == "March 15 [1]." and answers[0].answerer == "llm"
+    assert seen[0]["headers"]["x-api-key"] == "k-123"
+    assert seen[0]["headers"]["anthropic-version"] == "2023-06-01"
+    assert seen[0]["body"]["model"] == "m-test"
+    assert "[1] Sarah Chen's birthday is March 15" in seen[0]["body"]["messages"][0]["content"]
+
+
+def test_a_failing_model_falls_back_to_the_extractive_answer(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    answers = []
+
+    async def run(base: str) -> None:
+        b = brain(LlmAnswerer("k", base_url=base))
+        await b.learn(["The vault code is 7781"])
+        answers.append(await b.ask("What is the vault code?"))
+
+    asyncio.run(with_fake_model(529, {"error": {"message": "overloaded"}}, run))
+    assert answers[0].answerer == "extractive"
+    assert "7781" in answers[0].answer
+    assert "overloaded" in caplog.text
+
+
+def test_the_answerer_is_off_without_a_key_and_never_shows_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert LlmAnswerer.from_env() is None
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "secret-key")
+    llm = LlmAnswerer.from_env()
+    assert llm is not None and "secret-key" not in repr(llm)
