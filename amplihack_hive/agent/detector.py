@@ -3,7 +3,7 @@
 Probe targets are taken round-robin through a shuffled list of peers, so every peer is
 probed within ceil(N/k) ticks (SWIM, Das et al. 2002, §4.3). A peer that fails one probe is
 *suspect*; after ``down_after`` consecutive failures it is *down*; one answer makes it
-*alive* again. The view is advisory: coordinators ask suspected replicas last, and
+*alive* again. Suspects are probed again on every tick. The view is advisory: coordinators ask suspected replicas last, and
 ``status`` shows agents the hive suspects even when their process still exists.
 """
 
@@ -76,7 +76,8 @@ class FailureDetector:
         return out
 
     async def tick(self) -> None:
-        targets = self._targets()
+        # suspects are probed again every tick, so one that was only starting clears fast
+        targets = list(dict.fromkeys([*self._targets(), *sorted(self.suspects())]))
         results = await asyncio.gather(*(self.probe(p) for p in targets), return_exceptions=True)
         now = self.clock()
         for peer, result in zip(targets, results, strict=True):

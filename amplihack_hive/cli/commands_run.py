@@ -232,18 +232,8 @@ _SEEN_STYLE = {"alive": "", "suspect": "yellow", "down": "red"}
 
 
 def status_table(rows: list[AgentStatus]) -> Table:
-    table = Table(
-        "agent",
-        "state",
-        "pid",
-        "url",
-        "facts",
-        "RSS MB",
-        "uptime",
-        "seen by hive",
-        "hints",
-        box=None,
-    )
+    table = Table("agent", "state", "pid", "url", "facts", "RSS MB", "uptime", "seen", box=None)
+    table.columns[3].no_wrap = True  # a URL is copied whole, never cut
     for row in rows:
         table.add_row(
             Text(row.name),
@@ -254,7 +244,6 @@ def status_table(rows: list[AgentStatus]) -> Table:
             _cell(row.rss_mb, "{:.1f}"),
             _uptime(row.uptime_s),
             Text(_cell(row.seen_by_hive), style=_SEEN_STYLE.get(row.seen_by_hive or "", "")),
-            _cell(row.hints_pending),
         )
     return table
 
