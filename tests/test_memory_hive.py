@@ -254,3 +254,46 @@ def test_write_fails_loudly_when_no_quorum_is_possible() -> None:
             hive.remember_many(["lonely fact"])
         assert info.value.failed and not info.value.stored
         assert set(info.value.unreachable) == {"agent-0", "agent-1"}
+
+
+def test_each_down_owner_gets_its_own_stand_in() -> None:
+    with Hive.in_process(agents=6, replication=3) as hive:
+        transport = hive._transport
+        fid = hive._coordinator.prepare("a fact whose owners are all down")[0].id
+        owners = set(hive._coordinator.owners(fid))
+        transport.down |= owners  # type: ignore[attr-defined]
+        assert hive.remember("a fact whose owners are all down") == fid
+        holders = {n for n, node in transport.nodes.items() if node.store.get_facts([fid])}  # type: ignore[attr-defined]
+        assert len(holders) == 3 and not holders & owners  # three copies, not one
+        transport.down.clear()  # type: ignore[attr-defined]
+        hive.repair()
+        holders = {n for n, node in transport.nodes.items() if node.store.get_facts([fid])}  # type: ignore[attr-defined]
+        assert holders == owners
+
+
+def test_forgotten_facts_stay_forgotten_across_a_membership_change() -> None:
+    from amplihack_hive.memory.node import MemoryNode
+    from amplihack_hive.memory.repair import RepairService
+    from amplihack_hive.memory.store import InMemoryStore
+
+    with Hive.in_process(agents=6, replication=3) as hive:
+        ids = hive.remember_many([f"fact number {i} token k{i}z" for i in range(40)])
+        transport = hive._transport
+        for fid in ids:  # each forget misses one replica of the body
+            missed = hive._coordinator.owners(fid)[2]
+            transport.down.add(missed)  # type: ignore[attr-defined]
+            hive.forget(fid)
+            transport.down.discard(missed)  # type: ignore[attr-defined]
+        ring = hive._coordinator.ring
+        for j in range(6, 18):  # the ring grows before any repair ran
+            name = f"agent-{j}"
+            ring.add(name)
+            store = InMemoryStore()
+            transport.nodes[name] = MemoryNode(  # type: ignore[attr-defined]
+                name, store, RepairService(name, store, lambda: hive._coordinator.ring, 3)
+            )
+            hive._agents.append(name)
+        for _ in range(4):
+            hive.repair()
+        assert sum(hive.stats()["facts_per_agent"].values()) == 0
+        assert all(hive.recall(f"k{i}z") == [] for i in range(40))

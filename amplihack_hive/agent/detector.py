@@ -3,8 +3,9 @@
 Probe targets are taken round-robin through a shuffled list of peers, so every peer is
 probed within ceil(N/k) ticks (SWIM, Das et al. 2002, §4.3). A peer that fails one probe is
 *suspect*; after ``down_after`` consecutive failures it is *down*; one answer makes it
-*alive* again. Suspects are probed again on every tick. The view is advisory: coordinators ask suspected replicas last, and
-``status`` shows agents the hive suspects even when their process still exists.
+*alive* again. Suspects are probed again on every tick. The view is advisory: coordinators
+ask suspected replicas last, and ``status`` shows agents the hive suspects even when their
+process still exists.
 """
 
 from __future__ import annotations

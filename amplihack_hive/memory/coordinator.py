@@ -353,20 +353,29 @@ class Coordinator:
         fact_subs: dict[str, list[tuple[str, int]]] = {}
         term_subs: dict[str, set[str]] = {}
         everyone = len(self.ring)
+        cache: dict[str, list[str]] = {}
 
-        def stand_in(key: str) -> str | None:
-            ring_order = self.ring.owners(key, everyone)
-            return next((a for a in ring_order[self.replication :] if a not in down), None)
+        def stand_in(key: str, owner: str) -> str | None:
+            """The live agent after the key's owners that stands in for ``owner``: the k-th
+            one for the k-th down owner, so two down owners never share a stand-in (one
+            agent holding two "copies" would be one copy)."""
+            order = cache.get(key)
+            if order is None:
+                order = cache[key] = self.ring.owners(key, everyone)
+            owners = order[: self.replication]
+            k = sorted(a for a in owners if a in down).index(owner)
+            live = [a for a in order[self.replication :] if a not in down]
+            return live[k] if k < len(live) else None
 
         for agent in down:
             for d in batches[agent]["facts"]:
-                sub = stand_in(d["id"])
+                sub = stand_in(d["id"], agent)
                 if sub is not None:
                     b = hinted.setdefault(sub, {"facts": [], "postings": []})
                     fact_subs.setdefault(sub, []).append((d["id"], len(b["facts"])))
                     b["facts"].append(d)
             for row in batches[agent]["postings"]:
-                sub = stand_in(row[0])
+                sub = stand_in(row[0], agent)
                 if sub is not None:
                     hinted.setdefault(sub, {"facts": [], "postings": []})["postings"].append(row)
                     term_subs.setdefault(sub, set()).add(row[0])

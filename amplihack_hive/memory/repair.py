@@ -112,6 +112,7 @@ class Holdings:
 
     shared: dict[str, Shared]
     misplaced: dict[str, list[str]]  # record key -> its owners
+    guards: dict[str, list[str]]  # tombstones held here for facts owned elsewhere -> owners
 
 
 def holdings(me: str, store: Store, ring: HashRing, replication: int) -> Holdings:
@@ -123,6 +124,7 @@ def holdings(me: str, store: Store, ring: HashRing, replication: int) -> Holding
         keys.append(f"c{SEP}{corpus.count}{SEP}{corpus.total_length}")
     per_peer: dict[str, list[str]] = {}
     misplaced: dict[str, list[str]] = {}
+    guards: dict[str, list[str]] = {}
     owners_of: dict[str, list[str]] = {}
     for key in keys + tombs:
         where = placement(key)
@@ -130,13 +132,13 @@ def holdings(me: str, store: Store, ring: HashRing, replication: int) -> Holding
         if owners is None:
             owners = owners_of[where] = ring.owners(where, replication)
         if me not in owners:
-            if key[0] != "t":  # tombstones stay wherever they were sent: they guard
-                misplaced[key] = owners
+            # tombstones stay wherever they were sent (they guard against late copies)
+            (guards if key[0] == "t" else misplaced)[key] = owners
             continue
         for peer in owners:
             if peer != me:
                 per_peer.setdefault(peer, []).append(key)
-    return Holdings({p: Shared.of(ks) for p, ks in per_peer.items()}, misplaced)
+    return Holdings({p: Shared.of(ks) for p, ks in per_peer.items()}, misplaced, guards)
 
 
 def select(store: Store, keys: Iterable[str]) -> ShardExport:
@@ -265,6 +267,7 @@ class Repairer:
         self.service = service
         self.send = send  # async (agent, message) -> reply
         self.last: RepairReport | None = None
+        self._guarded_for: tuple[str, ...] | None = None
 
     @property
     def me(self) -> str:
@@ -363,35 +366,23 @@ class Repairer:
                 self.service.touched()
 
     async def handoff(self, report: RepairReport | None = None) -> int:
-        """Send misplaced records to their owners; drop them here once all owners have them."""
+        """Send misplaced records to their owners; drop them here once all owners have them.
+
+        When the membership changed, tombstones held for facts owned elsewhere go to the
+        (new) owners first, so a copy a stale replica hands over cannot bring a forgotten
+        fact back; they are kept here as guards."""
         report = report or RepairReport()
-        misplaced = self.service.holdings().misplaced
+        held = self.service.holdings()
+        ring_now = self.service.ring().nodes
+        if self._guarded_for != ring_now:
+            got = await self._deliver(held.guards, report) if held.guards else {}
+            if all(got.get(k, set()) >= set(o) for k, o in held.guards.items()):
+                self._guarded_for = ring_now  # else: again next round
+        misplaced = held.misplaced
         if not misplaced:
             return 0
+        delivered = await self._deliver(misplaced, report)
         store = self.service.store
-        by_owner: dict[str, list[str]] = {}
-        for key, owners in misplaced.items():
-            for o in owners:
-                by_owner.setdefault(o, []).append(key)
-        delivered: dict[str, set[str]] = {}
-
-        async def give(owner: str, keys: list[str]) -> None:
-            reply = await self._ask(
-                owner, {"op": "repair_put", "shard": select(store, keys).to_dict()}, report
-            )
-            if reply["tombstones"]:
-                store.forget([Tombstone.from_list(t) for t in reply["tombstones"]])
-            for k in keys:
-                delivered.setdefault(k, set()).add(owner)
-
-        results = await asyncio.gather(
-            *(give(o, ks) for o, ks in by_owner.items()), return_exceptions=True
-        )
-        for owner, result in zip(by_owner, results, strict=True):
-            if isinstance(result, BaseException):
-                if not isinstance(result, Exception):
-                    raise result
-                logger.info("handoff to %s failed: %s", owner, result)
         done = [k for k, owners in misplaced.items() if delivered.get(k, set()) >= set(owners)]
         facts = [k.partition(SEP)[2] for k in done if k[0] == "f"]
         postings = [tuple(k.split(SEP)[1:3]) for k in done if k[0] == "p"]
@@ -403,3 +394,34 @@ class Repairer:
         self.service.touched()
         report.handed_off += len(done)
         return len(done)
+
+    async def _deliver(
+        self, records: dict[str, list[str]], report: RepairReport
+    ) -> dict[str, set[str]]:
+        """Push each record to each of its owners; return record key -> owners that took it."""
+        store = self.service.store
+        by_owner: dict[str, list[str]] = {}
+        for key, owners in records.items():
+            for o in owners:
+                by_owner.setdefault(o, []).append(key)
+        delivered: dict[str, set[str]] = {}
+
+        async def give(owner: str, keys: list[str]) -> None:
+            reply = await self._ask(
+                owner, {"op": "repair_put", "shard": select(store, keys).to_dict()}, report
+            )
+            if reply["tombstones"]:
+                store.forget([Tombstone.from_list(t) for t in reply["tombstones"]])
+                self.service.touched()
+            for k in keys:
+                delivered.setdefault(k, set()).add(owner)
+
+        results = await asyncio.gather(
+            *(give(o, ks) for o, ks in by_owner.items()), return_exceptions=True
+        )
+        for owner, result in zip(by_owner, results, strict=True):
+            if isinstance(result, BaseException):
+                if not isinstance(result, Exception):
+                    raise result
+                logger.info("handoff to %s failed: %s", owner, result)
+        return delivered
