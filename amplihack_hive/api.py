@@ -270,7 +270,12 @@ class Hive(_Client):
     def connect(cls, name: str, home: str | Path | None = None, *, timeout_s: float = 5.0) -> Hive:
         """The client of a running local hive: it reaches the agents over their HTTP API
         and, when an agent dies, asks the next replica of whatever it needed."""
-        from amplihack_hive.agent.runstate import PeerDirectory, process_of, read_records
+        from amplihack_hive.agent.runstate import (
+            MembersFile,
+            PeerDirectory,
+            process_of,
+            read_records,
+        )
         from amplihack_hive.hive.config import load_hive
         from amplihack_hive.hive.home import hive_dir
         from amplihack_hive.hive.token import read_token
@@ -289,10 +294,12 @@ class Hive(_Client):
             timeout_s=timeout_s,
             on_unreachable=peers.forget,
         )
+        # the running agents' ring (it may lag the config until `start` publishes it)
+        members = MembersFile(directory)() or cfg.agent_names
         coordinator = Coordinator(
-            HashRing(cfg.agent_names), transport, replication=cfg.replication, agent="client"
+            HashRing(members), transport, replication=cfg.replication, agent="client"
         )
-        return cls(coordinator, transport, cfg.agent_names)
+        return cls(coordinator, transport, list(members))
 
     def close(self) -> None:
         if self._closed:

@@ -78,9 +78,8 @@ def test_removed_agent_hands_its_ranges_over_before_it_stops(hive_home: Path) ->
             client.remember_many(FACTS)
             held = client.stats()["facts_per_agent"]["agent-2"]
         assert held > 0
-        remove_agent(hive_home, "r", "agent-2")
-        sup = Supervisor(hive_home, "r")
         handed = sup.retire("agent-2", timeout=60)
+        remove_agent(hive_home, "r", "agent-2")
         assert handed >= held
         assert all("agent-2" not in rec.agents for rec in read_records(sup.dir))
         settle(sup)

@@ -68,11 +68,11 @@ class AgentBrain:
         if detector is not None:
             detector.set_members(coordinator.ring.nodes)
             coordinator.suspects = detector.suspects
-        # An agent that comes up empty in a hive of several is rebuilt from its replicas
-        # before it answers reads.
+        # An agent that (re)starts in a hive of several catches up with its replicas (the
+        # writes it missed were held for it as hints) before it answers reads.
         if len(coordinator.ring) > 1:
             for node in nodes.values():
-                node.ready = node.store.fact_count() > 0 or node.store.posting_count() > 0
+                node.ready = False
 
     @property
     def hosted(self) -> list[str]:
@@ -118,9 +118,11 @@ class AgentBrain:
         async with self._repair_lock:
             reports = {}
             for name, repairer in self.repairers.items():
-                report = await repairer.round()
-                reports[name] = report.to_dict()
                 node = self.nodes[name]
+                # catching up means syncing with every peer, not only the pairs it leads
+                peers = None if node.ready else self.coordinator.ring.nodes
+                report = await repairer.round(peers)
+                reports[name] = report.to_dict()
                 if not node.ready and (not report.failed_peers or self._rounds >= 3):
                     node.ready = True
                     logger.info("agent %s rebuilt from its replicas; serving reads", name)
@@ -202,5 +204,8 @@ class AgentBrain:
                     next_log = clock + self.upkeep_s
             except HiveError as exc:
                 logger.warning("upkeep step failed: %s", exc)
+            except Exception:
+                # upkeep must outlive any bug in one step, and say what it was
+                logger.exception("upkeep step failed unexpectedly")
             await asyncio.sleep(self.probe_s)
             clock += self.probe_s

@@ -72,7 +72,14 @@ class LlmAnswerer:
                     )
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise TransportError(f"the model could not be reached: {exc!r}") from exc
-        parts = [b.get("text", "") for b in data.get("content", []) if b.get("type") == "text"]
+        blocks = data.get("content") if isinstance(data, dict) else None
+        if not isinstance(blocks, list):
+            raise TransportError("the model answered with an unexpected body")
+        parts = [
+            str(b.get("text", ""))
+            for b in blocks
+            if isinstance(b, dict) and b.get("type") == "text"
+        ]
         text = "".join(parts).strip()
         if not text:
             raise TransportError("the model returned no text")

@@ -31,7 +31,7 @@ from amplihack_hive.cli._output import (
     say,
     state,
 )
-from amplihack_hive.errors import HiveError
+from amplihack_hive.errors import HiveError, HiveStateError
 from amplihack_hive.hive import config as hive_config
 from amplihack_hive.hive.home import HOME_ENV, hive_dir, resolve_home
 from amplihack_hive.hive.supervisor import Supervisor
@@ -200,12 +200,15 @@ def remove_agent(ctx: typer.Context, name: HiveName, agent: AgentName) -> None:
     """Remove an agent from a hive's config. On a running hive, the agent first hands its
     records to the agents that own them now, then stops."""
     home = state(ctx).home
-    cfg = hive_config.remove_agent(home, name, agent)
-    left = f"{len(cfg.agents)} agent{'s' if len(cfg.agents) != 1 else ''} left"
     supervisor = Supervisor(home, name)
+    supervisor.config.agent(agent)  # NotFoundError before anything happens
+    if len(supervisor.config.agents) == 1:
+        raise HiveStateError(f"{agent} is the last agent of hive {name}; a hive needs one")
     if supervisor.live_records():
         handed = supervisor.retire(agent)
         say(Text(f"agent {agent} handed its {handed} facts to the others and stopped"))
+    cfg = hive_config.remove_agent(home, name, agent)
+    left = f"{len(cfg.agents)} agent{'s' if len(cfg.agents) != 1 else ''} left"
     say(Text(f"removed agent {agent} from hive {name} ({left})"))
 
 

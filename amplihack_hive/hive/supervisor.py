@@ -120,6 +120,7 @@ class Supervisor:
         self.spawn = spawn
         self.clock = clock
         self.sleep = sleep
+        self._loop: LoopThread | None = None
 
     # -- records -------------------------------------------------------------------------
 
@@ -165,7 +166,12 @@ class Supervisor:
         (self.dir / LOG_DIR).mkdir(parents=True, exist_ok=True)
         for chunk in chunks:
             children.append((chunk, self._spawn(chunk)))
-        self._wait_healthy(children, timeout, progress)
+        try:
+            self._wait_healthy(children, timeout, progress)
+        finally:
+            if self._loop is not None:
+                self._loop.close()
+                self._loop = None
         return StartResult(started=missing, already_running=sorted(hosted & set(cfg.agent_names)))
 
     def _spawn(self, chunk: list[str]) -> subprocess.Popen[bytes]:
@@ -183,7 +189,7 @@ class Supervisor:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 cwd=self.dir,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env=_agent_env(),
             )
         finally:
             out.close()
@@ -206,7 +212,7 @@ class Supervisor:
                     f"{_last_line(log_path(self.dir, chunk[0]))} "
                     f"(see: amplihack-hive logs {self.name} {chunk[0]})"
                 )
-            healthy = {s.name for s in self.status() if s.state == "healthy"}
+            healthy = self._ready_agents()
             if progress:
                 progress(len(healthy & want), len(want))
             if want <= healthy:
@@ -218,7 +224,34 @@ class Supervisor:
                     f"{len(late)} of {len(want)} agents not healthy after {timeout:g}s: {shown} "
                     f"(they keep starting; see amplihack-hive status/logs {self.name})"
                 )
-            self.sleep(0.1)
+            self.sleep(0.2)
+
+    def _ready_agents(self) -> set[str]:
+        """Agents whose process answers /health and is ready (cheaper than status())."""
+        live = self.live_records()
+        if not live:
+            return set()
+        token = read_token(self.dir)
+
+        async def probe() -> set[str]:
+            transport = HttpTransport({}, token=token, timeout_s=2.0)
+            try:
+                replies = await asyncio.gather(
+                    *(transport.get(r.url + "/health") for r, _ in live), return_exceptions=True
+                )
+            finally:
+                await transport.close()
+            ready: set[str] = set()
+            for (rec, _), reply in zip(live, replies, strict=True):
+                if isinstance(reply, BaseException) and not isinstance(reply, HiveError):
+                    raise reply
+                if isinstance(reply, dict) and reply.get("ready", True):
+                    ready.update(rec.agents)
+            return ready
+
+        if self._loop is None:
+            self._loop = LoopThread("amplihack-hive-supervisor")
+        return self._loop.run(probe())
 
     # -- status --------------------------------------------------------------------------
 
@@ -289,12 +322,14 @@ class Supervisor:
     # -- membership ----------------------------------------------------------------------
 
     def retire(self, agent: str, timeout: float = 60.0) -> int:
-        """Take ``agent`` (already removed from the config) out of the running hive: publish
-        the new membership, have the agent hand every record to its new owners, then stop
-        its process if it hosts no other agent. Returns the facts it held (now handed off)."""
+        """Take ``agent`` out of the running hive: publish the membership without it, have
+        it hand every record to its new owners, then stop its process if it hosts no other
+        agent. Returns the facts it held (now handed off). The caller removes it from the
+        config afterwards, so a retire that times out can simply be run again."""
         live = self.live_records()
         rec = next((r for r, _ in live if agent in r.agents), None)
-        write_members(self.dir, self.config.agent_names)
+        members = [a for a in self.config.agent_names if a != agent]
+        write_members(self.dir, members)
         if rec is None:
             return 0  # not running: the others rebuild its ranges from their replicas
         token = read_token(self.dir)
@@ -323,11 +358,12 @@ class Supervisor:
                     raise HiveStateError(
                         f"agent {agent} still holds {left.get('facts')} facts and "
                         f"{left.get('postings')} postings after {timeout:g}s; it keeps running "
-                        f"(its owners may be down); run remove-agent again to retry"
+                        f"(its owners may be down); it stays in the config: run remove-agent "
+                        f"again to retry"
                     )
         finally:
             loop.close()
-        if set(rec.agents) <= {agent} | (set(rec.agents) - set(self.config.agent_names)):
+        if not set(rec.agents) & set(members):
             proc = process_of(rec, self.dir)
             if proc is not None:
                 _signal_group(proc, signal.SIGTERM)
@@ -388,3 +424,14 @@ def _hive_view(stats: Iterable[dict[str, Any]]) -> dict[str, str]:
             if rank.get(state, 0) >= rank.get(view.get(peer, "alive"), 0):
                 view[peer] = state
     return view
+
+
+#: Variables a container sets for its agent; a local agent takes its token from the hive's
+#: token file and its peers from the run dir, never from the user's shell.
+_CONTAINER_ONLY = ("AMPLIHACK_HIVE_TOKEN", "AMPLIHACK_HIVE_PEERS")
+
+
+def _agent_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _CONTAINER_ONLY}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env

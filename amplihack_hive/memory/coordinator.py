@@ -116,6 +116,7 @@ class _Op:
         self.transport = transport
         self.suspects = suspects
         self.contacted: set[str] = set()
+        self.failed: set[str] = set()
 
     async def send(self, agent: str, message: Message) -> Message:
         self.contacted.add(agent)
@@ -139,9 +140,11 @@ class _Op:
         keys: Iterable[str],
         owners: Callable[[str], list[str]],
         build: Callable[[list[str]], Message],
+        has: Callable[[str, Message], bool] | None = None,
     ) -> tuple[dict[str, tuple[str, Message]], set[str]]:
-        """Ask one live owner per key, preferring agents already contacted; on failure try
-        the key's next owner. Returns key -> (agent, response) and the keys nobody served."""
+        """Ask one live owner per key, preferring agents already contacted; on failure (or
+        when ``has`` says that owner's answer lacks the key) try the key's next owner.
+        Returns key -> (agent, response) and the keys nobody served."""
         # replicas the failure detector suspects are asked last (sorted() is stable)
         pending = {k: sorted(owners(k), key=lambda a: a in self.suspects) for k in keys}
         served: dict[str, tuple[str, Message]] = {}
@@ -156,9 +159,11 @@ class _Op:
                 break
             replies = await self.send_all({a: build(ks) for a, ks in groups.items()})
             for agent, reply in replies.items():
+                if isinstance(reply, Exception):
+                    self.failed.add(agent)
+                    logger.warning("agent %s failed: %s; trying the next owner", agent, reply)
                 for key in groups[agent]:
-                    if isinstance(reply, Exception):
-                        logger.warning("agent %s failed: %s; trying the next owner", agent, reply)
+                    if isinstance(reply, Exception) or (has is not None and not has(key, reply)):
                         pending[key].remove(agent)
                     else:
                         served[key] = (agent, reply)
@@ -413,7 +418,7 @@ class Coordinator:
             n_docs, avgdl = await self.corpus(op)
             if n_docs == 0:
                 return hits
-            lists, unreachable = await self._term_lists(op, list(counts), avgdl, self.first_cut)
+            lists, lost = await self._term_lists(op, list(counts), avgdl, self.first_cut)
             # one question term weighs as much as its repetitions in the question
             want = limit * 2 + 5
             ranking = rank(lists, n_docs, avgdl, dict(counts))
@@ -426,16 +431,17 @@ class Coordinator:
                 if ranking.is_safe(want):
                     break
                 grow = [t for t, tl in lists.items() if not tl.complete]
-                more, lost = await self._term_lists(
+                more, more_lost = await self._term_lists(
                     op, grow, avgdl, max(len(lists[t].postings) for t in grow) * 4
                 )
-                unreachable |= lost
+                lost |= more_lost
                 lists.update(more)
                 ranking = rank(lists, n_docs, avgdl, dict(counts))
             ordered = apply_supersession(ranking.top(want))
-            await self._fetch_bodies(op, ordered, limit, hits)
-            hits.complete = not unreachable
-            hits.unreachable = tuple(sorted(unreachable))
+            await self._fetch_bodies(op, ordered, limit, hits, lost)
+            # some term or fact no replica could answer for: say so, and who failed
+            hits.complete = not lost
+            hits.unreachable = tuple(sorted(op.failed))
             return hits
         finally:
             self.fanout.recalls += 1
@@ -475,14 +481,24 @@ class Coordinator:
             for t, (_, reply) in served.items()
         }
 
-    async def _fetch_bodies(self, op: _Op, ordered: list[Any], limit: int, hits: Hits) -> None:
+    async def _fetch_bodies(
+        self, op: _Op, ordered: list[Any], limit: int, hits: Hits, lost: set[str]
+    ) -> None:
+        """The bodies of the best facts, in order, until ``limit`` are found. A replica that
+        lacks a body (it missed the write, or was rebuilt) sends the request on to the next
+        owner; a fact no owner could answer for makes the result incomplete."""
         scores = {c.fact_id: c.score for c in ordered}
         queue = [c.fact_id for c in ordered]
+
+        def has(fid: str, reply: Message) -> bool:
+            return fid in reply["tombstoned"] or any(d["id"] == fid for d in reply["facts"])
+
         while queue and len(hits) < limit:
             batch, queue = queue[: limit - len(hits)], queue[limit - len(hits) :]
-            served, _ = await op.ask_owners(
-                batch, self.owners, lambda ids: {"op": "facts", "ids": ids}
+            served, missing = await op.ask_owners(
+                batch, self.owners, lambda ids: {"op": "facts", "ids": ids}, has
             )
+            lost |= missing
             found: dict[str, Fact] = {}
             for _agent, reply in served.values():
                 for d in reply["facts"]:
@@ -490,7 +506,7 @@ class Coordinator:
             for fid in batch:
                 f = found.get(fid)
                 if f is None:
-                    continue  # forgotten meanwhile, or every owner unreachable
+                    continue  # forgotten meanwhile, or no owner could say
                 hits.append(
                     Hit(
                         f.id, f.content, scores[fid], f.kind.value, f.created, f.subject, f.metadata
