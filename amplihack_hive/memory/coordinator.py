@@ -331,7 +331,12 @@ class Coordinator:
                 new_count += 1
                 new_length += fact.length
         if new_count:
-            await self._add_corpus(op, new_count, new_length)
+            try:
+                await self._add_corpus(op, new_count, new_length)
+            except AgentUnavailableError as exc:
+                # the facts are stored durably; only ranking statistics lag (repair keeps
+                # the largest counter), so the write is not reported as failed
+                logger.warning("corpus counters not updated for %d facts: %s", new_count, exc)
         if failed:
             errors = sorted(
                 {a for a, r in [*replies.items(), *hreplies.items()] if isinstance(r, Exception)}
