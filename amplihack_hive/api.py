@@ -90,10 +90,15 @@ class _Client:
                 progress(len(ids))
         return ids
 
-    def recall(self, question: str, limit: int = 10) -> Hits:
+    #: Facts recall returns when no limit is given.
+    default_limit = 10
+
+    def recall(self, question: str, limit: int | None = None) -> Hits:
         """The facts that best answer ``question``, best first (at most ``limit``)."""
         self._check()
-        return self._loop.run(self._coordinator.recall(question, limit))
+        return self._loop.run(
+            self._coordinator.recall(question, self.default_limit if limit is None else limit)
+        )
 
     def forget(self, fact_id: str) -> bool:
         """Forget a fact everywhere; it is never recalled again. True if it existed."""
@@ -134,7 +139,7 @@ class _Client:
             "fanout": self._coordinator.fanout.as_dict(),
         }
 
-    def ask(self, question: str, limit: int = 10) -> Answer:
+    def ask(self, question: str, limit: int | None = None) -> Answer:
         """An answer built from recalled facts (extractive: works with no model)."""
         hits = self.recall(question, limit)
         return extractive_answer(
@@ -350,8 +355,10 @@ class Memory(_Client):
             transport,
             replication=cfg.replication,
             agent=self.agent,
+            max_content_bytes=cfg.max_content_bytes,
         )
         super().__init__(coordinator, transport, names)
+        self.default_limit = cfg.recall_limit
 
     def close(self) -> None:
         if self._closed:

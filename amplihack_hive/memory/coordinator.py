@@ -34,7 +34,7 @@ from amplihack_hive.memory.index import (
     apply_supersession,
     rank,
 )
-from amplihack_hive.memory.records import Fact, Posting, Tombstone
+from amplihack_hive.memory.records import MAX_CONTENT_BYTES, Fact, Posting, Tombstone
 from amplihack_hive.memory.repair import CORPUS_KEY
 from amplihack_hive.memory.ring import HashRing
 from amplihack_hive.memory.text import term_counts
@@ -184,6 +184,7 @@ class Coordinator:
         agent: str = "",
         clock: Callable[[], float] = time.time,
         first_cut: int | None = FIRST_CUT,
+        max_content_bytes: int = MAX_CONTENT_BYTES,
     ) -> None:
         if replication < 1:
             raise InvalidInputError(f"replication must be at least 1, got {replication}")
@@ -196,6 +197,7 @@ class Coordinator:
         self.agent = agent
         self.clock = clock
         self.first_cut = first_cut
+        self.max_content_bytes = min(max_content_bytes, MAX_CONTENT_BYTES)
         self.fanout = Fanout()
         #: Agents the failure detector suspects (asked last); set by the agent process.
         self.suspects: Callable[[], set[str]] = set
@@ -231,6 +233,11 @@ class Coordinator:
             if args["subject"] is None:
                 args["subject"] = args["supersedes"]
         fact = Fact.new(content, agent=self.agent, **args)
+        size = len(fact.content.encode("utf-8"))
+        if size > self.max_content_bytes:
+            raise InvalidInputError(
+                f"content is {size} bytes; this hive takes at most {self.max_content_bytes}"
+            )
         if fact.created == 0.0:
             fact = _replace(fact, created=self.clock())
         counts, length = term_counts(fact.content)
