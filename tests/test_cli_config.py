@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from helpers import assert_one_line_error
 from typer.testing import Result
 
 from amplihack_hive._version import __version__
@@ -25,19 +26,6 @@ from amplihack_hive.hive.token import read_token
 
 Cli = Callable[..., Result]
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def assert_one_line_error(result: Result, *fragments: str) -> str:
-    """Exit 1, nothing on stdout, exactly one ``error: ...`` line on stderr, no traceback."""
-    assert result.exit_code == 1, (result.stdout, result.stderr)
-    assert result.stdout == ""
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    assert "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
-    return lines[0]
 
 
 def snapshot(directory: Path) -> dict[str, bytes]:

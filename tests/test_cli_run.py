@@ -23,6 +23,7 @@ from typing import Any
 
 import psutil
 import pytest
+from helpers import assert_one_line_error
 from typer.testing import CliRunner, Result
 
 from amplihack_hive.agent.runstate import AGENT_MODULE
@@ -53,18 +54,6 @@ def kill9(pid: int) -> None:
     os.kill(pid, signal.SIGKILL)
     with contextlib.suppress(psutil.NoSuchProcess):
         psutil.Process(pid).wait(timeout=10)  # reaps it when it is our child
-
-
-def assert_one_line_error(result: Result, *fragments: str) -> str:
-    assert result.exit_code == 1, (result.stdout, result.stderr)
-    assert result.stdout == ""
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    assert "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 def status_json(cli: Cli, *args: str) -> tuple[int, dict[str, Any]]:

@@ -22,6 +22,7 @@ from typer.core import TyperGroup
 
 from amplihack_hive._version import __version__
 from amplihack_hive.cli import commands_azure, commands_memory, commands_run
+from amplihack_hive.cli._options import AgentName, HiveName, JsonFlag
 from amplihack_hive.cli._output import (
     CliState,
     configure_logging,
@@ -105,22 +106,6 @@ def _main(
     configure_logging(verbose)
     ctx.obj = CliState(home=resolve_home(home), verbose=verbose)
     logger.debug("amplihack-hive %s, home %s", __version__, ctx.obj.home)
-
-
-HiveName = Annotated[
-    str,
-    typer.Argument(
-        metavar="NAME",
-        show_default=False,
-        help="Hive name: lowercase letters, digits and '-', starting with a letter.",
-    ),
-]
-AgentName = Annotated[
-    str, typer.Argument(metavar="AGENT", show_default=False, help="Agent name (same rule).")
-]
-JsonFlag = Annotated[
-    bool, typer.Option("--json", help="Print one JSON document on stdout instead.")
-]
 
 
 @app.command(rich_help_panel=CONFIGURE_PANEL)

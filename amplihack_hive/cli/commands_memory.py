@@ -19,8 +19,9 @@ from rich.table import Table
 from rich.text import Text
 
 from amplihack_hive.api import Hive
+from amplihack_hive.cli._options import HiveName, JsonFlag
 from amplihack_hive.cli._output import out, print_json, say, state
-from amplihack_hive.cli.commands_run import JsonFlag, progress_bar
+from amplihack_hive.cli.commands_run import progress_bar
 from amplihack_hive.errors import (
     HiveError,
     HiveStateError,
@@ -45,14 +46,6 @@ class InputFormat(StrEnum):
     jsonl = "jsonl"
 
 
-HiveName = Annotated[
-    str,
-    typer.Argument(
-        metavar="NAME",
-        show_default=False,
-        help="Hive name: lowercase letters, digits and '-', starting with a letter.",
-    ),
-]
 Question = Annotated[
     str, typer.Argument(metavar="QUESTION", show_default=False, help="What to ask.")
 ]

@@ -22,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from amplihack_hive.agent.runstate import LOG_DIR, log_path
+from amplihack_hive.cli._options import HiveName, JsonFlag
 from amplihack_hive.cli._output import out, print_json, say, state
 from amplihack_hive.cli.commands_azure import start_azure, status_azure, stop_azure
 from amplihack_hive.errors import NotFoundError
@@ -48,14 +49,6 @@ class Target(StrEnum):
     azure = "azure"
 
 
-HiveName = Annotated[
-    str,
-    typer.Argument(
-        metavar="NAME",
-        show_default=False,
-        help="Hive name: lowercase letters, digits and '-', starting with a letter.",
-    ),
-]
 TargetOption = Annotated[
     Target,
     typer.Option("--target", help="Where the hive runs: local processes, or Azure Container Apps."),
@@ -72,9 +65,6 @@ Subscription = Annotated[
         help="Azure subscription id (else $AZURE_SUBSCRIPTION_ID).",
         rich_help_panel=AZURE,
     ),
-]
-JsonFlag = Annotated[
-    bool, typer.Option("--json", help="Print one JSON document on stdout instead.")
 ]
 
 
