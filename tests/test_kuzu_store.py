@@ -4,6 +4,8 @@ engine selection, error mapping, atomic batches and thread safety."""
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -135,8 +137,10 @@ def test_unknown_engine_is_a_config_error(tmp_path: Path) -> None:
     assert not (tmp_path / "s.kuzu").exists()
 
 
-@pytest.mark.skipif(LADYBUG, reason="ladybug is installed here")
-def test_missing_engine_module_names_the_package_to_install() -> None:
+def test_missing_engine_module_names_the_package_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(ENGINES, "ladybug", (("no_such_engine_module",), "ladybug"))
     with pytest.raises(ConfigError, match="pip install ladybug"):
         load_engine("ladybug")
 
@@ -246,13 +250,40 @@ def test_a_hundred_stores_open_at_once(tmp_path: Path) -> None:
             store.close()
 
 
+LADYBUG_ROUND_TRIP = """
+import sys
+from pathlib import Path
+from amplihack_hive.memory.kuzu_store import KuzuStore
+from amplihack_hive.memory.records import Fact, Posting
+f = Fact.new("stored by the fork", created=1.0)
+p = Posting("fork", f.id, 1, 7, 1.5, None)
+path = Path(sys.argv[1])
+with KuzuStore(path, engine="ladybug", buffer_pool_mb=16, max_db_size_mb=64) as store:
+    assert store.put_facts([f]) == [True]
+    store.put_postings([p])
+with KuzuStore(path, engine="ladybug", buffer_pool_mb=16, max_db_size_mb=64) as store:
+    assert store.get_facts([f.id]) == {f.id: f}
+    assert store.postings(["fork"]) == {"fork": [p]}
+assert "kuzu" not in sys.modules
+print("ok")
+"""
+
+
 @pytest.mark.skipif(not LADYBUG, reason="ladybug is not installed (pip install ladybug)")
 def test_ladybug_round_trip(tmp_path: Path) -> None:
-    f = fact("stored by the fork")
-    path = tmp_path / "s.lbug"
-    with KuzuStore(path, engine="ladybug", **SMALL) as store:
-        assert store.put_facts([f]) == [True]
-        store.put_postings([post("fork", f)])
-    with KuzuStore(path, engine="ladybug", **SMALL) as store:
-        assert store.get_facts([f.id]) == {f.id: f}
-        assert store.postings(["fork"]) == {"fork": [post("fork", f)]}
+    # in a fresh interpreter: the fork cannot share a process with kuzu (see engine.py)
+    done = subprocess.run(
+        [sys.executable, "-c", LADYBUG_ROUND_TRIP, str(tmp_path / "s.lbug")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+
+
+def test_the_other_engine_is_refused_in_a_process_that_loaded_one() -> None:
+    import kuzu  # noqa: F401  (loaded: this process runs the Kuzu tests)
+
+    with pytest.raises(ConfigError, match="one engine per process"):
+        load_engine("ladybug")

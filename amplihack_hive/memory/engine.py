@@ -9,7 +9,9 @@ runtime, I/O, lock held by another process); :func:`engine_errors` turns those i
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
@@ -35,6 +37,16 @@ def load_engine(name: str = "kuzu") -> ModuleType:
         raise ConfigError(f"unknown storage engine {name!r}; use one of: {allowed}")
     modules, package = ENGINES[key]
     for module_name in modules:
+        if module_name not in sys.modules and importlib.util.find_spec(module_name) is None:
+            continue
+        # Kuzu and its fork register the same native types: loading both in one process
+        # crashes it (measured: "type Database is already registered", then SIGSEGV).
+        for other, (other_modules, _) in ENGINES.items():
+            if other != key and any(m in sys.modules for m in other_modules):
+                raise ConfigError(
+                    f"storage engine {key!r} cannot be loaded in a process that already "
+                    f"loaded {other!r}; use one engine per process"
+                )
         try:
             module = importlib.import_module(module_name)
         except ImportError:
