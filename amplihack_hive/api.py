@@ -59,10 +59,10 @@ class _Client:
         metadata: dict[str, Any] | None = None,
         **fields: Any,
     ) -> str:
-        """Store one fact; return its id (the same content always has the same id)."""
+        """Store one fact; return its id (the same content always has the same id). Bytes
+        are decoded as UTF-8 or refused. ``fields``: subject, supersedes, created,
+        confidence."""
         item: dict[str, Any] = {"content": content, "kind": kind, "metadata": metadata, **fields}
-        if isinstance(content, bytes):
-            item["content"] = content  # decoded (or refused) by Fact.new
         return self.remember_many([item])[0]
 
     def remember_many(

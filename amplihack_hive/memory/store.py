@@ -12,7 +12,7 @@ I/O beyond their own engine; the node (:mod:`amplihack_hive.memory.node`) drives
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from amplihack_hive.memory.records import CorpusStats, Fact, Posting, ShardExport, Tombstone
@@ -221,14 +221,3 @@ def merge_into(store: Store, data: ShardExport) -> None:
         store.add_corpus(
             data.corpus.count - mine.count, data.corpus.total_length - mine.total_length
         )
-
-
-def chunked(items: Sequence[object] | Iterable[object], size: int) -> Iterable[list[object]]:
-    batch: list[object] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
