@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from amplihack_hive import Hive
 from amplihack_hive.errors import InvalidInputError, WriteQuorumError
 from amplihack_hive.memory.coordinator import Coordinator
+from amplihack_hive.memory.repair import CORPUS_KEY
 
 VOCAB = [f"w{i}" for i in range(40)] + ["prj-4471", "1200", "sarah", "chen", "birthday"]
 
@@ -297,3 +298,13 @@ def test_forgotten_facts_stay_forgotten_across_a_membership_change() -> None:
             hive.repair()
         assert sum(hive.stats()["facts_per_agent"].values()) == 0
         assert all(hive.recall(f"k{i}z") == [] for i in range(40))
+
+
+def test_facts_stay_recallable_when_the_corpus_counters_missed_them() -> None:
+    with Hive.in_process(agents=3, replication=1, write_quorum=1) as hive:
+        counter_owner = hive._coordinator.owners(CORPUS_KEY)[0]
+        hive._transport.down.add(counter_owner)  # type: ignore[attr-defined]
+        fid = hive.remember("lonely words here")  # stored; only the counters lag
+        hive._transport.down.clear()  # type: ignore[attr-defined]
+        hive.repair()
+        assert [h.id for h in hive.recall("lonely words")] == [fid]

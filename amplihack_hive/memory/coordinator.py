@@ -428,8 +428,8 @@ class Coordinator:
         op = self._op()
         try:
             n_docs, avgdl = await self.corpus(op)
-            if n_docs == 0:
-                return hits
+            # counters that lag the postings (an update lost while their owners were down)
+            # never hide facts: idf uses at least each list's length (rank() floors N by df)
             lists, lost = await self._term_lists(op, list(counts), avgdl, self.first_cut)
             # one question term weighs as much as its repetitions in the question
             want = limit * 2 + 5
