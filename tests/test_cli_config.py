@@ -372,3 +372,10 @@ def test_concurrent_cli_calls_lose_no_update(tmp_path: Path, hive_home: Path) ->
     assert outcomes == [(0, "")] * 6
     names = load_hive(None, "h").agent_names
     assert sorted(names) == sorted(["agent-0", *(f"extra-{i}" for i in range(6))])
+
+
+def test_create_records_agents_per_process(cli: Cli) -> None:
+    result = cli("create", "packed", "--agents", "6", "--agents-per-process", "3", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["config"]["agents_per_process"] == 3
+    assert cli("create", "bad", "--agents-per-process", "0").exit_code == 2

@@ -158,11 +158,7 @@ def test_stale_record_with_a_reused_pid_is_not_trusted(hive_home: Path) -> None:
 
 
 def test_agents_per_process_packs_agents(hive_home: Path) -> None:
-    create_hive(hive_home, "m", agents=6, backend="memory")
-    cfg_path = hive_home / "m" / "config.yaml"
-    cfg_path.write_text(
-        cfg_path.read_text().replace("agents_per_process: 1", "agents_per_process: 3")
-    )
+    create_hive(hive_home, "m", agents=6, backend="memory", agents_per_process=3)
     sup = Supervisor(hive_home, "m")
     try:
         sup.start(timeout=60)

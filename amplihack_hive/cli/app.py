@@ -128,6 +128,15 @@ def create(
         Backend.kuzu
     ),
     prompt: Annotated[str, typer.Option("--prompt", help="Prompt of every agent.")] = "",
+    agents_per_process: Annotated[
+        int,
+        typer.Option(
+            "--agents-per-process",
+            min=1,
+            metavar="M",
+            help="Agents hosted by one local process (fewer processes, less memory).",
+        ),
+    ] = 1,
     force: Annotated[
         bool,
         typer.Option("--force", help="Delete an existing hive of that name (and its data) first."),
@@ -144,6 +153,7 @@ def create(
         backend=backend.value,
         prompt=prompt,
         force=force,
+        agents_per_process=agents_per_process,
     )
     directory = hive_dir(home, name)
     if json_output:

@@ -102,6 +102,15 @@ def start(
             help="How long to wait for every agent to be healthy.",
         ),
     ] = 60.0,
+    agents_per_process: Annotated[
+        int | None,
+        typer.Option(
+            "--agents-per-process",
+            min=1,
+            metavar="M",
+            help="Agents per local process for this start (default: the hive's config).",
+        ),
+    ] = None,
     resource_group: ResourceGroup = None,
     location: Annotated[
         str | None, typer.Option("--location", help="Azure region.", rich_help_panel=AZURE)
@@ -142,7 +151,9 @@ def start(
         def show(healthy: int, of: int) -> None:
             bar.update(task, completed=healthy, total=of)
 
-        result = supervisor.start(timeout=timeout, progress=show)
+        result = supervisor.start(
+            timeout=timeout, progress=show, agents_per_process=agents_per_process
+        )
     say(
         Text(
             f"started {_plural(len(result.started), 'agent')} "

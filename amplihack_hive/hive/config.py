@@ -392,6 +392,7 @@ def create_hive(
     backend: str = "kuzu",
     prompt: str = "",
     force: bool = False,
+    agents_per_process: int = 1,
 ) -> HiveConfig:
     """Write a new hive: config with agents ``agent-0..agent-{agents-1}`` and a new token.
 
@@ -404,6 +405,7 @@ def create_hive(
     directory = hive_dir(home, name)
     _count(agents, "the number of agents", MAX_AGENTS)
     _count(replication, "the replication factor")
+    _count(agents_per_process, "agents per process")
     if backend not in BACKENDS:
         raise InvalidInputError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if not isinstance(prompt, str):
@@ -412,6 +414,7 @@ def create_hive(
         name=name,
         replication=replication,
         backend=backend,
+        agents_per_process=agents_per_process,
         agents=[AgentConfig(f"agent-{i}", prompt) for i in range(agents)],
     )
     try:

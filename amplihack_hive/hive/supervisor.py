@@ -152,7 +152,14 @@ class Supervisor:
 
     # -- start ---------------------------------------------------------------------------
 
-    def start(self, timeout: float = 60.0, progress: Progress | None = None) -> StartResult:
+    def start(
+        self,
+        timeout: float = 60.0,
+        progress: Progress | None = None,
+        agents_per_process: int | None = None,
+    ) -> StartResult:
+        """Start the agents that are not running, ``agents_per_process`` per process (the
+        config's value unless given), and wait until every agent is healthy."""
         cfg = self.config
         if not cfg.agents:
             raise HiveStateError(f"hive {self.name!r} has no agents; add one with add-agent")
@@ -160,7 +167,7 @@ class Supervisor:
         write_members(self.dir, cfg.agent_names)  # running agents adopt added/removed ones
         hosted = {a for rec, _ in self.live_records() for a in rec.agents}
         missing = [a for a in cfg.agent_names if a not in hosted]
-        per = max(1, cfg.agents_per_process)
+        per = max(1, agents_per_process or cfg.agents_per_process)
         chunks = [missing[i : i + per] for i in range(0, len(missing), per)]
         children: list[tuple[list[str], subprocess.Popen[bytes]]] = []
         (self.dir / LOG_DIR).mkdir(parents=True, exist_ok=True)
