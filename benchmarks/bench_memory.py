@@ -303,6 +303,14 @@ def render(rows: Sequence[Row]) -> str:
     return "\n".join(out)
 
 
+def finish(rows: Sequence[Row], strict: bool) -> int:
+    """Say which targets were missed; the exit code (1 only with ``--strict``)."""
+    missed = [r.figure for r in rows if r.ok is False]
+    print("all targets met" if not missed else f"targets missed: {'; '.join(missed)}")
+    note("done")
+    return 1 if missed and strict else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_memory", description=__doc__)
     parser.add_argument("--turns", type=int, default=None, help="corpus size (default 5000)")
@@ -341,10 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for cat in cats
     )
     print(f"recall@10 by category (BM25/1/100 agents): {per_cat}")
-    missed = [r.figure for r in rows if r.ok is False]
-    print("all targets met" if not missed else f"targets missed: {'; '.join(missed)}")
-    note("done")
-    return 1 if missed and args.strict else 0
+    return finish(rows, args.strict)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from amplihack_hive.memory.node import MemoryNode
 from amplihack_hive.memory.repair import RepairService, holdings
 from amplihack_hive.memory.store import InMemoryStore
 from amplihack_hive.transport.inprocess import InProcessTransport
-from benchmarks.bench_memory import Row, _progress, _x, note, render
+from benchmarks.bench_memory import Row, _progress, _x, finish, note, render
 from benchmarks.corpus import filler_facts
 
 REPLICATION = 3
@@ -297,10 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for rb in rebuilds
     )
     print(f"bytes per repair round: {per_round}")
-    missed = [r.figure for r in rows if r.ok is False]
-    print("all targets met" if not missed else f"targets missed: {'; '.join(missed)}")
-    note("done")
-    return 1 if missed and args.strict else 0
+    return finish(rows, args.strict)
 
 
 if __name__ == "__main__":
