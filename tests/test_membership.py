@@ -51,32 +51,38 @@ def placement_ok(home: Path, name: str) -> None:
             assert hits and hits[0].content == FACTS[i]
 
 
-def test_added_agent_is_rebuilt_with_its_ranges(hive_home: Path) -> None:
-    create_hive(hive_home, "j", agents=4, backend="kuzu")
-    sup = Supervisor(hive_home, "j")
+def learned_hive(home: Path, name: str, agents: int) -> Supervisor:
+    """A started Kuzu hive of ``agents`` agents that has learned FACTS."""
+    create_hive(home, name, agents=agents, backend="kuzu")
+    sup = Supervisor(home, name)
     sup.start(timeout=60)
+    with Hive.connect(name, home) as client:
+        client.remember_many(FACTS)
+    return sup
+
+
+def held_by(home: Path, name: str, agent: str) -> int:
+    with Hive.connect(name, home) as client:
+        return int(client.stats()["facts_per_agent"][agent])
+
+
+def test_added_agent_is_rebuilt_with_its_ranges(hive_home: Path) -> None:
+    sup = learned_hive(hive_home, "j", 4)
     try:
-        with Hive.connect("j", hive_home) as client:
-            client.remember_many(FACTS)
         add_agent(hive_home, "j", "agent-4", prompt="newcomer")
         sup = Supervisor(hive_home, "j")
         assert sup.start(timeout=60).started == ["agent-4"]
         settle(sup)
-        with Hive.connect("j", hive_home) as client:
-            assert client.stats()["facts_per_agent"]["agent-4"] > 0
+        assert held_by(hive_home, "j", "agent-4") > 0
         placement_ok(hive_home, "j")
     finally:
         sup.stop()
 
 
 def test_removed_agent_hands_its_ranges_over_before_it_stops(hive_home: Path) -> None:
-    create_hive(hive_home, "r", agents=5, backend="kuzu")
-    sup = Supervisor(hive_home, "r")
-    sup.start(timeout=60)
+    sup = learned_hive(hive_home, "r", 5)
     try:
-        with Hive.connect("r", hive_home) as client:
-            client.remember_many(FACTS)
-            held = client.stats()["facts_per_agent"]["agent-2"]
+        held = held_by(hive_home, "r", "agent-2")
         assert held > 0
         handed = sup.retire("agent-2", timeout=60)
         remove_agent(hive_home, "r", "agent-2")
@@ -89,13 +95,9 @@ def test_removed_agent_hands_its_ranges_over_before_it_stops(hive_home: Path) ->
 
 
 def test_agent_restarted_with_an_empty_disk_is_rebuilt(hive_home: Path) -> None:
-    create_hive(hive_home, "e", agents=5, backend="kuzu")
-    sup = Supervisor(hive_home, "e")
-    sup.start(timeout=60)
+    sup = learned_hive(hive_home, "e", 5)
     try:
-        with Hive.connect("e", hive_home) as client:
-            client.remember_many(FACTS)
-            before = client.stats()["facts_per_agent"]["agent-1"]
+        before = held_by(hive_home, "e", "agent-1")
         victim = next(s for s in sup.status() if s.name == "agent-1")
         sup.stop()  # a clean stop, then the disk goes
         for path in (sup.dir / "data").glob("agent-1*"):  # the database file and its WAL
@@ -104,8 +106,7 @@ def test_agent_restarted_with_an_empty_disk_is_rebuilt(hive_home: Path) -> None:
         sup.start(timeout=60)
         assert victim.pid not in {s.pid for s in sup.status()}
         settle(sup)
-        with Hive.connect("e", hive_home) as client:
-            assert client.stats()["facts_per_agent"]["agent-1"] == before
+        assert held_by(hive_home, "e", "agent-1") == before
         placement_ok(hive_home, "e")
     finally:
         sup.stop()
