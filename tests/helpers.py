@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 from typer.testing import Result
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def assert_one_line_error(result: Result, *fragments: str) -> str:
@@ -16,3 +24,28 @@ def assert_one_line_error(result: Result, *fragments: str) -> str:
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
     return lines[0]
+
+
+def installed() -> bool:
+    """Whether the amplihack-hive distribution is installed (editable or not)."""
+    try:
+        importlib.metadata.distribution("amplihack-hive")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def run_module(*args: str, cwd: Path, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    """``python -m amplihack_hive ARGS`` as a user runs it (from the source tree if the
+    package is not installed)."""
+    env = dict(os.environ)
+    if not installed():
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    return subprocess.run(
+        [sys.executable, "-m", "amplihack_hive", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

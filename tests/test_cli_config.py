@@ -5,7 +5,6 @@ Exit codes: 0 success, 1 an error explained on one line of stderr, 2 bad usage.
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import os
 import shutil
@@ -16,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import assert_one_line_error
+from helpers import assert_one_line_error, installed, run_module
 from typer.testing import Result
 
 from amplihack_hive._version import __version__
@@ -273,30 +272,6 @@ def test_list_shows_hives_and_broken_ones(cli: Cli, hive_home: Path) -> None:
 # --- the real entry points, in subprocesses ------------------------------------------------------
 
 
-def _installed() -> bool:
-    try:
-        importlib.metadata.distribution("amplihack-hive")
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    return True
-
-
-def run_module(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``python -m amplihack_hive ARGS`` as a user runs it (from the source tree if the
-    package is not installed)."""
-    env = dict(os.environ)
-    if not _installed():
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    return subprocess.run(
-        [sys.executable, "-m", "amplihack_hive", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 def test_python_dash_m_entry_point(tmp_path: Path) -> None:
     home = tmp_path / "sub-home"
     version = run_module("--version", cwd=tmp_path)
@@ -340,7 +315,7 @@ def test_console_script(tmp_path: Path) -> None:
 def test_concurrent_cli_calls_lose_no_update(tmp_path: Path, hive_home: Path) -> None:
     assert run_module("create", "h", cwd=tmp_path).returncode == 0
     env = dict(os.environ)
-    if not _installed():
+    if not installed():
         env["PYTHONPATH"] = str(REPO_ROOT)
     procs = [
         subprocess.Popen(

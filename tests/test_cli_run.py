@@ -23,7 +23,7 @@ from typing import Any
 
 import psutil
 import pytest
-from helpers import assert_one_line_error
+from helpers import assert_one_line_error, run_module
 from typer.testing import CliRunner, Result
 
 from amplihack_hive.agent.runstate import AGENT_MODULE
@@ -607,21 +607,6 @@ def test_a_hive_on_the_default_kuzu_backend(cli: Cli, hive_home: Path) -> None:
 
 
 # --- the real entry point ------------------------------------------------------------------------
-
-
-def run_module(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "amplihack_hive", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
 
 
 @slow
