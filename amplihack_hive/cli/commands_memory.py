@@ -24,13 +24,11 @@ from amplihack_hive.cli._output import out, print_json, say, state
 from amplihack_hive.cli.commands_run import progress_bar
 from amplihack_hive.errors import (
     HiveError,
-    HiveStateError,
     InvalidInputError,
     NotFoundError,
     WriteQuorumError,
 )
 from amplihack_hive.hive.learn_input import InputItem, InputProblem, check_items, read_items
-from amplihack_hive.hive.supervisor import Supervisor
 
 MEMORY_PANEL = "Teach and ask a running hive"
 #: Problems listed on stderr before the rest are only counted.
@@ -49,16 +47,6 @@ class InputFormat(StrEnum):
 Question = Annotated[
     str, typer.Argument(metavar="QUESTION", show_default=False, help="What to ask.")
 ]
-
-
-def connect_running(home: Path, name: str) -> Hive:
-    """A client of hive ``name``, after checking that some agent process of it is alive
-    (records of dead processes are dropped first, so a killed hive reads as stopped)."""
-    if not Supervisor(home, name).live_records():
-        raise HiveStateError(
-            f"hive {name!r} is not running; start it with: amplihack-hive start {name}"
-        )
-    return Hive.connect(name, home)
 
 
 def _warn(message: str) -> None:
@@ -172,7 +160,7 @@ def learn(
     stores nothing and exits 0, with a warning.
     """
     home = state(ctx).home
-    with connect_running(home, name) as client:
+    with Hive.connect(name, home) as client:
         items, problems = read_items(_read_input(path), fmt.value)
         items, refused = check_items(items)
         problems += refused
@@ -209,7 +197,7 @@ def recall(
     json_output: JsonFlag = False,
 ) -> None:
     """The facts the hive recalls for QUESTION, best first."""
-    with connect_running(state(ctx).home, name) as client:
+    with Hive.connect(name, state(ctx).home) as client:
         hits = client.recall(question, limit)
     if not hits.complete:
         _warn_incomplete(hits.unreachable)
@@ -229,7 +217,7 @@ def ask(
     ctx: typer.Context, name: HiveName, question: Question, json_output: JsonFlag = False
 ) -> None:
     """An answer to QUESTION built from the facts the hive recalls (no LLM needed)."""
-    with connect_running(state(ctx).home, name) as client:
+    with Hive.connect(name, state(ctx).home) as client:
         answer = client.ask(question)
     if not answer.complete:
         _warn_incomplete(answer.unreachable)

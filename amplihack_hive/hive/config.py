@@ -56,9 +56,9 @@ from amplihack_hive.hive.home import (
     write_file_atomic,
 )
 from amplihack_hive.hive.token import create_token
+from amplihack_hive.memory.backends import BACKENDS
 from amplihack_hive.names import validate_name
 
-BACKENDS = ("kuzu", "memory")
 #: Most agents ``create`` makes in one hive (a guard against typos such as 1000000).
 MAX_AGENTS = 10_000
 #: Seconds :func:`locked` waits for another command before giving up.
