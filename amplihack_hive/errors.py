@@ -10,6 +10,7 @@ Every error the library raises on purpose derives from :class:`HiveError`, so a 
     ├── StorageError         the storage engine failed (Kuzu errors are mapped to this)
     ├── TransportError       an agent could not be reached or answered badly
     │   ├── AgentUnavailableError  every replica of some key was unreachable
+    │   ├── BusyError              an agent's store is saturated: retry after ``retry_after`` s
     │   └── WriteQuorumError       some facts were not stored on W replicas (lists which)
     └── HiveStateError       the hive is not in a state for the request (stopped, running twice)
 """
@@ -43,6 +44,16 @@ class TransportError(HiveError):
 
 class AgentUnavailableError(TransportError):
     """No replica of a key could be reached."""
+
+
+class BusyError(TransportError):
+    """An agent refused a request because its store has more queued work than it can finish
+    in time (HTTP 503 with ``Retry-After``). Nothing was done; the same request may be sent
+    again after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class HiveStateError(HiveError):

@@ -59,7 +59,7 @@ class AgentBrain:
         self.learned = 0
         self.answered = 0
         self.repairers = {
-            name: Repairer(node.repair, coordinator.transport.request)
+            name: Repairer(node.repair, coordinator.transport.request, node.run)
             for name, node in nodes.items()
             if node.repair is not None
         }
@@ -82,16 +82,17 @@ class AgentBrain:
     def ready(self) -> bool:
         return all(n.ready for n in self.nodes.values())
 
-    def local_stats(self) -> dict[str, dict[str, Any]]:
+    async def local_stats(self) -> dict[str, dict[str, Any]]:
+        """Records per hosted agent (counted on each store's worker)."""
         out: dict[str, dict[str, Any]] = {}
         for name, n in self.nodes.items():
-            misplaced = len(n.repair.holdings().misplaced) if n.repair is not None else 0
+            counts = await n.run(n.handle, {"op": "stats"})
             last = self.repairers[name].last if name in self.repairers else None
             out[name] = {
-                "facts": n.store.fact_count(),
-                "postings": n.store.posting_count(),
+                "facts": counts["facts"],
+                "postings": counts["postings"],
                 "ready": n.ready,
-                "hints_pending": misplaced,
+                "hints_pending": counts["hints_pending"],
                 "last_repair": last.to_dict() if last else None,
             }
         return out
@@ -196,7 +197,7 @@ class AgentBrain:
                 if clock >= next_log:
                     logger.info(
                         "upkeep: %s, learned %d, answered %d, suspects %s",
-                        {n: s["facts"] for n, s in self.local_stats().items()},
+                        {n: s["facts"] for n, s in (await self.local_stats()).items()},
                         self.learned,
                         self.answered,
                         sorted(self.detector.suspects()) if self.detector else [],

@@ -44,6 +44,7 @@ from amplihack_hive.memory.node import MemoryNode
 from amplihack_hive.memory.repair import RepairService
 from amplihack_hive.memory.ring import HashRing
 from amplihack_hive.memory.store import Store
+from amplihack_hive.memory.worker import StoreWorker
 from amplihack_hive.names import validate_name
 from amplihack_hive.transport.http import HttpTransport
 
@@ -183,7 +184,9 @@ async def serve(opts: AgentOptions, stop: asyncio.Event) -> None:
         return coordinator.ring
 
     nodes = {
-        a: MemoryNode(a, s, RepairService(a, s, current_ring, opts.replication))
+        a: MemoryNode(
+            a, s, RepairService(a, s, current_ring, opts.replication), worker=StoreWorker(a)
+        )
         for a, s in stores.items()
     }
     fixed = static_peers()
@@ -243,8 +246,9 @@ async def serve(opts: AgentOptions, stop: asyncio.Event) -> None:
         remove_record(opts.hive_dir, group, os.getpid())
         await runner.cleanup()
         await transport.close()
-        for s in stores.values():
-            s.close()
+        # each node finishes the store call in progress (off the loop), then closes its
+        # store, which checkpoints Kuzu's WAL
+        await asyncio.gather(*(asyncio.to_thread(n.close) for n in nodes.values()))
         logger.info("stopped")
 
 

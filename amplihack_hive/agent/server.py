@@ -31,6 +31,7 @@ from aiohttp import web
 
 from amplihack_hive.agent.brain import AgentBrain
 from amplihack_hive.errors import (
+    BusyError,
     HiveError,
     HiveStateError,
     InvalidInputError,
@@ -65,6 +66,11 @@ def make_app(brain: AgentBrain, token: str) -> web.Application:
             if exc.status >= 400:
                 return _error(exc.status, exc.reason)
             raise
+        except BusyError as exc:
+            # nothing was done: the sender backs off and sends the same request again
+            response = _error(503, str(exc))
+            response.headers["Retry-After"] = f"{exc.retry_after:.2f}"
+            return response
         except NotFoundError as exc:
             return _error(404, str(exc))
         except InvalidInputError as exc:
@@ -113,7 +119,7 @@ def make_app(brain: AgentBrain, token: str) -> web.Application:
     async def stats(request: web.Request) -> web.Response:
         return web.json_response(
             {
-                "agents": brain.local_stats(),
+                "agents": await brain.local_stats(),
                 "pid": os.getpid(),
                 "rss_mb": round(process.memory_info().rss / 2**20, 1),
                 "uptime_s": round(time.time() - started, 3),
@@ -152,7 +158,7 @@ def make_app(brain: AgentBrain, token: str) -> web.Application:
         node = brain.nodes.get(agent)
         if node is None:
             raise NotFoundError(f"agent {agent!r} is not hosted here")
-        return web.json_response(node.handle(await body(request)))
+        return web.json_response(await node.serve(await body(request)))
 
     app = web.Application(middlewares=[guard], client_max_size=MAX_BODY)
     app.add_routes(

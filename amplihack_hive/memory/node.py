@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from amplihack_hive.errors import HiveStateError, InvalidInputError
 from amplihack_hive.memory.index import cut_by_impact
@@ -30,6 +30,9 @@ from amplihack_hive.memory.records import Fact, Posting, ShardExport, Tombstone
 from amplihack_hive.memory.repair import OPS as REPAIR_OPS
 from amplihack_hive.memory.repair import RepairService
 from amplihack_hive.memory.store import Store
+from amplihack_hive.memory.worker import StoreWorker
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
@@ -49,10 +52,20 @@ class MemoryNode:
     """Serves one agent's store to the hive. With ``repair`` set it also answers the
     anti-entropy requests of :mod:`amplihack_hive.memory.repair`."""
 
-    def __init__(self, name: str, store: Store, repair: RepairService | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        store: Store,
+        repair: RepairService | None = None,
+        *,
+        worker: StoreWorker | None = None,
+    ) -> None:
         self.name = name
         self.store = store
         self.repair = repair
+        #: Where store calls run in an agent process (off its event loop); None runs them
+        #: inline, as an in-process hive does (its loop answers no HTTP).
+        self.worker = worker
         #: False while an agent that came up empty is being rebuilt from its replicas: it
         #: takes writes but refuses reads, so coordinators ask another replica.
         self.ready = True
@@ -70,6 +83,25 @@ class MemoryNode:
         if repair is not None:
             for op in REPAIR_OPS:
                 self._ops[op] = repair.handle
+
+    async def serve(self, message: Message) -> Message:
+        """Answer one request from the event loop: on the store's worker when there is one
+        (raising BusyError when it is saturated), else inline. A ping never waits."""
+        if self.worker is None or (isinstance(message, dict) and message.get("op") == "ping"):
+            return self.handle(message)
+        return await self.worker.run(self.handle, message)
+
+    async def run(self, fn: Callable[..., T], *args: object) -> T:
+        """Run an internal store call (repair, stats) where the node runs its store calls."""
+        if self.worker is None:
+            return fn(*args)
+        return await self.worker.run(fn, *args, bounded=False)
+
+    def close(self) -> None:
+        """Finish the call in progress, then close the store."""
+        if self.worker is not None:
+            self.worker.close()
+        self.store.close()
 
     def handle(self, message: Message) -> Message:
         """Answer one request. Malformed requests raise InvalidInputError."""

@@ -31,9 +31,9 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -44,6 +44,9 @@ from amplihack_hive.memory.store import Store
 logger = logging.getLogger(__name__)
 
 Message = dict[str, Any]
+T = TypeVar("T")
+#: Runs a store call where the node runs its store calls (its worker thread in an agent).
+Runner = Callable[..., Awaitable[Any]]
 SEP = "\x1f"
 #: The placement key of the corpus counters (also used by the coordinator).
 CORPUS_KEY = "\x00corpus"
@@ -263,9 +266,15 @@ class RepairReport:
 class Repairer:
     """The initiator side: one repair round with every peer this agent leads, then handoff."""
 
-    def __init__(self, service: RepairService, send: Callable[[str, Message], Any]) -> None:
+    def __init__(
+        self,
+        service: RepairService,
+        send: Callable[[str, Message], Any],
+        run: Runner | None = None,
+    ) -> None:
         self.service = service
         self.send = send  # async (agent, message) -> reply
+        self.run: Runner = run or _inline
         self.last: RepairReport | None = None
         self._guarded_for: tuple[str, ...] | None = None
 
@@ -283,7 +292,7 @@ class Repairer:
     async def round(self, peers: Iterable[str] | None = None) -> RepairReport:
         started = time.monotonic()
         report = RepairReport()
-        held = self.service.holdings()
+        held = await self.run(self.service.holdings)
         targets = sorted(
             p
             for p in (peers if peers is not None else self.service.ring().nodes)
@@ -352,17 +361,17 @@ class Repairer:
                 peer, {"op": "repair_get", "keys": pull_keys, "buckets": pull_buckets}, report
             )
             shard = ShardExport.from_dict(reply["shard"])
-            refused = absorb(store, shard)
+            refused = await self.run(absorb, store, shard)
             self.service.touched()
             report.pulled += len(shard.facts) + len(shard.postings) + len(shard.tombstones)
             if refused:
                 await self._ask(peer, {"op": "forget", "tombstones": refused}, report)
         if push_keys:
-            shard = select(store, push_keys)
+            shard = await self.run(select, store, push_keys)
             reply = await self._ask(peer, {"op": "repair_put", "shard": shard.to_dict()}, report)
             report.pushed += len(shard.facts) + len(shard.postings) + len(shard.tombstones)
             if reply["tombstones"]:
-                store.forget([Tombstone.from_list(t) for t in reply["tombstones"]])
+                await self.run(store.forget, [Tombstone.from_list(t) for t in reply["tombstones"]])
                 self.service.touched()
 
     async def handoff(self, report: RepairReport | None = None) -> int:
@@ -372,7 +381,7 @@ class Repairer:
         (new) owners first, so a copy a stale replica hands over cannot bring a forgotten
         fact back; they are kept here as guards."""
         report = report or RepairReport()
-        held = self.service.holdings()
+        held = await self.run(self.service.holdings)
         ring_now = self.service.ring().nodes
         if self._guarded_for != ring_now:
             got = await self._deliver(held.guards, report) if held.guards else {}
@@ -387,10 +396,10 @@ class Repairer:
         facts = [k.partition(SEP)[2] for k in done if k[0] == "f"]
         postings = [tuple(k.split(SEP)[1:3]) for k in done if k[0] == "p"]
         if facts or postings:
-            store.drop(facts, postings)  # type: ignore[arg-type]
+            await self.run(store.drop, facts, postings)
         if any(k[0] == "c" for k in done):
-            c = store.corpus()
-            store.add_corpus(-c.count, -c.total_length)
+            c = await self.run(store.corpus)
+            await self.run(store.add_corpus, -c.count, -c.total_length)
         self.service.touched()
         report.handed_off += len(done)
         return len(done)
@@ -407,11 +416,10 @@ class Repairer:
         delivered: dict[str, set[str]] = {}
 
         async def give(owner: str, keys: list[str]) -> None:
-            reply = await self._ask(
-                owner, {"op": "repair_put", "shard": select(store, keys).to_dict()}, report
-            )
+            shard = await self.run(select, store, keys)
+            reply = await self._ask(owner, {"op": "repair_put", "shard": shard.to_dict()}, report)
             if reply["tombstones"]:
-                store.forget([Tombstone.from_list(t) for t in reply["tombstones"]])
+                await self.run(store.forget, [Tombstone.from_list(t) for t in reply["tombstones"]])
                 self.service.touched()
             for k in keys:
                 delivered.setdefault(k, set()).add(owner)
@@ -425,3 +433,7 @@ class Repairer:
                     raise result
                 logger.info("handoff to %s failed: %s", owner, result)
         return delivered
+
+
+async def _inline(fn: Callable[..., T], *args: object) -> T:
+    return fn(*args)

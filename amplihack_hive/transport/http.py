@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Mapping
+import random
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
 
-from amplihack_hive.errors import HiveError, TransportError
+from amplihack_hive.errors import BusyError, HiveError, TransportError
 from amplihack_hive.memory.node import MemoryNode
 
 logger = logging.getLogger(__name__)
@@ -24,6 +25,10 @@ logger = logging.getLogger(__name__)
 Message = dict[str, Any]
 MEMORY_PATH = "/v1/memory/{agent}"
 TOKEN_HEADER = "Authorization"
+#: Attempts of one request an agent refuses as busy (503) before the sender gives up.
+BUSY_ATTEMPTS = 6
+#: Longest pause between two attempts, seconds.
+BUSY_MAX_PAUSE_S = 2.0
 
 
 def auth_header(token: str | None) -> dict[str, str]:
@@ -74,14 +79,21 @@ class HttpTransport:
         self.requests += 1
         node = self.local.get(agent)
         if node is not None:
-            try:
-                return node.handle(message)
-            except HiveError as exc:
-                raise TransportError(f"agent {agent} refused {message.get('op')!r}: {exc}") from exc
+            return await _with_backoff(lambda: self._local(node, agent, message))
         base = self._resolve(agent)
         if not base:
             raise TransportError(f"agent {agent} has no known address (is it running?)")
-        return await self.post(base + MEMORY_PATH.format(agent=agent), message, agent=agent)
+        url = base + MEMORY_PATH.format(agent=agent)
+        return await _with_backoff(lambda: self.post(url, message, agent=agent))
+
+    @staticmethod
+    async def _local(node: MemoryNode, agent: str, message: Message) -> Message:
+        try:
+            return await node.serve(message)
+        except BusyError:
+            raise
+        except HiveError as exc:
+            raise TransportError(f"agent {agent} refused {message.get('op')!r}: {exc}") from exc
 
     async def post(self, url: str, body: Any, *, agent: str = "") -> Message:
         session, sem = self._client()
@@ -92,6 +104,11 @@ class HttpTransport:
                     if not isinstance(data, dict):
                         raise TransportError(f"{agent or url} answered with a non-object")
                     return data
+                if resp.status == 503 and "Retry-After" in resp.headers:
+                    raise BusyError(
+                        await _describe_error(resp, agent or url),
+                        retry_after=_seconds(resp.headers["Retry-After"]),
+                    )
                 raise TransportError(await _describe_error(resp, agent or url))
         except TransportError:
             raise
@@ -117,6 +134,31 @@ class HttpTransport:
         if self._session is not None and not self._session.closed:
             await self._session.close()
         self._session = None
+
+
+async def _with_backoff(send: Callable[[], Awaitable[Message]]) -> Message:
+    """Send; when the agent says it is busy, wait what it asked (at least, growing with each
+    refusal, with jitter so refused senders do not return together) and send again. The
+    last refusal is raised: BusyError is a TransportError, so callers treat an agent that
+    stays saturated as one that did not answer (a write goes to a hinted stand-in)."""
+    pause = 0.05
+    for attempt in range(BUSY_ATTEMPTS):
+        try:
+            return await send()
+        except BusyError as exc:
+            if attempt == BUSY_ATTEMPTS - 1:
+                raise
+            wait = min(max(exc.retry_after, pause), BUSY_MAX_PAUSE_S)
+            await asyncio.sleep(wait * random.uniform(1.0, 1.5))
+            pause *= 2
+    raise AssertionError("unreachable")
+
+
+def _seconds(value: str) -> float:
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return 1.0
 
 
 async def _describe_error(resp: aiohttp.ClientResponse, who: str) -> str:
