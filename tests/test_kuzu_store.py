@@ -158,24 +158,28 @@ def test_a_failed_batch_leaves_nothing_behind(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(kuzu_store, "CHUNK", 2)
-    f = fact("atomic")
+    facts = [fact(f"atomic {i}") for i in range(5)]
     with KuzuStore(tmp_path / "s.kuzu", **SMALL) as store:
-        real = store._upsert_postings
-        calls = []
+        real = store._run
+        creates = []
 
-        def fail_second_chunk(rows: list[dict[str, Any]], known: set[str]) -> None:
-            calls.append(rows)
-            if len(calls) == 2:
-                raise StorageError("disk on fire")
-            real(rows, known)
+        def fail_second_chunk(query: str, params: dict[str, Any]) -> None:
+            if query.startswith("UNWIND $rows AS r CREATE"):
+                creates.append(params)
+                if len(creates) == 2:
+                    raise StorageError("disk on fire")
+            real(query, params)
 
-        monkeypatch.setattr(store, "_upsert_postings", fail_second_chunk)
+        monkeypatch.setattr(store, "_run", fail_second_chunk)
         with pytest.raises(StorageError, match="disk on fire"):
-            store.put_postings([post(f"t{i}", f) for i in range(5)])
-        assert store.posting_count() == 0
-        monkeypatch.setattr(store, "_upsert_postings", real)
-        store.put_postings([post(f"t{i}", f) for i in range(5)])  # usable afterwards
-        assert store.posting_count() == 5
+            store.put_facts(facts)
+        assert store.fact_count() == 0 and store.get_facts([f.id for f in facts]) == {}
+        monkeypatch.setattr(store, "_run", real)
+        # the rolled-back rows are not remembered as stored: the retry stores all five
+        assert store.put_facts(facts) == [True] * 5
+        assert store.fact_count() == 5
+    with KuzuStore(tmp_path / "s.kuzu", **SMALL) as store:
+        assert sorted(store.get_facts([f.id for f in facts])) == sorted(f.id for f in facts)
 
 
 def test_batches_larger_than_a_chunk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

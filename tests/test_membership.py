@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 import urllib.request
 from pathlib import Path
@@ -100,8 +101,12 @@ def test_agent_restarted_with_an_empty_disk_is_rebuilt(hive_home: Path) -> None:
         before = held_by(hive_home, "e", "agent-1")
         victim = next(s for s in sup.status() if s.name == "agent-1")
         sup.stop()  # a clean stop, then the disk goes
-        for path in (sup.dir / "data").glob("agent-1*"):  # the database file and its WAL
-            path.unlink()
+        # the database file, its WAL and the posting index beside them
+        for path in (sup.dir / "data").glob("agent-1*"):
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
         sup = Supervisor(hive_home, "e")
         sup.start(timeout=60)
         assert victim.pid not in {s.pid for s in sup.status()}

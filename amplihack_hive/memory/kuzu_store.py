@@ -1,25 +1,30 @@
 """The Kuzu backend of :class:`~amplihack_hive.memory.store.Store`: one embedded database per
-agent, same observable behaviour as :class:`~amplihack_hive.memory.store.InMemoryStore`.
+agent for fact bodies, tombstones and relations, and a posting index beside it; same
+observable behaviour as :class:`~amplihack_hive.memory.store.InMemoryStore`.
 
-Schema (created idempotently)::
+Schema (store format :data:`FORMAT`, created idempotently)::
 
     Doc(id PK, body BOOL, forgotten DOUBLE, content, kind, agent, created, confidence,
         metadata JSON, subject, supersedes, length, value INT64)
-    Doc (term row) -[Posts {tf, length, created, subject}]-> Doc (fact row)
     Doc -[Supersedes]-> Doc
 
-One ``Doc`` row per fact id this store knows: it may carry the fact's body (``body``), be the
-target of postings (postings live on the term's owners, bodies on the fact's owners), carry a
-tombstone (``forgotten`` = its time), or be the not-yet-stored target of a ``supersedes``.
+One ``Doc`` row per fact id this store knows: it may carry the fact's body (``body``), carry
+a tombstone (``forgotten`` = its time), or be the not-yet-stored target of a ``supersedes``.
 Folding these into one table matters: every node table with a primary key costs about 5 MB
 of resident memory in Kuzu 0.11.3 whatever it holds, and a hive runs 100 stores per process.
 A ``Supersedes`` edge is made when a fact arrives, to a placeholder if need be, so the
 relation exists from whichever side arrives last; :meth:`KuzuStore.relations` shows it only
-while both facts have bodies. Forgetting a fact deletes its row (its postings and edges with
-it) and writes a tombstone row. Terms are ``Doc`` rows too, keyed ``"\x01t:" + term`` (fact
-ids are 32 hex digits, so the two never collide), and the corpus counters are the ``value``
-of two reserved rows keyed with a leading NUL: a table of their own would cost another 5 MB
-per store (measured: 100 stores open at 1345 MB RSS with a Term table, 780 MB without).
+while both facts have bodies. The corpus counters are the ``value`` of two reserved rows
+keyed with a leading NUL (fact ids are 32 hex digits, so they never collide), and the store
+format is the ``value`` of a third.
+
+Posting lists live in a :class:`~amplihack_hive.memory.postings.PostingIndex` in
+``<path>.postings/`` (why not Kuzu edges: measured in that module's notes). Format 1 stores
+kept them as ``Posts`` edges from term rows; opening one moves them into the index once.
+
+Writes never read before they write: the ids with a row, a body or a tombstone are held in
+memory (loaded with one scan at open, about 100 bytes per fact), so a batch of new facts is
+one ``CREATE`` statement per :data:`CHUNK` rows in one transaction.
 
 What Kuzu 0.11.3 does fast and slow, measured while writing this (100k-node tables):
 
@@ -29,9 +34,8 @@ What Kuzu 0.11.3 does fast and slow, measured while writing this (100k-node tabl
 - ``UNWIND ... MATCH (a {pk: r.x}) MATCH (b {pk: r.y}) CREATE (a)-[]->(b)`` plans a cross
   product: 2000 rows took 11 s. ``MERGE`` of both (existing) ends then ``CREATE`` stays
   linear (~1 s), so edges are written that way, after the ends exist.
-- Creating end nodes in the statement that then MERGEs or MATCHes an edge between them
-  returned or duplicated edges wrongly, so node upserts and edge writes are separate
-  statements (in one transaction).
+- ``COPY`` of 150 rows from Arrow costs about what ``UNWIND ... CREATE`` of them does
+  (~20 ms, mostly fixed cost per statement), so batches use the latter and need no pyarrow.
 """
 
 from __future__ import annotations
@@ -40,13 +44,14 @@ import json
 import logging
 import threading
 import warnings
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 from amplihack_hive.errors import InvalidInputError, StorageError
 from amplihack_hive.memory.engine import engine_errors, load_engine
+from amplihack_hive.memory.postings import PostingIndex
 from amplihack_hive.memory.records import (
     CorpusStats,
     Fact,
@@ -65,17 +70,19 @@ POSTING_CACHE = 50_000
 CHUNK = 2000
 #: Key lists up to this long are looked up by primary key one at a time (faster than a join).
 _LOOP_MAX = 32
-#: Key prefix of term rows in the Doc table.
+#: Key prefix of the term rows of format 1 stores (postings were edges from them).
 _TERM = "\x01t:"
 #: Keys of the rows whose ``value`` holds the corpus counters.
 _CORPUS_KEYS = ("\x00corpus.count", "\x00corpus.total_length")
+#: Key of the row whose ``value`` is the store's format.
+_FORMAT_KEY = "\x00format"
+#: The store format this code writes: 2 = postings in a PostingIndex beside the database.
+FORMAT = 2
 
 _SCHEMA = (
     "CREATE NODE TABLE IF NOT EXISTS Doc(id STRING PRIMARY KEY, body BOOLEAN, forgotten DOUBLE,"
     " content STRING, kind STRING, agent STRING, created DOUBLE, confidence DOUBLE,"
     " metadata STRING, subject STRING, supersedes STRING, length INT64, value INT64)",
-    "CREATE REL TABLE IF NOT EXISTS Posts(FROM Doc TO Doc, tf INT64, length INT64,"
-    " created DOUBLE, subject STRING)",
     "CREATE REL TABLE IF NOT EXISTS Supersedes(FROM Doc TO Doc)",
 )
 
@@ -83,7 +90,6 @@ _FACT_COLS = (
     "d.id, d.content, d.kind, d.agent, d.created, d.confidence, d.metadata, d.subject,"
     " d.supersedes, d.length"
 )
-_POSTING_COLS = "t.id, d.id, p.tf, p.length, p.created, p.subject"
 
 
 def _positive_int(name: str, value: object) -> int:
@@ -127,6 +133,7 @@ def _fact_from(row: Sequence[Any]) -> Fact:
 
 
 def _posting_from(row: Sequence[Any]) -> Posting:
+    """A posting read from a format 1 store's edges."""
     return Posting(row[0][len(_TERM) :], row[1], row[2], row[3], row[4], row[5])
 
 
@@ -182,7 +189,70 @@ class KuzuStore:
                 db.close()
                 raise
         self._db, self._conn = db, conn
+        #: Ids with a row / with a body / with a tombstone (and its time): writes consult
+        #: these instead of reading before they write.
+        self._known: set[str] = set()
+        self._bodies: set[str] = set()
+        self._tombs: dict[str, float] = {}
+        try:
+            with engine_errors(f"opening the store at {self.path}"):
+                self._load_ids()
+            self._index = PostingIndex(
+                self.path.with_name(self.path.name + ".postings"), dead=self._tombs
+            )
+            self._upgrade()
+        except BaseException:
+            conn.close()
+            db.close()
+            self._conn = self._db = None
+            raise
         logger.debug("opened %s store at %s", engine, self.path)
+
+    def _load_ids(self) -> None:
+        """Read which ids have a row, a body, a tombstone (at open, and after a failed write
+        transaction, whose changes to these sets Kuzu has rolled back)."""
+        known: set[str] = set()
+        bodies: set[str] = set()
+        tombs: dict[str, float] = {}
+        for row in self._rows("MATCH (d:Doc) RETURN d.id, d.body, d.forgotten"):
+            known.add(row[0])
+            if row[1]:
+                bodies.add(row[0])
+            if row[2] is not None:
+                tombs[row[0]] = row[2]
+        self._known, self._bodies, self._tombs = known, bodies, tombs
+
+    def _upgrade(self) -> None:
+        """Bring a store of an older format to :data:`FORMAT`; refuse a newer one."""
+        found = self._rows("MATCH (d:Doc {id: $key}) RETURN d.value", {"key": _FORMAT_KEY})
+        version = int(found[0][0]) if found and found[0][0] is not None else None
+        if version is not None and version > FORMAT:
+            raise StorageError(
+                f"the store at {self.path} has format {version}; this version of "
+                f"amplihack-hive reads up to {FORMAT}. Upgrade amplihack-hive."
+            )
+        if version == FORMAT:
+            return
+        tables = {row[1] for row in self._rows("CALL show_tables() RETURN *")}
+        if "Posts" in tables:
+            # format 1: postings were edges from term rows; move them into the index
+            rows = self._rows(
+                "MATCH (t:Doc)-[p:Posts]->(d:Doc) RETURN t.id, d.id, p.tf, p.length,"
+                " p.created, p.subject"
+            )
+            self._index.put([_posting_from(r) for r in rows])
+            self._run("DROP TABLE Posts", {})
+            terms = [k for k in self._known if k.startswith(_TERM)]
+            for part in _chunks(terms):
+                self._run("UNWIND $keys AS k MATCH (d:Doc {id: k}) DELETE d", {"keys": part})
+            self._known.difference_update(terms)
+            logger.info("store at %s: moved %d postings to its posting index", self.path, len(rows))
+        self._run(
+            "MERGE (d:Doc {id: $key}) ON CREATE SET d.body = false, d.value = $v"
+            " ON MATCH SET d.value = $v",
+            {"key": _FORMAT_KEY, "v": FORMAT},
+        )
+        self._known.add(_FORMAT_KEY)
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -228,6 +298,7 @@ class KuzuStore:
             # Kuzu has already rolled back when one of the statements failed.
             with suppress(RuntimeError):
                 self._conn.execute("ROLLBACK")
+            self._load_ids()  # the in-memory id sets may hold ids of the rolled-back rows
             raise
         self._run("COMMIT", {})
 
@@ -240,62 +311,68 @@ class KuzuStore:
         joined = "UNWIND $keys AS key_ " + body.replace("$key", "key_")
         return [row for part in _chunks(unique) for row in self._rows(joined, {"keys": part})]
 
-    def _docs(self, ids: Iterable[str]) -> dict[str, tuple[bool, float | None]]:
-        """Per known id: (has a body here, tombstone time or None)."""
-        rows = self._by_key("MATCH (d:Doc {id: $key}) RETURN d.id, d.body, d.forgotten", ids)
-        return {row[0]: (bool(row[1]), row[2]) for row in rows}
-
-    def _ensure_docs(self, ids: Sequence[str]) -> None:
+    def _ensure_docs(self, ids: Iterable[str]) -> None:
         """Make a (bodiless) row for each id that has none."""
-        for part in _chunks(list(dict.fromkeys(ids))):
-            self._run(
-                "UNWIND $keys AS k MERGE (d:Doc {id: k}) ON CREATE SET d.body = false",
-                {"keys": part},
-            )
+        missing = [i for i in dict.fromkeys(ids) if i not in self._known]
+        for part in _chunks(missing):
+            self._run("UNWIND $keys AS k CREATE (:Doc {id: k, body: false})", {"keys": part})
+        self._known.update(missing)
 
     # -- facts ----------------------------------------------------------------------------
 
     def put_facts(self, facts: Sequence[Fact]) -> list[bool]:
         rows = [_fact_row(f) for f in facts]
         with self._open():
-            if not facts:
-                return []
-            known = self._docs(f.id for f in facts)
-            blocked = {i for i, (body, forgotten) in known.items() if body or forgotten is not None}
             out, new = [], {}
             for f, row in zip(facts, rows, strict=True):
-                fresh = f.id not in blocked and f.id not in new
+                fresh = f.id not in self._bodies and f.id not in self._tombs and f.id not in new
                 if fresh:
                     new[f.id] = row
                 out.append(fresh)
-            if new:
-                with self._transaction():
-                    for part in _chunks(list(new.values())):
-                        self._run(
-                            "UNWIND $rows AS r MERGE (d:Doc {id: r.id}) SET d.body = true,"
-                            " d.content = r.content, d.kind = r.kind, d.agent = r.agent,"
-                            " d.created = r.created, d.confidence = r.confidence,"
-                            " d.metadata = r.metadata, d.subject = r.subject,"
-                            " d.supersedes = r.supersedes, d.length = r.length",
-                            {"rows": part},
-                        )
-                    pairs = [
-                        {"a": i, "b": r["supersedes"]}
-                        for i, r in new.items()
-                        if r["supersedes"] and r["supersedes"] != i
-                    ]
-                    self._ensure_docs([pair["b"] for pair in pairs])
-                    for part in _chunks(pairs):
-                        self._run(
-                            "UNWIND $rows AS r MERGE (a:Doc {id: r.a}) MERGE (b:Doc {id: r.b})"
-                            " CREATE (a)-[:Supersedes]->(b)",
-                            {"rows": part},
-                        )
+            if not new:
+                return out
+            created = [r for i, r in new.items() if i not in self._known]
+            placeholders = [r for i, r in new.items() if i in self._known]
+            pairs = [
+                {"a": i, "b": r["supersedes"]}
+                for i, r in new.items()
+                if r["supersedes"] and r["supersedes"] != i
+            ]
+            with self._transaction():
+                for part in _chunks(created):
+                    self._run(
+                        "UNWIND $rows AS r CREATE (:Doc {id: r.id, body: true,"
+                        " content: r.content, kind: r.kind, agent: r.agent, created: r.created,"
+                        " confidence: r.confidence, metadata: r.metadata, subject: r.subject,"
+                        " supersedes: r.supersedes, length: r.length})",
+                        {"rows": part},
+                    )
+                for part in _chunks(placeholders):
+                    self._run(
+                        "UNWIND $rows AS r MATCH (d:Doc {id: r.id}) SET d.body = true,"
+                        " d.content = r.content, d.kind = r.kind, d.agent = r.agent,"
+                        " d.created = r.created, d.confidence = r.confidence,"
+                        " d.metadata = r.metadata, d.subject = r.subject,"
+                        " d.supersedes = r.supersedes, d.length = r.length",
+                        {"rows": part},
+                    )
+                self._known.update(new)
+                self._ensure_docs([pair["b"] for pair in pairs])
+                for part in _chunks(pairs):
+                    self._run(
+                        "UNWIND $rows AS r MERGE (a:Doc {id: r.a}) MERGE (b:Doc {id: r.b})"
+                        " CREATE (a)-[:Supersedes]->(b)",
+                        {"rows": part},
+                    )
+            self._bodies.update(new)
         return out
 
     def get_facts(self, ids: Sequence[str]) -> dict[str, Fact]:
         with self._open():
-            rows = self._by_key(f"MATCH (d:Doc {{id: $key}}) WHERE d.body RETURN {_FACT_COLS}", ids)
+            held = [i for i in ids if i in self._bodies]
+            rows = self._by_key(
+                f"MATCH (d:Doc {{id: $key}}) WHERE d.body RETURN {_FACT_COLS}", held
+            )
         found = {row[0]: _fact_from(row) for row in rows}
         return {i: found[i] for i in ids if i in found}
 
@@ -313,87 +390,33 @@ class KuzuStore:
 
     def fact_ids(self) -> list[str]:
         with self._open():
-            return [row[0] for row in self._rows("MATCH (d:Doc) WHERE d.body RETURN d.id")]
+            return list(self._bodies)
 
     def fact_count(self) -> int:
         with self._open():
-            return int(self._rows("MATCH (d:Doc) WHERE d.body RETURN count(d)")[0][0])
+            return len(self._bodies)
 
     # -- postings -------------------------------------------------------------------------
 
     def put_postings(self, postings: Sequence[Posting]) -> None:
         last = {(p.term, p.fact_id): p for p in postings}  # the last write wins
         with self._open():
-            if not last:
-                return
-            known = self._docs(p.fact_id for p in last.values())
-            rows = [  # rows of facts unknown here before this call cannot update a posting
-                {
-                    "term": _TERM + p.term,
-                    "fact_id": p.fact_id,
-                    "tf": int(p.tf),
-                    "length": int(p.length),
-                    "created": float(p.created),
-                    "subject": p.subject,
-                }
-                for p in last.values()
-                if known.get(p.fact_id, (False, None))[1] is None
-            ]
-            if rows:
-                self._forget_cached({p.term for p in last.values()})
-                with self._transaction():
-                    for part in _chunks(rows):
-                        self._upsert_postings(part, known)
-
-    def _upsert_postings(self, rows: list[dict[str, Any]], known: Collection[str]) -> None:
-        """Postings of ``rows`` (one chunk); ``known``: fact ids that had a row before."""
-        terms = list(dict.fromkeys(r["term"] for r in rows))
-        self._run(
-            "UNWIND $keys AS k MERGE (t:Doc {id: k}) ON CREATE SET t.body = false",
-            {"keys": terms},
-        )
-        self._ensure_docs([r["fact_id"] for r in rows])
-        seen: set[tuple[str, str]] = set()
-        maybe = [r for r in rows if r["fact_id"] in known]
-        if maybe:
-            updated = self._rows(
-                "UNWIND $rows AS r MATCH (t:Doc {id: r.term})-[p:Posts]->(d:Doc {id: r.fact_id})"
-                " SET p.tf = r.tf, p.length = r.length, p.created = r.created,"
-                " p.subject = r.subject RETURN r.term, r.fact_id",
-                {"rows": maybe},
-            )
-            seen = {(row[0], row[1]) for row in updated}
-        fresh = [r for r in rows if (r["term"], r["fact_id"]) not in seen]
-        if fresh:
-            self._run(
-                "UNWIND $rows AS r MERGE (t:Doc {id: r.term}) MERGE (d:Doc {id: r.fact_id})"
-                " CREATE (t)-[:Posts {tf: r.tf, length: r.length, created: r.created,"
-                " subject: r.subject}]->(d)",
-                {"rows": fresh},
-            )
+            live = [p for p in last.values() if p.fact_id not in self._tombs]
+            if live:
+                self._forget_cached({p.term for p in live})
+                self._index.put(live)
 
     def postings(self, terms: Sequence[str]) -> dict[str, list[Posting]]:
         out: dict[str, list[Posting]] = {}
         with self._open():
-            missing = []
+            fetched: dict[str, list[Posting]] = {}
             for t in terms:
                 cached = self._posting_cache.get(t)
                 if cached is None:
-                    missing.append(t)
-                else:
-                    out[t] = list(cached)
-            if missing:
-                fetched: dict[str, list[Posting]] = {t: [] for t in missing}
-                rows = self._by_key(
-                    f"MATCH (t:Doc {{id: $key}})-[p:Posts]->(d:Doc) RETURN {_POSTING_COLS}",
-                    [_TERM + t for t in missing],
-                )
-                for row in rows:
-                    posting = _posting_from(row)
-                    fetched[posting.term].append(posting)
+                    cached = fetched[t] = self._index.term(t)
+                out[t] = list(cached)
+            if fetched:
                 self._remember_postings(fetched)
-                for t, plist in fetched.items():
-                    out[t] = list(plist)
         return {t: out[t] for t in terms}
 
     def _remember_postings(self, lists: dict[str, list[Posting]]) -> None:
@@ -419,12 +442,11 @@ class KuzuStore:
 
     def posting_count(self) -> int:
         with self._open():
-            return int(self._rows("MATCH ()-[p:Posts]->() RETURN count(p)")[0][0])
+            return self._index.count()
 
     def posting_keys(self) -> list[tuple[str, str]]:
         with self._open():
-            rows = self._rows("MATCH (t:Doc)-[:Posts]->(d:Doc) RETURN t.id, d.id")
-        return [(row[0][len(_TERM) :], row[1]) for row in rows]
+            return self._index.keys()
 
     def postings_by_key(self, keys: Sequence[tuple[str, str]]) -> list[Posting]:
         wanted = set(keys)
@@ -432,22 +454,21 @@ class KuzuStore:
         return [p for plist in found.values() for p in plist if (p.term, p.fact_id) in wanted]
 
     def drop(self, fact_ids: Sequence[str], posting_keys: Sequence[tuple[str, str]]) -> None:
-        rows = [{"term": _TERM + t, "fact_id": f} for t, f in posting_keys]
-        with self._open(), self._transaction():
-            self._forget_cached({t for t, _ in posting_keys})
-            # a body row may still be the target of postings held here: keep the row,
-            # drop the body
-            self._by_key(
-                "MATCH (d:Doc {id: $key}) WHERE d.body SET d.body = false, d.content = NULL,"
-                " d.metadata = NULL",
-                fact_ids,
-            )
-            for part in _chunks(rows):
-                self._run(
-                    "UNWIND $rows AS r MATCH (t:Doc {id: r.term})-[p:Posts]->"
-                    "(d:Doc {id: r.fact_id}) DELETE p",
-                    {"rows": part},
-                )
+        with self._open():
+            held = [i for i in dict.fromkeys(fact_ids) if i in self._bodies]
+            if held:
+                with self._transaction():
+                    # keep the row (it may be a Supersedes end), drop the body
+                    for part in _chunks(held):
+                        self._run(
+                            "UNWIND $keys AS k MATCH (d:Doc {id: k}) SET d.body = false,"
+                            " d.content = NULL, d.metadata = NULL",
+                            {"keys": part},
+                        )
+                self._bodies.difference_update(held)
+            if posting_keys:
+                self._forget_cached({t for t, _ in posting_keys})
+                self._index.drop(posting_keys)
 
     # -- tombstones -----------------------------------------------------------------------
 
@@ -457,35 +478,40 @@ class KuzuStore:
                 return []
             ids = [t.fact_id for t in tombstones]
             self._forget_cached()  # the facts' postings may be under any term
-            known = self._docs(ids)
-            at = {i: forgotten for i, (_, forgotten) in known.items() if forgotten is not None}
+            at = {i: self._tombs[i] for i in ids if i in self._tombs}
             for t in tombstones:
                 at[t.fact_id] = max(float(t.at), at.get(t.fact_id, float(t.at)))
             out, seen = [], set()
             for i in ids:
-                out.append(known.get(i, (False, None))[0] and i not in seen)
+                out.append(i in self._bodies and i not in seen)
                 seen.add(i)
             rows = [{"id": i, "at": when} for i, when in at.items()]
             with self._transaction():
-                # The row goes with its postings and edges; a tombstone row replaces it.
-                self._by_key("MATCH (d:Doc {id: $key}) DETACH DELETE d", known)
+                # The row goes with its edges; a tombstone row replaces it.
+                for part in _chunks([i for i in at if i in self._known]):
+                    self._run(
+                        "UNWIND $keys AS k MATCH (d:Doc {id: k}) DETACH DELETE d", {"keys": part}
+                    )
                 for part in _chunks(rows):
                     self._run(
                         "UNWIND $rows AS r CREATE (:Doc {id: r.id, body: false, forgotten: r.at})",
                         {"rows": part},
                     )
+            self._known.update(at)
+            self._bodies.difference_update(at)
+            self._tombs.update(at)
+            # after the tombstones are durable, so a crash in between cannot bring a
+            # forgotten fact's postings back (the index's dead set is rebuilt from them)
+            self._index.kill(at)
         return out
 
     def tombstoned(self, ids: Sequence[str]) -> set[str]:
         with self._open():
-            return {i for i, (_, forgotten) in self._docs(ids).items() if forgotten is not None}
+            return {i for i in ids if i in self._tombs}
 
     def tombstones(self) -> list[Tombstone]:
         with self._open():
-            rows = self._rows(
-                "MATCH (d:Doc) WHERE d.forgotten IS NOT NULL RETURN d.id, d.forgotten"
-            )
-        return [Tombstone(row[0], row[1]) for row in rows]
+            return [Tombstone(i, at) for i, at in self._tombs.items()]
 
     # -- corpus counters ------------------------------------------------------------------
 
@@ -518,15 +544,13 @@ class KuzuStore:
     def export(self) -> ShardExport:
         with self._open():
             facts = self._rows(f"MATCH (d:Doc) WHERE d.body RETURN {_FACT_COLS}")
-            posts = self._rows(f"MATCH (t:Doc)-[p:Posts]->(d:Doc) RETURN {_POSTING_COLS}")
-            tombs = self._rows(
-                "MATCH (d:Doc) WHERE d.forgotten IS NOT NULL RETURN d.id, d.forgotten"
-            )
+            postings = self._index.all()
             corpus = self._corpus()
+            tombs = [Tombstone(i, at) for i, at in self._tombs.items()]
         return ShardExport(
             facts=[_fact_from(row) for row in facts],
-            postings=[_posting_from(row) for row in posts],
-            tombstones=[Tombstone(row[0], row[1]) for row in tombs],
+            postings=postings,
+            tombstones=tombs,
             corpus=corpus,
         )
 
@@ -539,6 +563,7 @@ class KuzuStore:
             self._conn = self._db = None
             if conn is None:
                 return
+            self._index.close()
             with engine_errors(f"closing the store at {self.path}"):
                 conn.close()
                 db.close()
