@@ -291,3 +291,52 @@ def test_the_other_engine_is_refused_in_a_process_that_loaded_one() -> None:
 
     with pytest.raises(ConfigError, match="one engine per process"):
         load_engine("ladybug")
+
+
+def test_a_format_1_store_is_migrated_on_open(tmp_path: Path) -> None:
+    """Format 1 kept postings as Posts edges from term rows; opening moves them into the
+    posting index once, keeps bodies and tombstones, and records format 2."""
+    path = tmp_path / "old.kuzu"
+    kuzu = load_engine("kuzu")
+    db = kuzu.Database(str(path), buffer_pool_size=16 * 2**20, max_db_size=64 * 2**20)
+    conn = kuzu.Connection(db)
+    conn.execute(
+        "CREATE NODE TABLE Doc(id STRING PRIMARY KEY, body BOOLEAN, forgotten DOUBLE,"
+        " content STRING, kind STRING, agent STRING, created DOUBLE, confidence DOUBLE,"
+        " metadata STRING, subject STRING, supersedes STRING, length INT64, value INT64)"
+    )
+    conn.execute(
+        "CREATE REL TABLE Posts(FROM Doc TO Doc, tf INT64, length INT64, created DOUBLE,"
+        " subject STRING)"
+    )
+    conn.execute("CREATE REL TABLE Supersedes(FROM Doc TO Doc)")
+    kept = fact("kept fact")
+    gone = fact("forgotten fact")
+    conn.execute(
+        "CREATE (:Doc {id: $id, body: true, content: $c, kind: 'semantic', agent: '',"
+        " created: 1.0, confidence: 1.0, metadata: '{}', length: 2})",
+        {"id": kept.id, "c": kept.content},
+    )
+    conn.execute("CREATE (:Doc {id: $id, body: false, forgotten: 5.0})", {"id": gone.id})
+    conn.execute("CREATE (:Doc {id: '\x01t:kept', body: false})")
+    conn.execute("CREATE (:Doc {id: '\x01t:fact', body: false})")
+    for term, tf in (("kept", 1), ("fact", 2)):
+        conn.execute(
+            "MATCH (t:Doc {id: $t}), (d:Doc {id: $d}) CREATE (t)-[:Posts {tf: $tf, length: 2,"
+            " created: 1.0, subject: NULL}]->(d)",
+            {"t": "\x01t:" + term, "d": kept.id, "tf": tf},
+        )
+    conn.close()
+    db.close()
+
+    with KuzuStore(path, **SMALL) as store:
+        assert store.postings(["kept", "fact"]) == {
+            "kept": [Posting("kept", kept.id, 1, 2, 1.0, None)],
+            "fact": [Posting("fact", kept.id, 2, 2, 1.0, None)],
+        }
+        assert store.fact_ids() == [kept.id]
+        assert store.tombstoned([gone.id]) == {gone.id}
+        assert store.posting_count() == 2
+    with KuzuStore(path, **SMALL) as store:  # migrated once: the second open reads format 2
+        assert store.posting_count() == 2
+        assert store.fact_count() == 1
