@@ -32,6 +32,7 @@ from amplihack_hive.memory.index import (
     TermList,
     add_exact,
     apply_supersession,
+    from_wire,
     rank,
 )
 from amplihack_hive.memory.records import MAX_CONTENT_BYTES, Fact, Posting, Tombstone
@@ -443,11 +444,17 @@ class Coordinator:
                 if ranking.is_safe(want):
                     break
                 grow = [t for t, tl in lists.items() if not tl.complete]
+                # the next page of each incomplete list, three times what it has
                 more, more_lost = await self._term_lists(
-                    op, grow, avgdl, max(len(lists[t].postings) for t in grow) * 4
+                    op,
+                    grow,
+                    avgdl,
+                    max(len(lists[t].postings) for t in grow) * 3,
+                    {t: lists[t].cursor for t in grow},
                 )
                 lost |= more_lost
-                lists.update(more)
+                for t, page in more.items():
+                    lists[t].extend(page)
                 ranking = rank(lists, n_docs, avgdl, dict(counts))
             ordered = apply_supersession(ranking.top(want))
             await self._fetch_bodies(op, ordered, limit, hits, lost)
@@ -460,19 +467,22 @@ class Coordinator:
             self.fanout.recall_agents += len(op.contacted)
 
     async def _term_lists(
-        self, op: _Op, terms: list[str], avgdl: float, limit: int | None
+        self,
+        op: _Op,
+        terms: list[str],
+        avgdl: float,
+        limit: int | None,
+        after: dict[str, tuple[float, str] | None] | None = None,
     ) -> tuple[dict[str, TermList], set[str]]:
-        served, lost = await op.ask_owners(
-            terms,
-            self.owners,
-            lambda ts: {"op": "postings", "terms": ts, "avgdl": avgdl, "limit": limit},
-        )
-        lists: dict[str, TermList] = {}
-        for term, (_, reply) in served.items():
-            d = reply["lists"][term]
-            lists[term] = TermList(
-                int(d["df"]), [Posting.from_list(v) for v in d["postings"]], float(d["bound"])
-            )
+        def build(ts: list[str]) -> Message:
+            message: Message = {"op": "postings", "terms": ts, "avgdl": avgdl, "limit": limit}
+            cursors = {t: c for t in ts if (c := (after or {}).get(t)) is not None}
+            if cursors:
+                message["after"] = {t: list(c) for t, c in cursors.items()}
+            return message
+
+        served, lost = await op.ask_owners(terms, self.owners, build)
+        lists = {term: from_wire(term, reply["lists"][term]) for term, (_, reply) in served.items()}
         return lists, lost
 
     async def _exact(
@@ -488,10 +498,7 @@ class Coordinator:
                 "only": {t: asked[t] for t in ts},
             },
         )
-        return {
-            t: [Posting.from_list(v) for v in reply["lists"][t]["postings"]]
-            for t, (_, reply) in served.items()
-        }
+        return {t: from_wire(t, reply["lists"][t]).postings for t, (_, reply) in served.items()}
 
     async def _fetch_bodies(
         self, op: _Op, ordered: list[Any], limit: int, hits: Hits, lost: set[str]

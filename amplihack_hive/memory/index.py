@@ -18,6 +18,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
 
 from amplihack_hive.memory.records import Posting
 
@@ -40,27 +43,121 @@ def impact(tf: int, length: int, avgdl: float, k1: float = K1, b: float = B) -> 
 
 @dataclass(slots=True)
 class TermList:
-    """One term's postings as an owner returns them: the best ``postings`` by impact, the
-    list's full length ``df`` and the largest impact left out (0.0 when complete)."""
+    """One term's postings as a coordinator has them so far: the best ``postings`` in
+    (impact desc, fact id) order, the list's full length ``df``, the largest impact not
+    yet received (``bound``, 0.0 when complete) and the cursor to ask for the next page."""
 
     df: int
     postings: list[Posting]
     bound: float = 0.0
+    more: bool = False
+    cursor: tuple[float, str] | None = None
 
     @property
     def complete(self) -> bool:
-        return len(self.postings) >= self.df
+        return not self.more
+
+    def extend(self, page: TermList) -> None:
+        self.postings += page.postings
+        self.df, self.bound, self.more = page.df, page.bound, page.more
+        self.cursor = page.cursor or self.cursor
 
 
-def cut_by_impact(postings: Sequence[Posting], avgdl: float, limit: int | None) -> TermList:
-    """What an owner sends for one term: its top ``limit`` postings by impact."""
-    df = len(postings)
-    if limit is None or df <= limit:
-        return TermList(df, list(postings), 0.0)
-    scored = sorted(postings, key=lambda p: (-impact(p.tf, p.length, avgdl), p.fact_id))
-    top = scored[:limit]
-    nxt = scored[limit]
-    return TermList(df, top, impact(nxt.tf, nxt.length, avgdl))
+@dataclass(frozen=True, slots=True)
+class Columns:
+    """One term's postings as arrays, so an owner ranks a list of any length in numpy."""
+
+    ids: np.ndarray  # str
+    tf: np.ndarray
+    length: np.ndarray
+    created: np.ndarray
+    subject: list[str | None]
+
+    @classmethod
+    def of(cls, postings: Sequence[Posting]) -> Columns:
+        n = len(postings)
+        return cls(
+            np.array([p.fact_id for p in postings], dtype=str) if n else np.array([], dtype=str),
+            np.fromiter((p.tf for p in postings), np.float64, n),
+            np.fromiter((p.length for p in postings), np.float64, n),
+            np.fromiter((p.created for p in postings), np.float64, n),
+            [p.subject for p in postings],
+        )
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def impacts(self, avgdl: float, k1: float = K1, b: float = B) -> np.ndarray:
+        """:func:`impact` of every posting (the same arithmetic, elementwise)."""
+        ratio = self.length / avgdl if avgdl > 0 else np.ones_like(self.length)
+        norm = k1 * (1.0 - b + b * ratio)
+        out: np.ndarray = self.tf * (k1 + 1.0) / (self.tf + norm)
+        return out
+
+    def page(
+        self, avgdl: float, limit: int | None, after: tuple[float, str] | None
+    ) -> dict[str, Any]:
+        """The wire form of the next ``limit`` postings in (impact desc, fact id) order after
+        the cursor ``after`` (a previous page's last impact and id): columns, the list's
+        length, the largest impact left out and whether more follow. Ties are broken by
+        fact id, so pages never overlap or skip, and every list ends."""
+        imp = self.impacts(avgdl)
+        idx = np.arange(len(self))
+        if after is not None:
+            a_imp, a_id = after
+            keep = (imp < a_imp) | ((imp == a_imp) & (self.ids > a_id))
+            idx = idx[keep]
+        if limit is not None and len(idx) > limit:
+            # every posting at least as good as the (limit + 1)-th best holds the first
+            # limit + 1 of the order (ties included); sort just those
+            floor = -np.partition(-imp[idx], limit)[limit]
+            cand = idx[imp[idx] >= floor]
+            cand = cand[np.lexsort((self.ids[cand], -imp[cand]))]
+            taken, nxt = cand[:limit], cand[limit]
+            bound, more = float(imp[nxt]), True
+        else:
+            taken = idx[np.lexsort((self.ids[idx], -imp[idx]))]
+            bound, more = 0.0, False
+        last = (float(imp[taken[-1]]), str(self.ids[taken[-1]])) if len(taken) else after
+        return {
+            "df": len(self),
+            "bound": bound,
+            "more": more,
+            "cursor": list(last) if last is not None else None,
+            **self.select(taken),
+        }
+
+    def select(self, rows: np.ndarray) -> dict[str, Any]:
+        return {
+            "ids": self.ids[rows].tolist(),
+            "tf": self.tf[rows].astype(np.int64).tolist(),
+            "len": self.length[rows].astype(np.int64).tolist(),
+            "created": self.created[rows].tolist(),
+            "subject": [self.subject[i] for i in rows.tolist()],
+        }
+
+    def only(self, wanted: Iterable[str]) -> dict[str, Any]:
+        """The wire form of the postings of the ``wanted`` facts (exact lookups)."""
+        rows = np.flatnonzero(np.isin(self.ids, np.array(list(wanted), dtype=str)))
+        return {"df": len(self), "bound": 0.0, "more": False, "cursor": None, **self.select(rows)}
+
+
+def from_wire(term: str, d: dict[str, Any]) -> TermList:
+    """A page as :meth:`Columns.page` sends it."""
+    postings = [
+        Posting(term, fid, int(tf), int(ln), float(cr), sub)
+        for fid, tf, ln, cr, sub in zip(
+            d["ids"], d["tf"], d["len"], d["created"], d["subject"], strict=True
+        )
+    ]
+    cursor = d.get("cursor")
+    return TermList(
+        int(d["df"]),
+        postings,
+        float(d["bound"]),
+        bool(d.get("more")),
+        (float(cursor[0]), str(cursor[1])) if cursor else None,
+    )
 
 
 @dataclass(slots=True)

@@ -51,6 +51,7 @@ from typing import Any
 
 from amplihack_hive.errors import InvalidInputError, StorageError
 from amplihack_hive.memory.engine import engine_errors, load_engine
+from amplihack_hive.memory.index import Columns
 from amplihack_hive.memory.postings import PostingIndex
 from amplihack_hive.memory.records import (
     CorpusStats,
@@ -167,6 +168,8 @@ class KuzuStore:
         self._prepared: dict[str, Any] = {}
         self._posting_cache: dict[str, list[Posting]] = {}
         self._cached_postings = 0
+        self._column_cache: dict[str, Columns] = {}
+        self._cached_columns = 0
         self._db: Any = None
         self._conn: Any = None
         try:
@@ -419,6 +422,26 @@ class KuzuStore:
                 self._remember_postings(fetched)
         return {t: out[t] for t in terms}
 
+    def columns(self, terms: Sequence[str]) -> dict[str, Columns]:
+        """The posting lists of ``terms`` as arrays (cached like the lists, kept exact by
+        every write)."""
+        out: dict[str, Columns] = {}
+        missing = [t for t in terms if t not in self._column_cache]
+        lists = self.postings(missing) if missing else {}
+        with self._open():
+            for t in terms:
+                cols = self._column_cache.get(t)
+                if cols is None:
+                    cols = Columns.of(lists[t])
+                    if self._cached_columns + len(cols) > POSTING_CACHE:
+                        self._column_cache.clear()
+                        self._cached_columns = 0
+                    if len(cols) <= POSTING_CACHE:
+                        self._column_cache[t] = cols
+                        self._cached_columns += len(cols)
+                out[t] = cols
+        return out
+
     def _remember_postings(self, lists: dict[str, list[Posting]]) -> None:
         """Keep read posting lists in memory (recall reads the same terms again and again);
         a bounded cache, emptied whole when full, and kept exact by every write."""
@@ -434,11 +457,16 @@ class KuzuStore:
         if terms is None:
             self._posting_cache.clear()
             self._cached_postings = 0
+            self._column_cache.clear()
+            self._cached_columns = 0
             return
         for t in terms:
             dropped = self._posting_cache.pop(t, None)
             if dropped is not None:
                 self._cached_postings -= len(dropped)
+            cols = self._column_cache.pop(t, None)
+            if cols is not None:
+                self._cached_columns -= len(cols)
 
     def posting_count(self) -> int:
         with self._open():

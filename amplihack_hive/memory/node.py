@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from amplihack_hive.errors import HiveStateError, InvalidInputError
-from amplihack_hive.memory.index import cut_by_impact
+from amplihack_hive.memory.index import Columns
 from amplihack_hive.memory.records import Fact, Posting, ShardExport, Tombstone
 from amplihack_hive.memory.repair import OPS as REPAIR_OPS
 from amplihack_hive.memory.repair import RepairService
@@ -140,25 +140,32 @@ class MemoryNode:
             self.store.put_postings(postings)
         return {"inserted": inserted}
 
+    def _columns(self, terms: list[str]) -> dict[str, Columns]:
+        columns = getattr(self.store, "columns", None)  # stores that keep arrays cached
+        if columns is not None:
+            return columns(terms)
+        return {t: Columns.of(plist) for t, plist in self.store.postings(terms).items()}
+
     def _postings(self, m: Message) -> Message:
+        """Pages of posting lists as columns: per term the next ``limit`` postings in
+        (impact desc, fact id) order after ``after[term]`` (a cursor from the last page),
+        or with ``only`` the postings of given facts."""
         terms = [str(t) for t in self._list(m, "terms")]
         avgdl = float(m.get("avgdl") or 1.0)
         limit = m.get("limit")
         only: dict[str, list[str]] | None = m.get("only")
-        found = self.store.postings(terms)
+        after: dict[str, list[Any]] = m.get("after") or {}
         out: dict[str, Any] = {}
-        for term, plist in found.items():
+        for term, cols in self._columns(terms).items():
             if only is not None:
-                wanted = set(only.get(term, []))
-                sel = [p for p in plist if p.fact_id in wanted]
-                out[term] = {"df": len(plist), "bound": 0.0, "postings": [p.to_list() for p in sel]}
+                out[term] = cols.only(str(i) for i in only.get(term, []))
                 continue
-            tl = cut_by_impact(plist, avgdl, None if limit is None else int(limit))
-            out[term] = {
-                "df": tl.df,
-                "bound": tl.bound,
-                "postings": [p.to_list() for p in tl.postings],
-            }
+            cursor = after.get(term)
+            out[term] = cols.page(
+                avgdl,
+                None if limit is None else int(limit),
+                (float(cursor[0]), str(cursor[1])) if cursor else None,
+            )
         return {"lists": out}
 
     def _facts(self, m: Message) -> Message:

@@ -60,8 +60,10 @@ class StoreWorker:
         """Run ``fn(*args)`` on the store's thread and return its result."""
         if self._closed:
             raise BusyError(f"agent {self.name} is shutting down", retry_after=1.0)
-        if bounded and self.pending and (
-            self.pending >= self.max_pending or self.expected_wait() > self.max_wait_s
+        if (
+            bounded
+            and self.pending
+            and (self.pending >= self.max_pending or self.expected_wait() > self.max_wait_s)
         ):
             self.refused += 1
             wait = min(max(self.expected_wait(), 0.05), 5.0)
