@@ -449,7 +449,7 @@ class Coordinator:
                     op,
                     grow,
                     avgdl,
-                    max(len(lists[t].postings) for t in grow) * 3,
+                    max(len(lists[t]) for t in grow) * 3,
                     {t: lists[t].cursor for t in grow},
                 )
                 lost |= more_lost
@@ -482,12 +482,12 @@ class Coordinator:
             return message
 
         served, lost = await op.ask_owners(terms, self.owners, build)
-        lists = {term: from_wire(term, reply["lists"][term]) for term, (_, reply) in served.items()}
+        lists = {term: from_wire(reply["lists"][term]) for term, (_, reply) in served.items()}
         return lists, lost
 
     async def _exact(
         self, op: _Op, asked: dict[str, list[str]], avgdl: float
-    ) -> dict[str, list[Posting]]:
+    ) -> dict[str, TermList]:
         served, _ = await op.ask_owners(
             list(asked),
             self.owners,
@@ -498,7 +498,7 @@ class Coordinator:
                 "only": {t: asked[t] for t in ts},
             },
         )
-        return {t: from_wire(t, reply["lists"][t]).postings for t, (_, reply) in served.items()}
+        return {t: from_wire(reply["lists"][t]) for t, (_, reply) in served.items()}
 
     async def _fetch_bodies(
         self, op: _Op, ordered: list[Any], limit: int, hits: Hits, lost: set[str]

@@ -41,28 +41,6 @@ def impact(tf: int, length: int, avgdl: float, k1: float = K1, b: float = B) -> 
     return tf * (k1 + 1.0) / (tf + norm)
 
 
-@dataclass(slots=True)
-class TermList:
-    """One term's postings as a coordinator has them so far: the best ``postings`` in
-    (impact desc, fact id) order, the list's full length ``df``, the largest impact not
-    yet received (``bound``, 0.0 when complete) and the cursor to ask for the next page."""
-
-    df: int
-    postings: list[Posting]
-    bound: float = 0.0
-    more: bool = False
-    cursor: tuple[float, str] | None = None
-
-    @property
-    def complete(self) -> bool:
-        return not self.more
-
-    def extend(self, page: TermList) -> None:
-        self.postings += page.postings
-        self.df, self.bound, self.more = page.df, page.bound, page.more
-        self.cursor = page.cursor or self.cursor
-
-
 @dataclass(frozen=True, slots=True)
 class Columns:
     """One term's postings as arrays, so an owner ranks a list of any length in numpy."""
@@ -86,6 +64,20 @@ class Columns:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    @classmethod
+    def concat(cls, parts: Sequence[Columns]) -> Columns:
+        if not parts:
+            return Columns.of([])
+        if len(parts) == 1:
+            return parts[0]
+        return cls(
+            np.concatenate([p.ids for p in parts]),
+            np.concatenate([p.tf for p in parts]),
+            np.concatenate([p.length for p in parts]),
+            np.concatenate([p.created for p in parts]),
+            [s for p in parts for s in p.subject],
+        )
 
     def impacts(self, avgdl: float, k1: float = K1, b: float = B) -> np.ndarray:
         """:func:`impact` of every posting (the same arithmetic, elementwise)."""
@@ -142,18 +134,44 @@ class Columns:
         return {"df": len(self), "bound": 0.0, "more": False, "cursor": None, **self.select(rows)}
 
 
-def from_wire(term: str, d: dict[str, Any]) -> TermList:
-    """A page as :meth:`Columns.page` sends it."""
-    postings = [
-        Posting(term, fid, int(tf), int(ln), float(cr), sub)
-        for fid, tf, ln, cr, sub in zip(
-            d["ids"], d["tf"], d["len"], d["created"], d["subject"], strict=True
-        )
-    ]
+@dataclass(slots=True)
+class TermList:
+    """One term's postings as a coordinator has them so far: the best ones in (impact desc,
+    fact id) order as columns, the list's full length ``df``, the largest impact not yet
+    received (``bound``, 0.0 when complete) and the cursor to ask for the next page."""
+
+    df: int
+    cols: Columns
+    bound: float = 0.0
+    more: bool = False
+    cursor: tuple[float, str] | None = None
+
+    @property
+    def complete(self) -> bool:
+        return not self.more
+
+    def __len__(self) -> int:
+        return len(self.cols)
+
+    def extend(self, page: TermList) -> None:
+        self.cols = Columns.concat([self.cols, page.cols])
+        self.df, self.bound, self.more = page.df, page.bound, page.more
+        self.cursor = page.cursor or self.cursor
+
+
+def from_wire(d: dict[str, Any]) -> TermList:
+    """A page as :meth:`Columns.page` (or :meth:`Columns.only`) sends it."""
     cursor = d.get("cursor")
+    cols = Columns(
+        np.array(d["ids"], dtype=str) if d["ids"] else np.array([], dtype=str),
+        np.array(d["tf"], dtype=np.float64),
+        np.array(d["len"], dtype=np.float64),
+        np.array(d["created"], dtype=np.float64),
+        list(d["subject"]),
+    )
     return TermList(
         int(d["df"]),
-        postings,
+        cols,
         float(d["bound"]),
         bool(d.get("more")),
         (float(cursor[0]), str(cursor[1])) if cursor else None,
@@ -172,39 +190,82 @@ class Candidate:
 
 @dataclass(slots=True)
 class Ranking:
-    """Scores of the facts seen so far and whether the top K is proven."""
+    """Scores of every fact seen so far, as arrays over the facts (``ids``, sorted) and the
+    question's terms (``terms``), and whether the top K is proven.
 
-    candidates: dict[str, Candidate]
-    unseen_upper: float
-    weights: dict[str, float]
-    bounds: dict[str, float]
+    ``seen[i, j]`` is True once fact i's posting for term j is known (or known absent);
+    a fact's upper bound adds, for each incomplete term it was not seen in, that term's
+    weight times its list's bound."""
 
-    def upper_of(self, c: Candidate) -> float:
-        return c.score + sum(self.weights[t] * self.bounds[t] for t in c.missing)
+    terms: list[str]
+    ids: np.ndarray
+    score: np.ndarray
+    created: np.ndarray
+    subject: list[str | None]
+    seen: np.ndarray
+    weights: np.ndarray
+    bounds: np.ndarray
+    incomplete: np.ndarray
+
+    @property
+    def unseen_upper(self) -> float:
+        return float(np.sum(self.weights * self.bounds * self.incomplete))
+
+    def upper(self) -> np.ndarray:
+        missing = self.incomplete[None, :] & ~self.seen
+        extra: np.ndarray = (missing * (self.weights * self.bounds)[None, :]).sum(axis=1)
+        return self.score + extra
+
+    def _order(self, k: int) -> np.ndarray:
+        """Rows of the best k facts by (score desc, id)."""
+        n = len(self.ids)
+        if n > k:
+            floor = -np.partition(-self.score, k - 1)[k - 1]
+            rows = np.flatnonzero(self.score >= floor)
+        else:
+            rows = np.arange(n)
+        rows = rows[np.lexsort((self.ids[rows], -self.score[rows]))]
+        return rows[:k]
+
+    def _missing(self, row: int) -> set[str]:
+        return {t for j, t in enumerate(self.terms) if self.incomplete[j] and not self.seen[row, j]}
 
     def top(self, k: int) -> list[Candidate]:
-        return sorted(self.candidates.values(), key=lambda c: (-c.score, c.fact_id))[:k]
+        upper = self.upper()
+        return [
+            Candidate(
+                str(self.ids[r]),
+                float(self.score[r]),
+                float(upper[r]),
+                self._missing(r),
+                float(self.created[r]),
+                self.subject[r],
+            )
+            for r in self._order(k).tolist()
+        ]
 
     def needs_exact(self, k: int) -> dict[str, list[str]]:
         """For the current top k, the terms whose postings are not yet known: term -> ids."""
         want: dict[str, list[str]] = {}
-        for c in self.top(k):
-            for t in c.missing:
-                want.setdefault(t, []).append(c.fact_id)
+        for r in self._order(k).tolist():
+            for t in sorted(self._missing(r)):
+                want.setdefault(t, []).append(str(self.ids[r]))
         return want
 
     def is_safe(self, k: int) -> bool:
         """True when no fact outside the exact top k can score above its k-th score."""
-        top = self.top(k)
-        if any(c.missing for c in top):
+        rows = self._order(k)
+        missing = self.incomplete[None, :] & ~self.seen
+        if missing[rows].any():
             return False
-        if len(top) < k:
-            return self.unseen_upper <= 0.0 and all(not c.missing for c in self.candidates.values())
-        theta = top[-1].score
-        ids = {c.fact_id for c in top}
+        if len(rows) < k:
+            return self.unseen_upper <= 0.0 and not missing.any()
+        theta = float(self.score[rows[-1]])
         if self.unseen_upper > theta:
             return False
-        return all(c.upper <= theta for c in self.candidates.values() if c.fact_id not in ids)
+        others = np.ones(len(self.ids), dtype=bool)
+        others[rows] = False
+        return bool(np.all(self.upper()[others] <= theta))
 
 
 def rank(
@@ -213,48 +274,62 @@ def rank(
     avgdl: float,
     query_weights: dict[str, int] | None = None,
 ) -> Ranking:
-    """Score every fact present in ``lists``; bound what incomplete lists may still hide."""
-    weights = {
-        t: idf(max(n_docs, tl.df), tl.df) * (query_weights or {}).get(t, 1)
-        for t, tl in lists.items()
-    }
-    candidates: dict[str, Candidate] = {}
-    seen_in: dict[str, set[str]] = {}
-    for term, tl in lists.items():
-        w = weights[term]
-        for p in tl.postings:
-            c = candidates.get(p.fact_id)
-            if c is None:
-                c = candidates[p.fact_id] = Candidate(p.fact_id, created=p.created)
-                seen_in[p.fact_id] = set()
-            c.score += w * impact(p.tf, p.length, avgdl)
-            c.subject = c.subject or p.subject
-            c.created = max(c.created, p.created)
-            seen_in[p.fact_id].add(term)
-    incomplete = {t for t, tl in lists.items() if not tl.complete}
-    unseen_upper = sum(weights[t] * lists[t].bound for t in incomplete)
-    ranking = Ranking(candidates, unseen_upper, weights, {t: tl.bound for t, tl in lists.items()})
-    for fid, c in candidates.items():
-        c.missing = incomplete - seen_in[fid]
-        c.upper = ranking.upper_of(c)
-    return ranking
+    """Score every fact present in ``lists``; bound what incomplete lists may still hide.
+    Scores add each term's contribution in the order of ``lists`` (elementwise, the same
+    arithmetic as :func:`impact` times :func:`idf`), so any hive ranks as one store."""
+    terms = list(lists)
+    weights = np.array(
+        [
+            idf(max(n_docs, lists[t].df), lists[t].df) * (query_weights or {}).get(t, 1)
+            for t in terms
+        ],
+        dtype=np.float64,
+    )
+    cols = [lists[t].cols for t in terms]
+    every = Columns.concat(cols)
+    ids, inverse = np.unique(every.ids, return_inverse=True)
+    contrib = (
+        np.concatenate([w * c.impacts(avgdl) for w, c in zip(weights.tolist(), cols, strict=True)])
+        if cols
+        else np.array([], dtype=np.float64)
+    )
+    n = len(ids)
+    # bincount adds in input order: each fact's terms in the order of `lists`
+    score = np.bincount(inverse, weights=contrib, minlength=n).astype(np.float64)
+    created = np.full(n, -np.inf)
+    np.maximum.at(created, inverse, every.created)
+    subject: list[str | None] = [None] * n
+    for i in reversed([i for i, sub in enumerate(every.subject) if sub is not None]):
+        subject[int(inverse[i])] = every.subject[i]  # the first one, in term order
+    seen = np.zeros((n, len(terms)), dtype=bool)
+    term_of = np.repeat(np.arange(len(terms)), [len(c) for c in cols])
+    seen[inverse, term_of] = True
+    return Ranking(
+        terms,
+        ids,
+        score,
+        created,
+        subject,
+        seen,
+        weights,
+        np.array([lists[t].bound for t in terms], dtype=np.float64),
+        np.array([not lists[t].complete for t in terms], dtype=bool),
+    )
 
 
 def add_exact(
-    ranking: Ranking, found: dict[str, list[Posting]], asked: dict[str, list[str]], avgdl: float
+    ranking: Ranking, found: dict[str, TermList], asked: dict[str, list[str]], avgdl: float
 ) -> None:
     """Fold in postings fetched for specific (term, fact) pairs; a pair asked for and not
     returned means the fact does not contain the term."""
-    by_pair = {(p.term, p.fact_id): p for plist in found.values() for p in plist}
-    for term, ids in asked.items():
-        w = ranking.weights[term]
-        for fid in ids:
-            c = ranking.candidates[fid]
-            p = by_pair.get((term, fid))
-            if p is not None:
-                c.score += w * impact(p.tf, p.length, avgdl)
-            c.missing.discard(term)
-            c.upper = ranking.upper_of(c)
+    for term, fids in asked.items():
+        j = ranking.terms.index(term)
+        rows = np.searchsorted(ranking.ids, np.array(fids, dtype=str))
+        got = found.get(term)
+        if got is not None and len(got):
+            hit = np.searchsorted(ranking.ids, got.cols.ids)
+            ranking.score[hit] += ranking.weights[j] * got.cols.impacts(avgdl)
+        ranking.seen[rows, j] = True
 
 
 def apply_supersession(cands: Iterable[Candidate]) -> list[Candidate]:

@@ -22,9 +22,12 @@ Posting lists live in a :class:`~amplihack_hive.memory.postings.PostingIndex` in
 ``<path>.postings/`` (why not Kuzu edges: measured in that module's notes). Format 1 stores
 kept them as ``Posts`` edges from term rows; opening one moves them into the index once.
 
-Writes never read before they write: the ids with a row, a body or a tombstone are held in
-memory (loaded with one scan at open, about 100 bytes per fact), so a batch of new facts is
-one ``CREATE`` statement per :data:`CHUNK` rows in one transaction.
+Writes of new facts never read before they write: a Bloom filter holds every id with a row
+(1% false positives; about 1.2 bytes per id, rebuilt twice as large from one scan when
+full), so a batch of new facts is one ``CREATE`` statement per :data:`CHUNK` rows in one
+transaction, and only ids the filter may have seen are looked up (by primary key).
+Tombstones are held exactly in memory (the posting index filters by them); the number of
+bodies is a counter.
 
 What Kuzu 0.11.3 does fast and slow, measured while writing this (100k-node tables):
 
@@ -53,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from amplihack_hive.errors import InvalidInputError, StorageError
+from amplihack_hive.memory.bloom import BloomFilter
 from amplihack_hive.memory.engine import engine_errors, load_engine
 from amplihack_hive.memory.index import Columns
 from amplihack_hive.memory.postings import PostingIndex
@@ -72,6 +76,8 @@ logger = logging.getLogger(__name__)
 POSTING_CACHE = 50_000
 #: Rows per UNWIND statement.
 CHUNK = 2000
+#: Ids the filter of known ids is sized for at first (it doubles when full).
+_ID_CAPACITY = 100_000
 #: Key lists up to this long are looked up by primary key one at a time (faster than a join).
 _LOOP_MAX = 32
 #: Key prefix of the term rows of format 1 stores (postings were edges from them).
@@ -197,8 +203,8 @@ class KuzuStore:
         self._db, self._conn = db, conn
         #: Ids with a row / with a body / with a tombstone (and its time): writes consult
         #: these instead of reading before they write.
-        self._known: set[str] = set()
-        self._bodies: set[str] = set()
+        self._known = BloomFilter.for_capacity(_ID_CAPACITY)
+        self._fact_count = 0
         self._tombs: dict[str, float] = {}
         try:
             with engine_errors(f"opening the store at {self.path}"):
@@ -214,19 +220,35 @@ class KuzuStore:
             raise
         logger.debug("opened %s store at %s", engine, self.path)
 
-    def _load_ids(self) -> None:
-        """Read which ids have a row, a body, a tombstone (at open, and after a failed write
-        transaction, whose changes to these sets Kuzu has rolled back)."""
-        known: set[str] = set()
-        bodies: set[str] = set()
+    def _load_ids(self, capacity: int = _ID_CAPACITY) -> None:
+        """Read which ids have a row (into a Bloom filter), how many bodies there are, and
+        the tombstones (at open, when the filter is full, and after a failed write
+        transaction, whose changes Kuzu has rolled back)."""
         tombs: dict[str, float] = {}
-        for row in self._rows("MATCH (d:Doc) RETURN d.id, d.body, d.forgotten"):
+        bodies = 0
+        rows = self._rows("MATCH (d:Doc) RETURN d.id, d.body, d.forgotten")
+        known = BloomFilter.for_capacity(max(capacity, 2 * len(rows)))
+        for row in rows:
             known.add(row[0])
-            if row[1]:
-                bodies.add(row[0])
+            bodies += bool(row[1])
             if row[2] is not None:
                 tombs[row[0]] = row[2]
-        self._known, self._bodies, self._tombs = known, bodies, tombs
+        self._known, self._fact_count, self._tombs = known, bodies, tombs
+        self._capacity = known_capacity = max(capacity, 2 * len(rows))
+        logger.debug("store at %s: %d ids, filter for %d", self.path, len(rows), known_capacity)
+
+    def _add_known(self, ids: Iterable[str]) -> None:
+        for i in ids:
+            self._known.add(i)
+        if len(self._known) > self._capacity:
+            self._load_ids(2 * self._capacity)  # a bigger filter: its false positives stay rare
+
+    def _docs(self, ids: Iterable[str]) -> dict[str, tuple[bool, float | None]]:
+        """Per id with a row here: (has a body, tombstone time or None). Ids the filter has
+        never seen are not looked up."""
+        maybe = [i for i in dict.fromkeys(ids) if i in self._known]
+        rows = self._by_key("MATCH (d:Doc {id: $key}) RETURN d.id, d.body, d.forgotten", maybe)
+        return {row[0]: (bool(row[1]), row[2]) for row in rows}
 
     def _upgrade(self) -> None:
         """Bring a store of an older format to :data:`FORMAT`; refuse a newer one."""
@@ -248,17 +270,14 @@ class KuzuStore:
             )
             self._index.put([_posting_from(r) for r in rows])
             self._run("DROP TABLE Posts", {})
-            terms = [k for k in self._known if k.startswith(_TERM)]
-            for part in _chunks(terms):
-                self._run("UNWIND $keys AS k MATCH (d:Doc {id: k}) DELETE d", {"keys": part})
-            self._known.difference_update(terms)
+            self._run("MATCH (d:Doc) WHERE starts_with(d.id, $p) DELETE d", {"p": _TERM})
             logger.info("store at %s: moved %d postings to its posting index", self.path, len(rows))
         self._run(
             "MERGE (d:Doc {id: $key}) ON CREATE SET d.body = false, d.value = $v"
             " ON MATCH SET d.value = $v",
             {"key": _FORMAT_KEY, "v": FORMAT},
         )
-        self._known.add(_FORMAT_KEY)
+        self._add_known([_FORMAT_KEY])
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -321,26 +340,30 @@ class KuzuStore:
 
     def _ensure_docs(self, ids: Iterable[str]) -> None:
         """Make a (bodiless) row for each id that has none."""
-        missing = [i for i in dict.fromkeys(ids) if i not in self._known]
+        wanted = list(dict.fromkeys(ids))
+        have = self._docs(wanted)
+        missing = [i for i in wanted if i not in have]
         for part in _chunks(missing):
             self._run("UNWIND $keys AS k CREATE (:Doc {id: k, body: false})", {"keys": part})
-        self._known.update(missing)
+        self._add_known(missing)
 
     # -- facts ----------------------------------------------------------------------------
 
     def put_facts(self, facts: Sequence[Fact]) -> list[bool]:
         rows = [_fact_row(f) for f in facts]
         with self._open():
+            known = self._docs(f.id for f in facts)
             out, new = [], {}
             for f, row in zip(facts, rows, strict=True):
-                fresh = f.id not in self._bodies and f.id not in self._tombs and f.id not in new
+                body, forgotten = known.get(f.id, (False, None))
+                fresh = not body and forgotten is None and f.id not in new
                 if fresh:
                     new[f.id] = row
                 out.append(fresh)
             if not new:
                 return out
-            created = [r for i, r in new.items() if i not in self._known]
-            placeholders = [r for i, r in new.items() if i in self._known]
+            created = [r for i, r in new.items() if i not in known]
+            placeholders = [r for i, r in new.items() if i in known]
             pairs = [
                 {"a": i, "b": r["supersedes"]}
                 for i, r in new.items()
@@ -364,7 +387,7 @@ class KuzuStore:
                         " d.supersedes = r.supersedes, d.length = r.length",
                         {"rows": part},
                     )
-                self._known.update(new)
+                self._add_known(new)
                 self._ensure_docs([pair["b"] for pair in pairs])
                 for part in _chunks(pairs):
                     self._run(
@@ -372,12 +395,12 @@ class KuzuStore:
                         " CREATE (a)-[:Supersedes]->(b)",
                         {"rows": part},
                     )
-            self._bodies.update(new)
+            self._fact_count += len(new)
         return out
 
     def get_facts(self, ids: Sequence[str]) -> dict[str, Fact]:
         with self._open():
-            held = [i for i in ids if i in self._bodies]
+            held = [i for i in ids if i in self._known]
             rows = self._by_key(
                 f"MATCH (d:Doc {{id: $key}}) WHERE d.body RETURN {_FACT_COLS}", held
             )
@@ -398,11 +421,11 @@ class KuzuStore:
 
     def fact_ids(self) -> list[str]:
         with self._open():
-            return list(self._bodies)
+            return [row[0] for row in self._rows("MATCH (d:Doc) WHERE d.body RETURN d.id")]
 
     def fact_count(self) -> int:
         with self._open():
-            return len(self._bodies)
+            return self._fact_count
 
     # -- postings -------------------------------------------------------------------------
 
@@ -488,7 +511,7 @@ class KuzuStore:
 
     def drop(self, fact_ids: Sequence[str], posting_keys: Sequence[tuple[str, str]]) -> None:
         with self._open():
-            held = [i for i in dict.fromkeys(fact_ids) if i in self._bodies]
+            held = [i for i, (body, _) in self._docs(fact_ids).items() if body]
             if held:
                 with self._transaction():
                     # keep the row (it may be a Supersedes end), drop the body
@@ -498,7 +521,7 @@ class KuzuStore:
                             " d.content = NULL, d.metadata = NULL",
                             {"keys": part},
                         )
-                self._bodies.difference_update(held)
+                self._fact_count -= len(held)
             if posting_keys:
                 self._forget_cached({t for t, _ in posting_keys})
                 self._index.drop(posting_keys)
@@ -511,17 +534,18 @@ class KuzuStore:
                 return []
             ids = [t.fact_id for t in tombstones]
             self._forget_cached()  # the facts' postings may be under any term
+            known = self._docs(ids)
             at = {i: self._tombs[i] for i in ids if i in self._tombs}
             for t in tombstones:
                 at[t.fact_id] = max(float(t.at), at.get(t.fact_id, float(t.at)))
             out, seen = [], set()
             for i in ids:
-                out.append(i in self._bodies and i not in seen)
+                out.append(known.get(i, (False, None))[0] and i not in seen)
                 seen.add(i)
             rows = [{"id": i, "at": when} for i, when in at.items()]
             with self._transaction():
                 # The row goes with its edges; a tombstone row replaces it.
-                for part in _chunks([i for i in at if i in self._known]):
+                for part in _chunks([i for i in at if i in known]):
                     self._run(
                         "UNWIND $keys AS k MATCH (d:Doc {id: k}) DETACH DELETE d", {"keys": part}
                     )
@@ -530,8 +554,8 @@ class KuzuStore:
                         "UNWIND $rows AS r CREATE (:Doc {id: r.id, body: false, forgotten: r.at})",
                         {"rows": part},
                     )
-            self._known.update(at)
-            self._bodies.difference_update(at)
+            self._add_known(at)
+            self._fact_count -= sum(1 for i in at if known.get(i, (False, None))[0])
             self._tombs.update(at)
             # after the tombstones are durable, so a crash in between cannot bring a
             # forgotten fact's postings back (the index's dead set is rebuilt from them)
