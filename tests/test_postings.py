@@ -136,3 +136,44 @@ def test_a_merge_interrupted_after_its_result_was_written_is_finished(tmp_path: 
     assert sorted(p.fact_id for p in again.term("alpha")) == FACTS[1:6]
     assert not list(tmp_path.glob("seg-*.new"))
     again.close()
+
+
+def _mount_tmpfs(where: Path, size: str) -> bool:
+    import subprocess
+
+    where.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+        capture_output=True,
+    )
+    return done.returncode == 0
+
+
+def test_a_full_disk_fails_the_write_and_every_later_one(tmp_path: Path) -> None:
+    """ENOSPC on a real (tiny) filesystem: the write raises, and the index acknowledges
+    nothing more until it is reopened, when what is on disk is replayed."""
+    import subprocess
+
+    import pytest
+
+    from amplihack_hive.errors import StorageError
+
+    disk = tmp_path / "disk"
+    if not _mount_tmpfs(disk, "256k"):
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        index = PostingIndex(disk / "idx")
+        index.put([posting("alpha", FACTS[0])])
+        big = [posting("alpha" + "x" * 200, f"{i:032x}") for i in range(2000)]
+        with pytest.raises(StorageError, match="posting log"):
+            for start in range(0, len(big), 100):
+                index.put(big[start : start + 100])
+        assert index.broken is not None
+        with pytest.raises(StorageError, match="broken"):
+            index.put([posting("beta", FACTS[1])])  # a small write would fit: still refused
+        index.close()
+        again = PostingIndex(disk / "idx")  # what was acknowledged is there
+        assert again.term("alpha") == [posting("alpha", FACTS[0])]
+        again.close()
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)

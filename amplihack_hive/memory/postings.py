@@ -74,6 +74,17 @@ def _split(key: bytes) -> tuple[str, str]:
     return raw.decode(), fid.decode()
 
 
+def _open_log(path: Path) -> int:
+    """The log is written with os.write, unbuffered: nothing is left in a user-space buffer
+    to be written (or fail) later, when the file is closed."""
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+
+
+def _close_log(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -197,8 +208,13 @@ class PostingIndex:
         self._table_size = 0
         self._segments: list[Segment] = []  # oldest first
         self._gen = 0
-        self._wal: Any = None
+        self._wal: int | None = None  # the log's file descriptor (unbuffered: see _log)
         self._count: int | None = None
+        self._replayed: list[Path] = []
+        #: Why this index refuses writes: after a failed write or fsync the log's state on
+        #: disk is unknown (a later fsync may report success for lost pages), so nothing
+        #: more is acknowledged until the agent restarts and replays what is really there.
+        self.broken: str | None = None
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             self._check_format()
@@ -247,13 +263,10 @@ class PostingIndex:
                 continue
             self._replay(path)
         self._gen = max([covered, *(g for g, _ in wals)]) + 1
-        self._wal = open(self.dir / f"wal-{self._gen}.log", "ab")  # noqa: SIM115 - kept open
-        # what older logs held is in the table now: write it out so they can go
-        if self._table:
-            self._flush()
-        for gen, path in wals:
-            if gen > covered and gen < self._gen and path.exists():
-                path.unlink()
+        self._wal = _open_log(self.dir / f"wal-{self._gen}.log")
+        # the replayed logs stay until the table holding them is flushed (opening writes
+        # nothing but a new, empty log, so a store on a full disk still opens)
+        self._replayed = [path for gen, path in wals if gen > covered]
 
     def _replay(self, path: Path) -> None:
         with open(path, "rb") as fh:
@@ -288,14 +301,23 @@ class PostingIndex:
             _key(term, fid): e for term, plist in self._table.items() for fid, e in plist.items()
         }
 
+    def _fail(self, what: str, exc: OSError) -> StorageError:
+        self.broken = f"{what} in {self.dir} failed: {exc.strerror or exc}"
+        logger.error("posting index refuses writes from now on: %s", self.broken)
+        return StorageError(self.broken)
+
     def _log(self, frame: dict[str, Any]) -> None:
+        if self.broken is not None:
+            raise StorageError(f"the posting index is broken ({self.broken}); restart the agent")
         payload = json.dumps(frame, separators=(",", ":"), ensure_ascii=False).encode()
         try:
-            self._wal.write(f"{zlib.crc32(payload):08x} ".encode() + payload + b"\n")
-            self._wal.flush()
-            os.fsync(self._wal.fileno())
+            assert self._wal is not None, "closed"
+            data = memoryview(f"{zlib.crc32(payload):08x} ".encode() + payload + b"\n")
+            while data:  # a raw write may take part of the frame; a torn tail is dropped
+                data = data[os.write(self._wal, data) :]
+            os.fsync(self._wal)
         except OSError as exc:
-            raise StorageError(f"cannot write the posting log in {self.dir}: {exc}") from None
+            raise self._fail("writing the posting log", exc) from None
         self._apply(frame)
         self._count = None
         if self._table_size >= self.flush_postings:
@@ -327,12 +349,15 @@ class PostingIndex:
         seg = Segment.build(gen, self._flat_table(), keep_deletes=bool(self._segments))
         try:
             seg.write(self.dir / f"seg-{gen}")
-            self._wal.close()
+            _close_log(self._wal)
             (self.dir / f"wal-{gen}.log").unlink(missing_ok=True)
+            for path in self._replayed:
+                path.unlink(missing_ok=True)
+            self._replayed = []
             self._gen += 1
-            self._wal = open(self.dir / f"wal-{self._gen}.log", "ab")  # noqa: SIM115
+            self._wal = _open_log(self.dir / f"wal-{self._gen}.log")
         except OSError as exc:
-            raise StorageError(f"cannot write a posting segment in {self.dir}: {exc}") from None
+            raise self._fail("writing a posting segment", exc) from None
         self._segments.append(Segment.load(self.dir / f"seg-{gen}", gen))
         self._table = {}
         self._table_size = 0
@@ -366,7 +391,7 @@ class PostingIndex:
                 for g in parts[:-1]:
                     shutil.rmtree(self.dir / f"seg-{g}")
             except OSError as exc:
-                raise StorageError(f"cannot merge posting segments in {self.dir}: {exc}") from None
+                raise self._fail("merging posting segments", exc) from None
             self._segments[-MERGE_WIDTH:] = [Segment.load(path, gen)]
 
     # -- reading --------------------------------------------------------------------------
@@ -410,5 +435,6 @@ class PostingIndex:
         return self._count
 
     def close(self) -> None:
-        if self._wal is not None and not self._wal.closed:
-            self._wal.close()
+        if self._wal is not None:
+            _close_log(self._wal)
+            self._wal = None
