@@ -25,7 +25,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from amplihack_hive.errors import HiveStateError, InvalidInputError
-from amplihack_hive.memory.index import Columns
 from amplihack_hive.memory.records import Fact, Posting, ShardExport, Tombstone
 from amplihack_hive.memory.repair import OPS as REPAIR_OPS
 from amplihack_hive.memory.repair import RepairService
@@ -140,12 +139,6 @@ class MemoryNode:
             self.store.put_postings(postings)
         return {"inserted": inserted}
 
-    def _columns(self, terms: list[str]) -> dict[str, Columns]:
-        columns = getattr(self.store, "columns", None)  # stores that keep arrays cached
-        if columns is not None:
-            return columns(terms)
-        return {t: Columns.of(plist) for t, plist in self.store.postings(terms).items()}
-
     def _postings(self, m: Message) -> Message:
         """Pages of posting lists as columns: per term the next ``limit`` postings in
         (impact desc, fact id) order after ``after[term]`` (a cursor from the last page),
@@ -156,7 +149,7 @@ class MemoryNode:
         only: dict[str, list[str]] | None = m.get("only")
         after: dict[str, list[Any]] = m.get("after") or {}
         out: dict[str, Any] = {}
-        for term, cols in self._columns(terms).items():
+        for term, cols in self.store.columns(terms).items():
             if only is not None:
                 out[term] = cols.only(str(i) for i in only.get(term, []))
                 continue

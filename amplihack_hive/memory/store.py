@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
+from amplihack_hive.memory.index import Columns
 from amplihack_hive.memory.records import CorpusStats, Fact, Posting, ShardExport, Tombstone
 
 
@@ -38,6 +39,10 @@ class Store(Protocol):
 
     def postings(self, terms: Sequence[str]) -> dict[str, list[Posting]]:
         """Every posting of each term (a term with none maps to an empty list)."""
+        ...
+
+    def columns(self, terms: Sequence[str]) -> dict[str, Columns]:
+        """The same lists as arrays (what an owner ranks); may be cached, never stale."""
         ...
 
     def forget(self, tombstones: Sequence[Tombstone]) -> list[bool]:
@@ -104,6 +109,8 @@ class InMemoryStore:
         self._tombstones: dict[str, float] = {}
         self._corpus = CorpusStats()
         self._n_postings = 0
+        #: Posting lists as arrays, for owners ranking them (dropped on any change to a term).
+        self._columns: dict[str, Columns] = {}
 
     def put_facts(self, facts: Sequence[Fact]) -> list[bool]:
         out = []
@@ -121,6 +128,7 @@ class InMemoryStore:
         for p in postings:
             if p.fact_id in self._tombstones:
                 continue
+            self._columns.pop(p.term, None)
             plist = self._postings.setdefault(p.term, {})
             if p.fact_id not in plist:
                 self._n_postings += 1
@@ -130,12 +138,22 @@ class InMemoryStore:
     def postings(self, terms: Sequence[str]) -> dict[str, list[Posting]]:
         return {t: list(self._postings.get(t, {}).values()) for t in terms}
 
+    def columns(self, terms: Sequence[str]) -> dict[str, Columns]:
+        out = {}
+        for t in terms:
+            cols = self._columns.get(t)
+            if cols is None:
+                cols = self._columns[t] = Columns.of(list(self._postings.get(t, {}).values()))
+            out[t] = cols
+        return out
+
     def forget(self, tombstones: Sequence[Tombstone]) -> list[bool]:
         out = []
         for t in tombstones:
             self._tombstones[t.fact_id] = max(t.at, self._tombstones.get(t.fact_id, t.at))
             out.append(self._facts.pop(t.fact_id, None) is not None)
             for term in self._terms_of.pop(t.fact_id, set()):
+                self._columns.pop(term, None)
                 plist = self._postings.get(term)
                 if plist is not None and plist.pop(t.fact_id, None) is not None:
                     self._n_postings -= 1
@@ -178,6 +196,7 @@ class InMemoryStore:
         for fid in fact_ids:
             self._facts.pop(fid, None)
         for term, fid in posting_keys:
+            self._columns.pop(term, None)
             plist = self._postings.get(term)
             if plist is not None and plist.pop(fid, None) is not None:
                 self._n_postings -= 1
