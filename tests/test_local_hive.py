@@ -198,3 +198,48 @@ def test_connect_to_a_stopped_hive_says_how_to_start_it(hive_home: Path) -> None
     create_hive(hive_home, "q", agents=1, backend="memory")
     with pytest.raises(HiveStateError, match="amplihack-hive start q"):
         Hive.connect("q", hive_home)
+
+
+def test_agents_answer_health_and_stop_cleanly_under_bulk_writes(hive_home: Path) -> None:
+    """Kuzu agents busy storing a bulk learn still answer /healthz promptly (their store
+    work runs off the event loop) and SIGTERM stops them without SIGKILL."""
+    import threading
+
+    create_hive(hive_home, "bulk", agents=3, replication=3, backend="kuzu")
+    sup = Supervisor(hive_home, "bulk")
+    sup.start(timeout=60)
+    errors: list[BaseException] = []
+    writing = threading.Event()
+
+    def learn() -> None:
+        try:
+            with Hive.connect("bulk", hive_home) as client:
+                for start in range(0, 20_000, 1000):
+                    writing.set()
+                    client.remember_many(
+                        [f"bulk fact {i} about sensor {i % 97}" for i in range(start, start + 1000)]
+                    )
+        except BaseException as exc:  # the writer may be cut off by the stop below
+            errors.append(exc)
+
+    writer = threading.Thread(target=learn, daemon=True)
+    writer.start()
+    try:
+        assert writing.wait(30)
+        time.sleep(1.0)
+        slowest = 0.0
+        for _ in range(20):
+            for rec in read_records(sup.dir):
+                started = time.monotonic()
+                with urllib.request.urlopen(rec.url + "/healthz", timeout=10) as resp:
+                    assert resp.status == 200
+                slowest = max(slowest, time.monotonic() - started)
+            time.sleep(0.05)
+        # generous for a loaded CI machine; a store call on the loop took seconds
+        assert slowest < 2.0, slowest
+        assert writer.is_alive(), errors  # still writing while we probed
+    finally:
+        result = sup.stop(timeout=10)
+    writer.join(timeout=30)
+    assert result.killed == []
+    assert agent_pids(sup.dir) == set()
