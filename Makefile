@@ -38,6 +38,7 @@ bench: install
 	$(PY) -m benchmarks.bench_memory
 	$(PY) -m benchmarks.bench_kuzu_open
 	$(PY) -m benchmarks.bench_local
+	$(PY) -m benchmarks.bench_startup
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

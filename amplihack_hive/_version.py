@@ -1,8 +1,5 @@
-"""The package version: from the installed metadata, else the source tree's."""
+"""The package version: the one place it is written (pyproject.toml reads it from here, so
+the installed metadata and ``--version`` cannot disagree, and no import of
+importlib.metadata is needed to print it)."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("amplihack-hive")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.1.0"
+__version__ = "0.1.0"

@@ -75,7 +75,7 @@ def cli() -> Callable[..., Result]:
     """
     from typer.testing import CliRunner
 
-    from amplihack_hive.cli import app
+    from amplihack_hive.cli.app import app
 
     runner = CliRunner()
 

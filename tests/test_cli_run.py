@@ -27,7 +27,8 @@ from helpers import assert_one_line_error, run_module
 from typer.testing import CliRunner, Result
 
 from amplihack_hive.agent.runstate import AGENT_MODULE
-from amplihack_hive.cli import app, commands_memory, commands_run
+from amplihack_hive.cli import commands_memory, commands_run
+from amplihack_hive.cli.app import app
 from amplihack_hive.errors import TransportError, WriteQuorumError
 from amplihack_hive.hive.learn_input import InputItem, InputProblem
 from amplihack_hive.memory.records import MAX_CONTENT_BYTES, fact_id_for

@@ -1,13 +1,27 @@
-"""The ``amplihack-hive`` console script (``amplihack_hive.cli:main``) and its typer app."""
+"""The ``amplihack-hive`` console script (``amplihack_hive.cli:main``).
+
+Importing this package is cheap: the typer app lives in :mod:`amplihack_hive.cli.app`
+(with typer and rich) and is imported by :func:`main`, after a lone ``--version`` has been
+answered without it (scripts call that in loops).
+"""
 
 from __future__ import annotations
 
-from amplihack_hive.cli.app import app
+import sys
+
+PROG_NAME = "amplihack-hive"
 
 
 def main() -> None:
     """Run the command line; the exit status is that of the command."""
-    app(prog_name="amplihack-hive")
+    if sys.argv[1:] == ["--version"]:
+        from amplihack_hive._version import __version__
+
+        sys.stdout.write(f"{PROG_NAME} {__version__}\n")
+        return
+    from amplihack_hive.cli.app import app
+
+    app(prog_name=PROG_NAME)
 
 
-__all__ = ["app", "main"]
+__all__ = ["main"]

@@ -13,11 +13,18 @@ import sys
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import typer
-from rich.console import Console, RenderableType
-from rich.text import Text
+from amplihack_hive.errors import HiveError
+
+if TYPE_CHECKING:
+    import typer
+    from rich.console import Console, RenderableType
+
+# rich is imported by the functions that print with it.
+
+#: What a command may raise for the user to fix: reported on one line, exit 1.
+REPORTED_ERRORS = (HiveError, OSError)
 
 _LOG_HANDLER_FLAG = "_amplihack_hive_cli_handler"
 
@@ -45,6 +52,8 @@ def out(*, stderr: bool = False) -> Console:
     terminal, and CliRunner swaps the streams, so a console kept from import time could
     write colour codes into captured output. Lines are never folded (``soft_wrap``).
     """
+    from rich.console import Console
+
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
@@ -59,8 +68,23 @@ def print_json(document: Any) -> None:
     sys.stdout.flush()
 
 
+def warn(message: str) -> None:
+    """``warning: <message>`` on stderr."""
+    from rich.text import Text
+
+    out(stderr=True).print(Text.assemble(("warning: ", "yellow"), message))
+
+
+def warn_incomplete(unreachable: tuple[str, ...]) -> None:
+    """The warning of a recall or ask that some agents did not answer."""
+    who = f" ({', '.join(unreachable)})" if unreachable else ""
+    warn(f"some agents were unreachable{who}; the results may be incomplete")
+
+
 def report_error(exc: BaseException, *, verbose: bool) -> None:
     """``error: <message>`` on one line of stderr; the traceback first when ``verbose``."""
+    from rich.text import Text
+
     if verbose:
         traceback.print_exception(exc, file=sys.stderr)
     lines = (line.strip() for line in (str(exc) or type(exc).__name__).splitlines())

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
 
@@ -24,6 +23,7 @@ from amplihack_hive._version import __version__
 from amplihack_hive.cli import commands_azure, commands_memory, commands_run
 from amplihack_hive.cli._options import AgentName, HiveName, JsonFlag
 from amplihack_hive.cli._output import (
+    REPORTED_ERRORS,
     CliState,
     configure_logging,
     out,
@@ -32,10 +32,9 @@ from amplihack_hive.cli._output import (
     say,
     state,
 )
-from amplihack_hive.errors import HiveError, HiveStateError
+from amplihack_hive.errors import HiveStateError
 from amplihack_hive.hive import config as hive_config
 from amplihack_hive.hive.home import HOME_ENV, hive_dir, resolve_home
-from amplihack_hive.hive.supervisor import Supervisor
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +48,7 @@ class _HiveGroup(TyperGroup):
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
             return super().invoke(ctx)
-        except (HiveError, OSError) as exc:
+        except REPORTED_ERRORS as exc:
             obj = ctx.obj
             report_error(exc, verbose=isinstance(obj, CliState) and obj.verbose)
             raise typer.Exit(1) from None
@@ -194,6 +193,8 @@ def add_agent(
 def remove_agent(ctx: typer.Context, name: HiveName, agent: AgentName) -> None:
     """Remove an agent from a hive's config. On a running hive, the agent first hands its
     records to the agents that own them now, then stops."""
+    from amplihack_hive.hive.supervisor import Supervisor
+
     home = state(ctx).home
     supervisor = Supervisor(home, name)
     supervisor.config.agent(agent)  # NotFoundError before anything happens
@@ -218,6 +219,8 @@ def list_hives(ctx: typer.Context, json_output: JsonFlag = False) -> None:
     if not hives:
         say(Text(f"no hives in {home}"))
         return
+    from rich.table import Table  # not at import: most commands print no table
+
     table = Table("hive", "agents", "replication", "backend", "path", box=None)
     for hive in hives:
         if hive.error is None:

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from amplihack_hive.cli._output import out, print_json, say, state
@@ -161,6 +160,8 @@ def status_azure(
     if json_output:
         print_json(status_rows(name, apps))
     else:
+        from rich.table import Table  # not at import: most commands print no table
+
         table = Table("app", "agents", "provisioning", "running", "replicas", "state", box=None)
         for app in apps:
             style = "green" if app.state == "healthy" else "red"

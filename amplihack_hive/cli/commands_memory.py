@@ -12,15 +12,13 @@ from __future__ import annotations
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
-from amplihack_hive.api import Hive
 from amplihack_hive.cli._options import HiveName, JsonFlag
-from amplihack_hive.cli._output import out, print_json, say, state
+from amplihack_hive.cli._output import out, print_json, say, state, warn, warn_incomplete
 from amplihack_hive.cli.commands_run import progress_bar
 from amplihack_hive.errors import (
     HiveError,
@@ -28,7 +26,14 @@ from amplihack_hive.errors import (
     NotFoundError,
     WriteQuorumError,
 )
-from amplihack_hive.hive.learn_input import InputItem, InputProblem, check_items, read_items
+
+if TYPE_CHECKING:
+    from amplihack_hive.api import Hive
+    from amplihack_hive.hive.learn_input import InputItem, InputProblem
+
+# The library (amplihack_hive.api: the memory core, the HTTP transport and aiohttp) and
+# learn_input are imported inside the commands that use them: registering these commands
+# (every command line, --help included) costs none of it.
 
 MEMORY_PANEL = "Teach and ask a running hive"
 #: Problems listed on stderr before the rest are only counted.
@@ -49,22 +54,13 @@ Question = Annotated[
 ]
 
 
-def _warn(message: str) -> None:
-    out(stderr=True).print(Text.assemble(("warning: ", "yellow"), message))
-
-
-def _warn_incomplete(unreachable: tuple[str, ...]) -> None:
-    who = f" ({', '.join(unreachable)})" if unreachable else ""
-    _warn(f"some agents were unreachable{who}; the results may be incomplete")
-
-
 # --- learn ---------------------------------------------------------------------------------------
 
 
 def _read_input(path: str | None) -> bytes:
     if path is None or path == "-":
         if sys.stdin.isatty():
-            _warn("reading items from stdin; end with Ctrl-D")
+            warn("reading items from stdin; end with Ctrl-D")
         stream = getattr(sys.stdin, "buffer", None)
         if stream is not None:
             return bytes(stream.read())
@@ -92,6 +88,8 @@ def _store(
     ``failed``. A write that reached a quorum for only some facts says which
     (:class:`WriteQuorumError`); any other failure splits the chunk and retries the halves
     while the budget lasts."""
+    from amplihack_hive.hive.learn_input import InputProblem
+
     try:
         client.remember_many([item.as_item() for item in chunk], batch=len(chunk))
     except WriteQuorumError as exc:
@@ -159,13 +157,16 @@ def learn(
     Exit 1 if any item was not stored (each is reported with its line). Empty input
     stores nothing and exits 0, with a warning.
     """
+    from amplihack_hive.api import Hive
+    from amplihack_hive.hive.learn_input import check_items, read_items
+
     home = state(ctx).home
     with Hive.connect(name, home) as client:
         items, problems = read_items(_read_input(path), fmt.value)
         items, refused = check_items(items)
         problems += refused
         if not items and not problems:
-            _warn("the input holds no items; nothing to learn")
+            warn("the input holds no items; nothing to learn")
         stored = 0
         budget = [RETRY_BUDGET]
         with progress_bar("learning", enabled=not json_output) as bar:
@@ -197,10 +198,14 @@ def recall(
     json_output: JsonFlag = False,
 ) -> None:
     """The facts the hive recalls for QUESTION, best first."""
+    from rich.table import Table
+
+    from amplihack_hive.api import Hive
+
     with Hive.connect(name, state(ctx).home) as client:
         hits = client.recall(question, limit)
     if not hits.complete:
-        _warn_incomplete(hits.unreachable)
+        warn_incomplete(hits.unreachable)
     if json_output:
         print_json([hit.to_dict() for hit in hits])
         return
@@ -217,10 +222,12 @@ def ask(
     ctx: typer.Context, name: HiveName, question: Question, json_output: JsonFlag = False
 ) -> None:
     """An answer to QUESTION built from the facts the hive recalls (no LLM needed)."""
+    from amplihack_hive.api import Hive
+
     with Hive.connect(name, state(ctx).home) as client:
         answer = client.ask(question)
     if not answer.complete:
-        _warn_incomplete(answer.unreachable)
+        warn_incomplete(answer.unreachable)
     if json_output:
         print_json(answer.to_dict())
         return

@@ -14,22 +14,28 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 from rich.text import Text
 
-from amplihack_hive.agent.runstate import LOG_DIR, log_path
 from amplihack_hive.cli._options import HiveName, JsonFlag
 from amplihack_hive.cli._output import out, print_json, say, state
 from amplihack_hive.cli.commands_azure import start_azure, status_azure, stop_azure
 from amplihack_hive.errors import NotFoundError
 from amplihack_hive.hive.config import load_hive
 from amplihack_hive.hive.home import hive_dir
-from amplihack_hive.hive.supervisor import AgentStatus, Supervisor
 from amplihack_hive.names import validate_name
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from amplihack_hive.hive.supervisor import AgentStatus
+
+# The supervisor (psutil, asyncio, the HTTP transport and aiohttp), the run state and
+# rich.progress are imported inside the commands that use them, so that registering these
+# commands (every command line, --help included) costs none of it.
 
 RUN_PANEL = "Run a hive"
 #: Exit status of ``status`` when any agent is not healthy (or the hive is stopped).
@@ -70,6 +76,14 @@ Subscription = Annotated[
 
 def progress_bar(description: str, *, enabled: bool = True) -> Progress:
     """A rich progress bar on stderr, shown only when stderr is a terminal."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     console = out(stderr=True)
     return Progress(
         TextColumn("{task.description}"),
@@ -143,6 +157,8 @@ def start(
             dry_run=dry_run,
         )
         return
+    from amplihack_hive.hive.supervisor import Supervisor
+
     supervisor = Supervisor(state(ctx).home, name)
     total = len(supervisor.config.agent_names)
     with progress_bar(f"starting {name}") as bar:
@@ -194,6 +210,8 @@ def stop(
             delete=delete,
         )
         return
+    from amplihack_hive.hive.supervisor import Supervisor
+
     result = Supervisor(state(ctx).home, name).stop(timeout=timeout)
     if not result.stopped and not result.killed:
         say(Text(f"hive {name} is not running"))
@@ -233,6 +251,8 @@ _SEEN_STYLE = {"alive": "", "suspect": "yellow", "down": "red"}
 
 
 def status_table(rows: list[AgentStatus]) -> Table:
+    from rich.table import Table  # not at import: most commands print no table
+
     table = Table("agent", "state", "pid", "url", "facts", "RSS MB", "uptime", "seen", box=None)
     table.columns[3].no_wrap = True  # a URL is copied whole, never cut
     for row in rows:
@@ -273,6 +293,8 @@ def status(
         if code:
             raise typer.Exit(code)
         return
+    from amplihack_hive.hive.supervisor import Supervisor
+
     rows = Supervisor(state(ctx).home, name).status()
     healthy = sum(row.state == "healthy" for row in rows)
     if json_output:
@@ -321,6 +343,8 @@ def _log_files(directory: Path, agents: list[str]) -> list[_LogFile]:
     """The log files of ``agents`` (plus stray logs of agents no longer in the config when
     all are shown), each real file once: agents packed in one process share a file through
     symlinks, and it is labelled with all their names."""
+    from amplihack_hive.agent.runstate import LOG_DIR, log_path
+
     if not (directory / LOG_DIR).is_dir():
         return []
     by_file: dict[Path, _LogFile] = {}
@@ -362,6 +386,8 @@ def logs(
     Without AGENT every agent's log is shown, each line prefixed with the agent's name
     (agents sharing a process share one log, shown once). No logs yet: a message, exit 0.
     """
+    from amplihack_hive.agent.runstate import LOG_DIR, log_path
+
     home = state(ctx).home
     directory = hive_dir(home, name)
     cfg = load_hive(home, name)

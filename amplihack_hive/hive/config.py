@@ -39,7 +39,6 @@ from typing import Any
 
 import yaml
 
-from amplihack_hive.agent.runstate import process_of, read_records
 from amplihack_hive.errors import (
     ConfigError,
     HiveError,
@@ -362,6 +361,8 @@ def _count(value: object, what: str, maximum: int | None = None) -> int:
 
 
 def _refuse_if_running(directory: Path, name: str) -> None:
+    from amplihack_hive.agent.runstate import process_of, read_records  # psutil: only here
+
     live = [rec for rec in read_records(directory) if process_of(rec, directory) is not None]
     if live:
         pids = ", ".join(str(rec.pid) for rec in live)

@@ -205,8 +205,7 @@ def check_items(items: list[InputItem]) -> tuple[list[InputItem], list[InputProb
     """Split ``items`` into those the library accepts and problems for the rest, by the
     library's own rules (``Fact.new``: empty, NUL, over 64 KiB, unknown kind, metadata that
     is too large; ``check_fact_id`` for ``supersedes``). No I/O."""
-    from amplihack_hive.memory.coordinator import check_fact_id
-    from amplihack_hive.memory.records import Fact
+    from amplihack_hive.memory.records import Fact, check_fact_id
 
     good: list[InputItem] = []
     problems: list[InputProblem] = []

@@ -10,7 +10,6 @@ never mistaken for a running agent, and never signalled.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import signal
@@ -20,11 +19,10 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import psutil
 
-from amplihack_hive._loop import LoopThread
 from amplihack_hive.agent.runstate import (
     AGENT_MODULE,
     LOG_DIR,
@@ -39,7 +37,12 @@ from amplihack_hive.errors import HiveError, HiveStateError
 from amplihack_hive.hive.config import HiveConfig, load_hive
 from amplihack_hive.hive.home import HomeArg, hive_dir
 from amplihack_hive.hive.token import read_token
-from amplihack_hive.transport.http import HttpTransport
+
+if TYPE_CHECKING:
+    from amplihack_hive._loop import LoopThread
+
+# asyncio, the event loop thread and the HTTP transport (aiohttp) are imported by the
+# methods that talk to agents: `remove-agent` on a stopped hive needs none of them.
 
 logger = logging.getLogger(__name__)
 
@@ -238,6 +241,11 @@ class Supervisor:
         live = self.live_records()
         if not live:
             return set()
+        import asyncio
+
+        from amplihack_hive._loop import LoopThread
+        from amplihack_hive.transport.http import HttpTransport
+
         token = read_token(self.dir)
 
         async def probe() -> set[str]:
@@ -300,6 +308,11 @@ class Supervisor:
         return out
 
     def _probe(self, records: list[ProcessRecord]) -> dict[str, dict[str, Any]]:
+        import asyncio
+
+        from amplihack_hive._loop import LoopThread
+        from amplihack_hive.transport.http import HttpTransport
+
         token = read_token(self.dir)
 
         async def probe_all() -> dict[str, dict[str, Any]]:
@@ -339,6 +352,9 @@ class Supervisor:
         write_members(self.dir, members)
         if rec is None:
             return 0  # not running: the others rebuild its ranges from their replicas
+        from amplihack_hive._loop import LoopThread
+        from amplihack_hive.transport.http import HttpTransport
+
         token = read_token(self.dir)
         deadline = self.clock() + timeout
 

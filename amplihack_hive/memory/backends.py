@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from amplihack_hive.errors import InvalidInputError
-from amplihack_hive.memory.store import InMemoryStore, Store
+
+if TYPE_CHECKING:  # the stores import numpy; config commands read BACKENDS without them
+    from amplihack_hive.memory.store import Store
 
 BACKENDS = ("kuzu", "memory")
 
@@ -20,6 +23,8 @@ def open_store(
 ) -> Store:
     """A store of ``backend``: "memory", or "kuzu" (a database at ``path``)."""
     if backend == "memory":
+        from amplihack_hive.memory.store import InMemoryStore
+
         return InMemoryStore()
     if backend == "kuzu":
         if path is None:
