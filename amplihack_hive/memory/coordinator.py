@@ -35,7 +35,13 @@ from amplihack_hive.memory.index import (
     from_wire,
     rank,
 )
-from amplihack_hive.memory.records import MAX_CONTENT_BYTES, Fact, Posting, Tombstone
+from amplihack_hive.memory.records import (
+    MAX_CONTENT_BYTES,
+    Fact,
+    Posting,
+    Tombstone,
+    check_fact_id,
+)
 from amplihack_hive.memory.repair import CORPUS_KEY
 from amplihack_hive.memory.ring import HashRing
 from amplihack_hive.memory.text import term_counts
@@ -45,7 +51,6 @@ logger = logging.getLogger(__name__)
 Message = dict[str, Any]
 #: Postings an owner sends per term before the coordinator asks for more.
 FIRST_CUT = 256
-_FACT_ID_CHARS = frozenset("0123456789abcdef")
 #: The fields a remember item (a dict) may carry.
 ITEM_FIELDS = ("content", "kind", "metadata", "subject", "supersedes", "created", "confidence")
 
@@ -102,12 +107,6 @@ class Fanout:
             "recall": self.recall_agents / self.recalls if self.recalls else 0.0,
             "remember": self.fact_agents / self.facts if self.facts else 0.0,
         }
-
-
-def check_fact_id(fact_id: str) -> str:
-    if not isinstance(fact_id, str) or len(fact_id) != 32 or not set(fact_id) <= _FACT_ID_CHARS:
-        raise InvalidInputError(f"not a fact id: {fact_id!r} (expected 32 hex digits)")
-    return fact_id
 
 
 class _Op:

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from amplihack_hive.errors import HiveStateError, InvalidInputError
-from amplihack_hive.memory.records import Fact, Posting, ShardExport, Tombstone
+from amplihack_hive.memory.records import Fact, Posting, ShardExport, Tombstone, check_fact_id
 from amplihack_hive.memory.repair import OPS as REPAIR_OPS
 from amplihack_hive.memory.repair import RepairService
 from amplihack_hive.memory.store import Store
@@ -134,6 +134,10 @@ class MemoryNode:
     def _put(self, m: Message) -> Message:
         facts = [Fact.from_dict(d) for d in self._list(m, "facts")]
         postings = [Posting.from_list(v) for v in self._list(m, "postings")]
+        for f in facts:
+            check_fact_id(f.id)
+        for p in postings:
+            check_fact_id(p.fact_id)
         inserted = self.store.put_facts(facts) if facts else []
         if postings:
             self.store.put_postings(postings)
@@ -162,13 +166,15 @@ class MemoryNode:
         return {"lists": out}
 
     def _facts(self, m: Message) -> Message:
-        ids = [str(i) for i in self._list(m, "ids")]
+        ids = [check_fact_id(i) for i in self._list(m, "ids")]
         got = self.store.get_facts(ids)
         tomb = self.store.tombstoned([i for i in ids if i not in got])
         return {"facts": [f.to_dict() for f in got.values()], "tombstoned": sorted(tomb)}
 
     def _forget(self, m: Message) -> Message:
         tombs = [Tombstone.from_list(v) for v in self._list(m, "tombstones")]
+        for t in tombs:
+            check_fact_id(t.fact_id)
         return {"removed": self.store.forget(tombs)}
 
     def _corpus(self, m: Message) -> Message:

@@ -72,6 +72,17 @@ def fact_id_for(content: str) -> str:
     return hashlib.blake2b(content.encode("utf-8"), digest_size=16).hexdigest()
 
 
+_FACT_ID_CHARS = frozenset("0123456789abcdef")
+
+
+def check_fact_id(fact_id: object) -> str:
+    """``fact_id`` if it is a fact id (32 lowercase hex digits), else InvalidInputError. Agents
+    check every id a request names, so no request can touch the store's reserved rows."""
+    if not isinstance(fact_id, str) or len(fact_id) != 32 or not set(fact_id) <= _FACT_ID_CHARS:
+        raise InvalidInputError(f"not a fact id: {fact_id!r} (expected 32 hex digits)")
+    return fact_id
+
+
 def _check_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
     if metadata is None:
         return {}

@@ -37,7 +37,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from amplihack_hive.memory.records import CorpusStats, ShardExport, Tombstone
+from amplihack_hive.memory.records import CorpusStats, ShardExport, Tombstone, check_fact_id
 from amplihack_hive.memory.ring import HashRing
 from amplihack_hive.memory.store import Store
 
@@ -173,6 +173,8 @@ def absorb(store: Store, shard: ShardExport) -> list[list[Any]]:
     """Import records; return the tombstones (as [id, at]) that made this store refuse some
     of them, so the sender can apply them too."""
     ids = {f.id for f in shard.facts} | {p.fact_id for p in shard.postings}
+    for fid in ids | {t.fact_id for t in shard.tombstones}:
+        check_fact_id(fid)  # a peer's records never name the store's reserved rows
     store.import_(shard)
     refused = store.tombstoned(sorted(ids)) if ids else set()
     if not refused:

@@ -1,0 +1,43 @@
+"""An agent's memory API refuses ids that are not fact ids before they reach its store: the
+store's reserved rows (corpus counters, format) cannot be named by any request."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from amplihack_hive.errors import InvalidInputError
+from amplihack_hive.memory.kuzu_store import _CORPUS_KEYS, KuzuStore
+from amplihack_hive.memory.node import MemoryNode
+from amplihack_hive.memory.records import CorpusStats, Fact
+from amplihack_hive.memory.repair import RepairService
+from amplihack_hive.memory.ring import HashRing
+
+RESERVED = [_CORPUS_KEYS[0], "\x01t:platform", "F" * 32, "short", ""]
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> MemoryNode:
+    store = KuzuStore(tmp_path / "db", buffer_pool_mb=16, max_db_size_mb=64)
+    store.add_corpus(10, 50)
+    ring = HashRing(["agent-0"])
+    return MemoryNode("agent-0", store, RepairService("agent-0", store, lambda: ring, 3))
+
+
+@pytest.mark.parametrize("bad", RESERVED)
+def test_requests_naming_a_non_fact_id_are_refused(node: MemoryNode, bad: str) -> None:
+    good = Fact.new("a fact", created=1.0)
+    with pytest.raises(InvalidInputError, match="not a fact id"):
+        node.handle({"op": "forget", "tombstones": [[bad, 1.0]]})
+    with pytest.raises(InvalidInputError, match="not a fact id"):
+        node.handle({"op": "put", "facts": [{**good.to_dict(), "id": bad}], "postings": []})
+    with pytest.raises(InvalidInputError, match="not a fact id"):
+        node.handle({"op": "put", "facts": [], "postings": [["t", bad, 1, 1, 1.0, None]]})
+    with pytest.raises(InvalidInputError, match="not a fact id"):
+        node.handle({"op": "facts", "ids": [bad]})
+    shard = {"facts": [], "postings": [], "tombstones": [[bad, 1.0]], "corpus": [0, 0]}
+    with pytest.raises(InvalidInputError, match="not a fact id"):
+        node.handle({"op": "repair_put", "peer": "agent-1", "shard": shard})
+    assert node.store.corpus() == CorpusStats(10, 50)  # untouched
+    node.store.close()
