@@ -10,6 +10,9 @@ stored are counted and reported by line, and nothing is lost silently.
 from __future__ import annotations
 
 import sys
+import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -36,6 +39,8 @@ if TYPE_CHECKING:
 # (every command line, --help included) costs none of it.
 
 MEMORY_PANEL = "Teach and ask a running hive"
+#: Guards the retry budget shared by the batches in flight.
+_BUDGET_LOCK = threading.Lock()
 #: Problems listed on stderr before the rest are only counted.
 MAX_PROBLEMS_SHOWN = 10
 #: Extra store calls ``learn`` may spend splitting failed batches to find the bad items.
@@ -98,10 +103,13 @@ def _store(
         failed += [InputProblem(item.line, _cause(exc)) for item in bad]
         return len(chunk) - len(bad)
     except HiveError as exc:
-        if len(chunk) == 1 or budget[0] < 2:
+        with _BUDGET_LOCK:
+            split = len(chunk) > 1 and budget[0] >= 2
+            if split:
+                budget[0] -= 2
+        if not split:
             failed += [InputProblem(item.line, _cause(exc)) for item in chunk]
             return 0
-        budget[0] -= 2
         middle = len(chunk) // 2
         return _store(client, chunk[:middle], failed, budget) + _store(
             client, chunk[middle:], failed, budget
@@ -151,6 +159,17 @@ def learn(
     batch: Annotated[
         int, typer.Option("--batch", min=1, metavar="N", help="Items sent per request.")
     ] = 200,
+    in_flight: Annotated[
+        int,
+        typer.Option(
+            "--in-flight",
+            min=1,
+            max=16,
+            metavar="N",
+            help="Batches sent before the first is answered (agents that fall behind answer "
+            "'busy' and are retried with backoff).",
+        ),
+    ] = 2,
 ) -> None:
     """Teach the running hive: store every item of the input as a fact.
 
@@ -169,12 +188,24 @@ def learn(
             warn("the input holds no items; nothing to learn")
         stored = 0
         budget = [RETRY_BUDGET]
-        with progress_bar("learning", enabled=not json_output) as bar:
+        chunks = [items[start : start + batch] for start in range(0, len(items), batch)]
+        with (
+            progress_bar("learning", enabled=not json_output) as bar,
+            ThreadPoolExecutor(in_flight, thread_name_prefix="learn") as pool,
+        ):
             task = bar.add_task("learning", total=len(items))
-            for start in range(0, len(items), batch):
-                chunk = items[start : start + batch]
-                stored += _store(client, chunk, problems, budget)
-                bar.advance(task, len(chunk))
+            # a bounded window: the next batch is sent as the oldest one is answered, so
+            # the client prepares one while the agents store another
+            window: deque[tuple[int, Future[int]]] = deque()
+            for chunk in chunks:
+                window.append((len(chunk), pool.submit(_store, client, chunk, problems, budget)))
+                if len(window) >= in_flight:
+                    size, done = window.popleft()
+                    stored += done.result()
+                    bar.advance(task, size)
+            for size, done in window:
+                stored += done.result()
+                bar.advance(task, size)
     _report(problems)
     failed = len(problems)
     if json_output:
