@@ -39,6 +39,10 @@ bench: install
 	$(PY) -m benchmarks.bench_kuzu_open
 	$(PY) -m benchmarks.bench_local
 	$(PY) -m benchmarks.bench_startup
+	$(PY) -m benchmarks.bench_ingest
+	$(PY) -m benchmarks.bench_recall
+	$(PY) -m benchmarks.bench_learn
+	$(PY) -m benchmarks.bench_rss
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

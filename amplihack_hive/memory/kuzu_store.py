@@ -223,19 +223,24 @@ class KuzuStore:
     def _load_ids(self, capacity: int = _ID_CAPACITY) -> None:
         """Read which ids have a row (into a Bloom filter), how many bodies there are, and
         the tombstones (at open, when the filter is full, and after a failed write
-        transaction, whose changes Kuzu has rolled back)."""
-        tombs: dict[str, float] = {}
-        bodies = 0
-        rows = self._rows("MATCH (d:Doc) RETURN d.id, d.body, d.forgotten")
-        known = BloomFilter.for_capacity(max(capacity, 2 * len(rows)))
-        for row in rows:
-            known.add(row[0])
-            bodies += bool(row[1])
-            if row[2] is not None:
-                tombs[row[0]] = row[2]
+        transaction, whose changes Kuzu has rolled back). Rows are streamed: a list of a
+        million rows would cost a few hundred MB that the allocator keeps afterwards."""
+        with engine_errors(f"query on {self.path}"):
+            count = self._conn.execute("MATCH (d:Doc) RETURN count(d)").get_next()[0]
+            capacity = max(capacity, 2 * int(count))
+            known = BloomFilter.for_capacity(capacity)
+            tombs: dict[str, float] = {}
+            bodies = 0
+            result = self._conn.execute("MATCH (d:Doc) RETURN d.id, d.body, d.forgotten")
+            while result.has_next():
+                fid, body, forgotten = result.get_next()
+                known.add(fid)
+                bodies += bool(body)
+                if forgotten is not None:
+                    tombs[fid] = forgotten
         self._known, self._fact_count, self._tombs = known, bodies, tombs
-        self._capacity = known_capacity = max(capacity, 2 * len(rows))
-        logger.debug("store at %s: %d ids, filter for %d", self.path, len(rows), known_capacity)
+        self._capacity = capacity
+        logger.debug("store at %s: %d ids, filter for %d", self.path, count, capacity)
 
     def _add_known(self, ids: Iterable[str]) -> None:
         for i in ids:
