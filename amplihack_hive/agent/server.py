@@ -111,6 +111,8 @@ def make_app(brain: AgentBrain, token: str) -> web.Application:
                 "status": "ok",
                 "ready": brain.ready,
                 "agents": brain.hosted,
+                # answered from memory: a store busy with a bulk write never delays it
+                "ready_agents": {name: node.ready for name, node in brain.nodes.items()},
                 "pid": os.getpid(),
                 "uptime_s": round(time.time() - started, 3),
             }

@@ -46,6 +46,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+#: How long ``status`` waits for an agent's ``/health`` (answered from memory).
+HEALTH_TIMEOUT_S = 2.0
+#: How long it waits for ``/stats`` (counted on the stores, which may be busy).
+STATS_TIMEOUT_S = 3.0
+
 Spawn = Callable[..., subprocess.Popen[bytes]]
 Progress = Callable[[int, int], None]
 
@@ -271,9 +276,15 @@ class Supervisor:
     # -- status --------------------------------------------------------------------------
 
     def status(self) -> list[AgentStatus]:
+        """One row per configured agent. Whether an agent is healthy comes from ``/health``
+        (answered from memory in milliseconds); its records, RSS and repair state from
+        ``/stats``, which counts on the stores and may be late while they are busy: then
+        those columns are empty, and the agent is still healthy."""
         live = self.live_records()
         by_agent = {a: rec for rec, _ in live for a in rec.agents}
-        stats = self._probe([rec for rec, _ in live]) if live else {}
+        records = [rec for rec, _ in live]
+        health = self._probe(records, "/health", HEALTH_TIMEOUT_S) if live else {}
+        stats = self._probe(records, "/stats", STATS_TIMEOUT_S) if health else {}
         seen = _hive_view(stats.values())
         out = []
         for agent in self.config.agent_names:
@@ -281,15 +292,16 @@ class Supervisor:
             if rec is None:
                 out.append(AgentStatus(agent, "stopped", seen_by_hive=seen.get(agent)))
                 continue
-            s = stats.get(rec.group)
-            if s is None:
+            h = health.get(rec.group)
+            if h is None:
                 out.append(
                     AgentStatus(agent, "unhealthy", rec.pid, rec.url, seen_by_hive=seen.get(agent))
                 )
                 continue
+            s = stats.get(rec.group, {})
             per = s.get("agents", {}).get(agent, {})
             last = per.get("last_repair") or {}
-            ready = bool(per.get("ready", True))
+            ready = bool(h.get("ready_agents", {}).get(agent, h.get("ready", True)))
             out.append(
                 AgentStatus(
                     agent,
@@ -298,7 +310,7 @@ class Supervisor:
                     rec.url,
                     per.get("facts"),
                     s.get("rss_mb"),
-                    s.get("uptime_s"),
+                    s.get("uptime_s", h.get("uptime_s")),
                     seen_by_hive=seen.get(agent, "alive"),
                     ready=ready,
                     hints_pending=per.get("hints_pending"),
@@ -307,7 +319,10 @@ class Supervisor:
             )
         return out
 
-    def _probe(self, records: list[ProcessRecord]) -> dict[str, dict[str, Any]]:
+    def _probe(
+        self, records: list[ProcessRecord], path: str, timeout_s: float
+    ) -> dict[str, dict[str, Any]]:
+        """``GET path`` of every process at once; the replies of those that answered."""
         import asyncio
 
         from amplihack_hive._loop import LoopThread
@@ -316,17 +331,17 @@ class Supervisor:
         token = read_token(self.dir)
 
         async def probe_all() -> dict[str, dict[str, Any]]:
-            transport = HttpTransport({}, token=token, timeout_s=2.0)
+            transport = HttpTransport({}, token=token, timeout_s=timeout_s)
             try:
                 replies = await asyncio.gather(
-                    *(transport.get(r.url + "/stats") for r in records), return_exceptions=True
+                    *(transport.get(r.url + path) for r in records), return_exceptions=True
                 )
             finally:
                 await transport.close()
             out = {}
             for rec, reply in zip(records, replies, strict=True):
                 if isinstance(reply, HiveError):
-                    logger.info("%s does not answer: %s", rec.group, reply)
+                    logger.info("%s does not answer %s: %s", rec.group, path, reply)
                 elif isinstance(reply, BaseException):
                     raise reply
                 else:

@@ -183,16 +183,33 @@ def absorb(store: Store, shard: ShardExport) -> list[list[Any]]:
 
 
 class RepairService:
-    """The responder side of repair, served by a node. ``ring`` gives the current ring."""
+    """The responder side of repair, served by a node. ``ring`` gives the current ring.
+
+    Listing and hashing every record a store holds costs time in proportion to the store,
+    so under a steady write load the listing is reused for up to ``max_age_s`` seconds
+    after the store changed (never across a ring change). A stale listing only delays
+    convergence: records written since are compared in a later round, and writes and
+    tombstones are idempotent, so exchanging a record twice is harmless. An in-process
+    hive uses 0 (always fresh), which its tests rely on."""
 
     def __init__(
-        self, me: str, store: Store, ring: Callable[[], HashRing], replication: int
+        self,
+        me: str,
+        store: Store,
+        ring: Callable[[], HashRing],
+        replication: int,
+        *,
+        max_age_s: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.me = me
         self.store = store
         self.ring = ring
         self.replication = replication
-        self._cache: tuple[tuple[int, int, tuple[str, ...]], Holdings] | None = None
+        self.max_age_s = max_age_s
+        self.clock = clock
+        #: (version, ring vnodes, ring nodes) it was listed at, when, and the listing
+        self._cache: tuple[tuple[int, int, tuple[str, ...]], float, Holdings] | None = None
         self.version = 0
 
     def touched(self) -> None:
@@ -201,9 +218,15 @@ class RepairService:
     def holdings(self) -> Holdings:
         ring = self.ring()
         stamp = (self.version, ring.vnodes, ring.nodes)
-        if self._cache is None or self._cache[0] != stamp:
-            self._cache = (stamp, holdings(self.me, self.store, ring, self.replication))
-        return self._cache[1]
+        cached = self._cache
+        if cached is not None and (
+            cached[0] == stamp
+            or (cached[0][1:] == stamp[1:] and self.clock() - cached[1] < self.max_age_s)
+        ):
+            return cached[2]
+        listed = holdings(self.me, self.store, ring, self.replication)
+        self._cache = (stamp, self.clock(), listed)
+        return listed
 
     def shared_with(self, peer: str) -> Shared:
         return self.holdings().shared.get(peer) or Shared.of([])
