@@ -43,11 +43,24 @@ logger = logging.getLogger(__name__)
 
 #: Largest request body accepted (a learn batch of many facts fits well below this).
 MAX_BODY = 32 * 1024 * 1024
+#: Memory requests up to this size are decoded on the event loop; larger ones (write
+#: batches) on the store's worker, with their reply.
+INLINE_JSON_BYTES = 4096
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
+
+
+def _decode(raw: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"the body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidInputError("the body must be a JSON object")
+    return data
 
 
 def make_app(brain: AgentBrain, token: str) -> web.Application:
@@ -83,13 +96,7 @@ def make_app(brain: AgentBrain, token: str) -> web.Application:
             return _error(500, str(exc))
 
     async def body(request: web.Request) -> dict[str, Any]:
-        try:
-            data = await request.json(loads=json.loads)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidInputError(f"the body is not valid JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise InvalidInputError("the body must be a JSON object")
-        return data
+        return _decode(await request.read())
 
     def field(data: dict[str, Any], key: str, kind: type, default: Any = ...) -> Any:
         if key not in data:
@@ -160,7 +167,10 @@ def make_app(brain: AgentBrain, token: str) -> web.Application:
         node = brain.nodes.get(agent)
         if node is None:
             raise NotFoundError(f"agent {agent!r} is not hosted here")
-        return web.json_response(await node.serve(await body(request)))
+        raw = await request.read()
+        if len(raw) <= INLINE_JSON_BYTES:  # pings and small reads: parsed here, at once
+            return web.json_response(await node.serve(_decode(raw)))
+        return web.Response(body=await node.serve_encoded(raw), content_type="application/json")
 
     app = web.Application(middlewares=[guard], client_max_size=MAX_BODY)
     app.add_routes(
