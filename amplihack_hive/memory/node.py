@@ -7,8 +7,10 @@ never calls another agent (that is the coordinator's job).
 Operations (request fields -> response fields):
 
 ``put``        facts, postings            -> inserted: [bool per fact]
-``postings``   terms, avgdl, limit|None,  -> lists: {term: {df, bound, postings}}
-               only: {term: [ids]}|None      (only: exact lookups of given facts)
+``postings``   terms, avgdl, limit|None,  -> lists: {term: {df, bound, more, cursor,
+               after: {term: cursor}|None,       ids, tf, len, created, subject}}
+               only: {term: [ids]}|None      (a page in impact order after the cursor, as
+                                             columns; only: exact lookups of given facts)
 ``facts``      ids                        -> facts: [fact], tombstoned: [id]
 ``forget``     tombstones                 -> removed: [bool per tombstone]
 ``corpus``     add: [count, length]|None  -> count, total_length
