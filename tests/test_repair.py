@@ -514,3 +514,44 @@ def test_repair_bytes_grow_with_the_difference() -> None:
             assert spent < in_sync + 40 * record * (k + len(keys)), (k, spent, in_sync)
         # per record, a larger difference costs no more than a small one
         assert costs[100] < 1.5 * costs[10]
+
+
+def test_a_listing_is_reused_only_while_clients_write_and_never_across_a_ring_change() -> None:
+    """Agents reuse a store's repair listing for a while under a write load (listing is
+    proportional to the store); once writes pause, or it is too old, or the ring changes,
+    the store is listed afresh."""
+    from amplihack_hive.memory.repair import QUIET_S
+    from amplihack_hive.memory.ring import HashRing
+
+    now = [100.0]
+    ring = [HashRing(["agent-0", "agent-1"])]
+    store = InMemoryStore()
+    service = RepairService(
+        "agent-0", store, lambda: ring[0], 2, max_age_s=10.0, clock=lambda: now[0]
+    )
+
+    def listed() -> int:
+        held = service.holdings()  # with R=2 every record it owns is shared with one peer
+        return sum(len(s.keys) for s in held.shared.values()) + len(held.misplaced)
+
+    def write(text: str, *, by_client: bool = True) -> None:
+        store.put_facts([Fact.new(text, created=1.0)])
+        service.touched(by_client=by_client)
+
+    assert listed() == 0
+    write("first")
+    assert listed() == 0  # a client is writing: the listing of a moment ago is reused
+    now[0] += QUIET_S + 0.1
+    assert listed() == 1  # writes paused: listed afresh
+    for i in range(12):  # a steady write load for 12 s: reused for at most 10 s
+        now[0] += 1.0
+        write(f"steady {i}")
+        if i < 9:
+            assert listed() == 1
+    assert listed() == 13
+    write("before the ring changes")
+    ring[0] = HashRing(["agent-0", "agent-1", "agent-2"])
+    assert listed() == 14  # a ring change: always listed afresh
+    now[0] += QUIET_S + 0.1
+    write("by repair", by_client=False)  # repair's own changes are no write load
+    assert listed() == 15

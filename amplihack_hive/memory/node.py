@@ -46,6 +46,8 @@ MAX_BATCH = 50_000
 
 #: Operations that change the store (repair's cached digests are invalidated by them).
 WRITES = frozenset({"put", "forget", "corpus", "import"})
+#: The writes coordinators make for clients (the others come from repair).
+CLIENT_WRITES = frozenset({"put", "forget"})
 #: Operations refused while the node rebuilds its replicas (its answers would be partial).
 READS = frozenset({"postings", "facts", "corpus"})
 
@@ -134,7 +136,7 @@ class MemoryNode:
         try:
             reply = handler(message)
             if op in WRITES and self.repair is not None:
-                self.repair.touched()
+                self.repair.touched(by_client=op in CLIENT_WRITES)
             return reply
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             if isinstance(exc, InvalidInputError):

@@ -53,6 +53,8 @@ CORPUS_KEY = "\x00corpus"
 LEVEL_BITS = 6
 FANOUT = 1 << LEVEL_BITS
 MAX_BITS = 30
+#: Seconds without a client write after which a store is listed afresh for repair.
+QUIET_S = 1.0
 #: A differing bucket with at most this many records on each side exchanges its keys.
 LEAF = 24
 
@@ -186,11 +188,13 @@ class RepairService:
     """The responder side of repair, served by a node. ``ring`` gives the current ring.
 
     Listing and hashing every record a store holds costs time in proportion to the store,
-    so under a steady write load the listing is reused for up to ``max_age_s`` seconds
-    after the store changed (never across a ring change). A stale listing only delays
-    convergence: records written since are compared in a later round, and writes and
-    tombstones are idempotent, so exchanging a record twice is harmless. An in-process
-    hive uses 0 (always fresh), which its tests rely on."""
+    and the listing is out of date after every change. While clients are writing (a write
+    came in the last :data:`QUIET_S` seconds) a listing is reused for up to ``max_age_s``
+    seconds (never across a ring change): a stale listing only delays convergence, since
+    records written since are compared in a later round, and writes and tombstones are
+    idempotent. Once writes pause, the next request lists the store afresh, so a repair
+    after a burst of writes (or a fault) compares what the replicas really hold.
+    ``max_age_s=0`` (an in-process hive) always lists afresh."""
 
     def __init__(
         self,
@@ -211,17 +215,26 @@ class RepairService:
         #: (version, ring vnodes, ring nodes) it was listed at, when, and the listing
         self._cache: tuple[tuple[int, int, tuple[str, ...]], float, Holdings] | None = None
         self.version = 0
+        self._last_write = -float("inf")
 
-    def touched(self) -> None:
+    def touched(self, *, by_client: bool = False) -> None:
+        """The store changed (``by_client``: a client's write or forget, not repair)."""
         self.version += 1
+        if by_client:
+            self._last_write = self.clock()
 
     def holdings(self) -> Holdings:
         ring = self.ring()
         stamp = (self.version, ring.vnodes, ring.nodes)
         cached = self._cache
+        now = self.clock()
         if cached is not None and (
             cached[0] == stamp
-            or (cached[0][1:] == stamp[1:] and self.clock() - cached[1] < self.max_age_s)
+            or (
+                cached[0][1:] == stamp[1:]
+                and now - cached[1] < self.max_age_s
+                and now - self._last_write < QUIET_S
+            )
         ):
             return cached[2]
         listed = holdings(self.me, self.store, ring, self.replication)
