@@ -189,11 +189,7 @@ async def serve(opts: AgentOptions, stop: asyncio.Event) -> None:
 
     nodes = {
         a: MemoryNode(
-            a,
-            s,
-            # a listing of the store may be reused for two repair periods under writes
-            RepairService(a, s, current_ring, opts.replication, max_age_s=2 * opts.repair_s),
-            worker=StoreWorker(a),
+            a, s, RepairService(a, s, current_ring, opts.replication), worker=StoreWorker(a)
         )
         for a, s in stores.items()
     }

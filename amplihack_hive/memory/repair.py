@@ -53,8 +53,6 @@ CORPUS_KEY = "\x00corpus"
 LEVEL_BITS = 6
 FANOUT = 1 << LEVEL_BITS
 MAX_BITS = 30
-#: Seconds without a client write after which a store is listed afresh for repair.
-QUIET_S = 1.0
 #: A differing bucket with at most this many records on each side exchanges its keys.
 LEAF = 24
 
@@ -187,14 +185,10 @@ def absorb(store: Store, shard: ShardExport) -> list[list[Any]]:
 class RepairService:
     """The responder side of repair, served by a node. ``ring`` gives the current ring.
 
-    Listing and hashing every record a store holds costs time in proportion to the store,
-    and the listing is out of date after every change. While clients are writing (a write
-    came in the last :data:`QUIET_S` seconds) a listing is reused for up to ``max_age_s``
-    seconds (never across a ring change): a stale listing only delays convergence, since
-    records written since are compared in a later round, and writes and tombstones are
-    idempotent. Once writes pause, the next request lists the store afresh, so a repair
-    after a burst of writes (or a fault) compares what the replicas really hold.
-    ``max_age_s=0`` (an in-process hive) always lists afresh."""
+    The listing of the store is cached until the store or the ring changes. It is always
+    exact: comparing stale listings lets a repair stop short of convergence (the nemesis
+    test lost acknowledged facts that way), so an agent under a write load defers its
+    background rounds instead (:attr:`last_client_write`, see agent/brain.py)."""
 
     def __init__(
         self,
@@ -203,43 +197,30 @@ class RepairService:
         ring: Callable[[], HashRing],
         replication: int,
         *,
-        max_age_s: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.me = me
         self.store = store
         self.ring = ring
         self.replication = replication
-        self.max_age_s = max_age_s
         self.clock = clock
-        #: (version, ring vnodes, ring nodes) it was listed at, when, and the listing
-        self._cache: tuple[tuple[int, int, tuple[str, ...]], float, Holdings] | None = None
+        self._cache: tuple[tuple[int, int, tuple[str, ...]], Holdings] | None = None
         self.version = 0
-        self._last_write = -float("inf")
+        #: When a client's write or forget last changed the store (clock seconds).
+        self.last_client_write = -float("inf")
 
     def touched(self, *, by_client: bool = False) -> None:
         """The store changed (``by_client``: a client's write or forget, not repair)."""
         self.version += 1
         if by_client:
-            self._last_write = self.clock()
+            self.last_client_write = self.clock()
 
     def holdings(self) -> Holdings:
         ring = self.ring()
         stamp = (self.version, ring.vnodes, ring.nodes)
-        cached = self._cache
-        now = self.clock()
-        if cached is not None and (
-            cached[0] == stamp
-            or (
-                cached[0][1:] == stamp[1:]
-                and now - cached[1] < self.max_age_s
-                and now - self._last_write < QUIET_S
-            )
-        ):
-            return cached[2]
-        listed = holdings(self.me, self.store, ring, self.replication)
-        self._cache = (stamp, self.clock(), listed)
-        return listed
+        if self._cache is None or self._cache[0] != stamp:
+            self._cache = (stamp, holdings(self.me, self.store, ring, self.replication))
+        return self._cache[1]
 
     def shared_with(self, peer: str) -> Shared:
         return self.holdings().shared.get(peer) or Shared.of([])
