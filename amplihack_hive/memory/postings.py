@@ -426,12 +426,22 @@ class PostingIndex:
     def all(self) -> list[Posting]:
         return list(self._live(self._entries()))
 
+    def _live_keys(self) -> list[bytes]:
+        """Keys of every live posting, without building the postings: repair lists these
+        for every store on every round."""
+        live: dict[bytes, bool] = {}
+        for seg in self._segments:  # oldest first: newer entries overwrite
+            live.update(zip(seg.key.tolist(), seg.live.tolist(), strict=True))
+        live.update((k, e is not None) for k, e in self._flat_table().items())
+        dead = self.dead
+        return [k for k, alive in live.items() if alive and _split(k)[1] not in dead]
+
     def keys(self) -> list[tuple[str, str]]:
-        return [(p.term, p.fact_id) for p in self.all()]
+        return [_split(k) for k in self._live_keys()]
 
     def count(self) -> int:
         if self._count is None:
-            self._count = sum(1 for _ in self._live(self._entries()))
+            self._count = len(self._live_keys())
         return self._count
 
     def close(self) -> None:
