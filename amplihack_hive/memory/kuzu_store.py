@@ -175,8 +175,6 @@ class KuzuStore:
         module = load_engine(engine)
         self._lock = threading.Lock()
         self._prepared: dict[str, Any] = {}
-        self._posting_cache: dict[str, list[Posting]] = {}
-        self._cached_postings = 0
         self._column_cache: dict[str, Columns] = {}
         self._cached_columns = 0
         self._db: Any = None
@@ -443,29 +441,19 @@ class KuzuStore:
                 self._index.put(live)
 
     def postings(self, terms: Sequence[str]) -> dict[str, list[Posting]]:
-        out: dict[str, list[Posting]] = {}
         with self._open():
-            fetched: dict[str, list[Posting]] = {}
-            for t in terms:
-                cached = self._posting_cache.get(t)
-                if cached is None:
-                    cached = fetched[t] = self._index.term(t)
-                out[t] = list(cached)
-            if fetched:
-                self._remember_postings(fetched)
-        return {t: out[t] for t in terms}
+            return {t: self._index.term(t) for t in terms}
 
     def columns(self, terms: Sequence[str]) -> dict[str, Columns]:
-        """The posting lists of ``terms`` as arrays (cached like the lists, kept exact by
-        every write)."""
+        """The posting lists of ``terms`` as arrays. Owners read the same terms again and
+        again, so lists are kept here (a bounded cache, emptied whole when full, and kept
+        exact by every write: writes drop the terms they touch)."""
         out: dict[str, Columns] = {}
-        missing = [t for t in terms if t not in self._column_cache]
-        lists = self.postings(missing) if missing else {}
         with self._open():
             for t in terms:
                 cols = self._column_cache.get(t)
                 if cols is None:
-                    cols = Columns.of(lists[t])
+                    cols = Columns.of(self._index.term(t))
                     if self._cached_columns + len(cols) > POSTING_CACHE:
                         self._column_cache.clear()
                         self._cached_columns = 0
@@ -475,28 +463,12 @@ class KuzuStore:
                 out[t] = cols
         return out
 
-    def _remember_postings(self, lists: dict[str, list[Posting]]) -> None:
-        """Keep read posting lists in memory (recall reads the same terms again and again);
-        a bounded cache, emptied whole when full, and kept exact by every write."""
-        size = sum(len(v) for v in lists.values())
-        if self._cached_postings + size > POSTING_CACHE:
-            self._posting_cache.clear()
-            self._cached_postings = 0
-        if size <= POSTING_CACHE:
-            self._posting_cache.update(lists)
-            self._cached_postings += size
-
     def _forget_cached(self, terms: Iterable[str] | None = None) -> None:
         if terms is None:
-            self._posting_cache.clear()
-            self._cached_postings = 0
             self._column_cache.clear()
             self._cached_columns = 0
             return
         for t in terms:
-            dropped = self._posting_cache.pop(t, None)
-            if dropped is not None:
-                self._cached_postings -= len(dropped)
             cols = self._column_cache.pop(t, None)
             if cols is not None:
                 self._cached_columns -= len(cols)
