@@ -283,8 +283,12 @@ class Supervisor:
         live = self.live_records()
         by_agent = {a: rec for rec, _ in live for a in rec.agents}
         records = [rec for rec, _ in live]
-        health = self._probe(records, "/health", HEALTH_TIMEOUT_S) if live else {}
-        stats = self._probe(records, "/stats", STATS_TIMEOUT_S) if health else {}
+        probed = (
+            self._probe(records, {"/health": HEALTH_TIMEOUT_S, "/stats": STATS_TIMEOUT_S})
+            if live
+            else {}
+        )
+        health, stats = probed.get("/health", {}), probed.get("/stats", {})
         seen = _hive_view(stats.values())
         out = []
         for agent in self.config.agent_names:
@@ -320,9 +324,10 @@ class Supervisor:
         return out
 
     def _probe(
-        self, records: list[ProcessRecord], path: str, timeout_s: float
-    ) -> dict[str, dict[str, Any]]:
-        """``GET path`` of every process at once; the replies of those that answered."""
+        self, records: list[ProcessRecord], paths: dict[str, float]
+    ) -> dict[str, dict[str, dict[str, Any]]]:
+        """``GET`` each of ``paths`` (path -> timeout, s) of every process, all at once;
+        per path, the replies of the processes that answered."""
         import asyncio
 
         from amplihack_hive._loop import LoopThread
@@ -330,7 +335,7 @@ class Supervisor:
 
         token = read_token(self.dir)
 
-        async def probe_all() -> dict[str, dict[str, Any]]:
+        async def probe(path: str, timeout_s: float) -> dict[str, dict[str, Any]]:
             transport = HttpTransport({}, token=token, timeout_s=timeout_s)
             try:
                 replies = await asyncio.gather(
@@ -347,6 +352,10 @@ class Supervisor:
                 else:
                     out[rec.group] = reply
             return out
+
+        async def probe_all() -> dict[str, dict[str, dict[str, Any]]]:
+            found = await asyncio.gather(*(probe(p, t) for p, t in paths.items()))
+            return dict(zip(paths, found, strict=True))
 
         loop = LoopThread("amplihack-hive-probe")
         try:
