@@ -43,6 +43,7 @@ bench: install
 	$(PY) -m benchmarks.bench_recall
 	$(PY) -m benchmarks.bench_learn
 	$(PY) -m benchmarks.bench_rss
+	$(PY) -m benchmarks.bench_placement
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

@@ -199,10 +199,12 @@ class Hive(_Client):
         buffer_pool_mb: int = 256,
         max_db_size_mb: int = 4096,
         engine: str = "kuzu",
+        agents_per_domain: int = 1,
     ) -> Hive:
         """N agents in this process, over a transport that carries the same messages as
         HTTP. ``backend="kuzu"`` keeps one database per agent under ``path`` (a temporary
-        directory, removed on close, when no path is given)."""
+        directory, removed on close, when no path is given). ``agents_per_domain`` groups
+        consecutive agents into failure domains, as processes of a local hive are."""
         if isinstance(agents, bool) or not isinstance(agents, int) or agents < 1:
             raise InvalidInputError(f"agents must be an integer >= 1, got {agents!r}")
         if isinstance(replication, bool) or not isinstance(replication, int) or replication < 1:
@@ -211,7 +213,16 @@ class Hive(_Client):
             raise InvalidInputError(
                 f"unknown backend {backend!r}; use one of: {', '.join(BACKENDS)}"
             )
+        if (
+            isinstance(agents_per_domain, bool)
+            or not isinstance(agents_per_domain, int)
+            or (agents_per_domain < 1)
+        ):
+            raise InvalidInputError(
+                f"agents_per_domain must be an integer >= 1, got {agents_per_domain!r}"
+            )
         names = agent_names(agents)
+        domains = {n: names[i - i % agents_per_domain] for i, n in enumerate(names)}
         cleanup: Path | None = None
         root: Path | None = None
         if backend == "kuzu":
@@ -238,7 +249,7 @@ class Hive(_Client):
             if cleanup:
                 shutil.rmtree(cleanup, ignore_errors=True)
             raise
-        ring = HashRing(names, vnodes=vnodes)
+        ring = HashRing(names, vnodes=vnodes, domains=domains)
         coordinator = Coordinator(
             ring, InProcessTransport({}), replication=replication, write_quorum=write_quorum
         )
@@ -300,9 +311,13 @@ class Hive(_Client):
             on_unreachable=peers.forget,
         )
         # the running agents' ring (it may lag the config until `start` publishes it)
-        members = MembersFile(directory)() or cfg.agent_names
+        published = MembersFile(directory)
+        members = published() or cfg.agent_names
         coordinator = Coordinator(
-            HashRing(members), transport, replication=cfg.replication, agent="client"
+            HashRing(members, domains=published.domains() or cfg.domains()),
+            transport,
+            replication=cfg.replication,
+            agent="client",
         )
         return cls(coordinator, transport, list(members))
 

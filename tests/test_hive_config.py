@@ -273,6 +273,45 @@ def test_add_agent_to_a_missing_hive_names_the_path(hive_home: Path) -> None:
     assert not hive_home.exists()
 
 
+def test_packed_agents_keep_their_domains_through_membership_changes(hive_home: Path) -> None:
+    create_hive(None, "h", agents=7, agents_per_process=3)
+    cfg = load_hive(None, "h")
+    assert cfg.domains() == {
+        **{f"agent-{i}": "p0" for i in range(3)},
+        **{f"agent-{i}": "p1" for i in range(3, 6)},
+        "agent-6": "p2",
+    }
+    add_agent(None, "h", "x1")  # the last domain has room
+    add_agent(None, "h", "x2")
+    add_agent(None, "h", "x3")  # it is full now: a new domain
+    add_agent(None, "h", "x4", domain="zone-b")
+    domains = load_hive(None, "h").domains()
+    assert (domains["x1"], domains["x2"], domains["x3"], domains["x4"]) == (
+        "p2",
+        "p2",
+        "p3",
+        "zone-b",
+    )
+    remove_agent(None, "h", "agent-1")  # nobody else changes domain
+    after = load_hive(None, "h").domains()
+    assert after == {a: d for a, d in domains.items() if a != "agent-1"}
+    with pytest.raises(InvalidInputError):
+        add_agent(None, "h", "x5", domain="Bad Domain")
+
+
+def test_agents_without_domains_are_grouped_by_position(hive_home: Path) -> None:
+    create_hive(None, "h", agents=5)
+    cfg = load_hive(None, "h")
+    assert cfg.domains() == {f"agent-{i}": f"agent-{i}" for i in range(5)}
+    assert cfg.domains(2) == {
+        "agent-0": "agent-0",
+        "agent-1": "agent-0",
+        "agent-2": "agent-2",
+        "agent-3": "agent-2",
+        "agent-4": "agent-4",
+    }
+
+
 def test_remove_agent(hive_home: Path) -> None:
     create_hive(None, "h", agents=3)
     cfg = remove_agent(None, "h", "agent-1")
@@ -424,7 +463,7 @@ BAD_CONFIGS = [
     (
         "unknown agent key",
         "name: h\nagents:\n  - name: a\n    promt: x\n",
-        "agents[0].promt: unknown key (expected one of: name, prompt, kuzu_db)",
+        "agents[0].promt: unknown key (expected one of: name, prompt, kuzu_db, domain)",
     ),
     (
         "prompt not str",

@@ -164,6 +164,16 @@ def test_agents_per_process_packs_agents(hive_home: Path) -> None:
         sup.start(timeout=60)
         assert len(agent_pids(sup.dir)) == 2
         assert len({r.pid for r in sup.status()}) == 2
+        # one process per failure domain, and the agents know the domains
+        by_pid: dict[int, set[str]] = {}
+        for r in sup.status():
+            by_pid.setdefault(r.pid, set()).add(r.name)  # type: ignore[arg-type]
+        assert sorted(map(sorted, by_pid.values())) == [
+            ["agent-0", "agent-1", "agent-2"],
+            ["agent-3", "agent-4", "agent-5"],
+        ]
+        members = json.loads((sup.dir / "run" / "members.json").read_text())
+        assert members["domains"] == {f"agent-{i}": f"p{i // 3}" for i in range(6)}
         with Hive.connect("m", hive_home) as client:
             client.remember_many([f"packed fact {i}" for i in range(20)])
             assert client.recall("packed fact 7")[0].content == "packed fact 7"

@@ -291,3 +291,122 @@ class RingAgainstModel(RuleBasedStateMachine):
 
 TestRingAgainstModel = RingAgainstModel.TestCase
 TestRingAgainstModel.settings = settings(max_examples=40, stateful_step_count=30, deadline=None)
+
+
+# -- failure domains --------------------------------------------------------------------------
+
+
+def model_domain_owners(
+    nodes: list[str], domains: dict[str, str], vnodes: int, h: int, r: int
+) -> list[str]:
+    """Rack-aware placement the slow way: walk the distinct nodes clockwise; take a node whose
+    domain is new while some domain is missing, then the skipped nodes in the order met."""
+    order = model_owners(nodes, vnodes, h, len(nodes))
+    everyone = set(domains[n] for n in nodes)
+    chosen: list[str] = []
+    used: set[str] = set()
+    skipped: list[str] = []
+    for node in order:
+        if used == everyone:
+            chosen.extend(skipped)
+            skipped = []
+            chosen.append(node)
+        elif domains[node] in used:
+            skipped.append(node)
+        else:
+            used.add(domains[node])
+            chosen.append(node)
+    chosen.extend(skipped)
+    return chosen[:r]
+
+
+packed = st.tuples(st.integers(1, 24), st.integers(1, 6))
+
+
+@given(packed, st.integers(1, 4), hashes, st.integers(1, 8))
+def test_domain_aware_owners_match_the_model(
+    shape: tuple[int, int], vnodes: int, h: int, r: int
+) -> None:
+    n, per = shape
+    nodes = [f"agent-{i}" for i in range(n)]
+    domains = {a: f"p{i // per}" for i, a in enumerate(nodes)}
+    ring = HashRing(nodes, vnodes=vnodes, domains=domains)
+    assert ring.owners_of_hash(h, r) == model_domain_owners(nodes, domains, vnodes, h, r)
+
+
+@settings(max_examples=50, deadline=None)
+@given(packed, st.lists(keys, min_size=1, max_size=30))
+def test_owners_are_in_distinct_domains_whenever_there_are_enough(
+    shape: tuple[int, int], probe: list[str]
+) -> None:
+    n, per = shape
+    nodes = [f"agent-{i}" for i in range(n)]
+    domains = {a: f"p{i // per}" for i, a in enumerate(nodes)}
+    ring = HashRing(nodes, vnodes=16, domains=domains)
+    d = ring.domain_count
+    assert d == len(set(domains.values()))
+    for key in probe:
+        owners = ring.owners(key, 3)
+        assert len(set(owners)) == len(owners) == min(3, n)
+        # R distinct domains when there are R; else every domain holds a copy
+        assert len({domains[a] for a in owners}) == min(3, d)
+
+
+def test_packed_100_agents_never_put_two_owners_in_one_process() -> None:
+    # 100 agents, 5 per process: without domains 11.9% of keys had 2+ owners in one process.
+    nodes = [f"agent-{i}" for i in range(100)]
+    domains = {a: f"p{i // 5}" for i, a in enumerate(nodes)}
+    ring = HashRing(nodes, domains=domains)
+    plain = HashRing(nodes)
+    shared = plain_shared = 0
+    load: Counter[str] = Counter()
+    for key in key_set("domains", 20_000):
+        owners = ring.owners(key, 3)
+        load.update(owners)
+        shared += len({domains[a] for a in owners}) < 3
+        plain_shared += len({domains[a] for a in plain.owners(key, 3)}) < 3
+    assert shared == 0
+    assert plain_shared > 1000  # the model is not trivially satisfied
+    assert max(load.values()) / (sum(load.values()) / 100) <= 1.3
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(min_value=3, max_value=8), st.integers(1, 5), st.booleans())
+def test_joining_a_packed_ring_moves_only_what_the_newcomer_takes(
+    processes: int, per: int, own_domain: bool
+) -> None:
+    # at least R domains before the join (with fewer, every key must take the new domain in)
+    n = processes * per
+    nodes = [f"agent-{i}" for i in range(n)]
+    domains = {a: f"p{i // per}" for i, a in enumerate(nodes)}
+    before = HashRing(nodes, domains=domains)
+    after = HashRing(nodes, domains=domains)
+    after.add("agent-new", "p-new" if own_domain else "p0")
+    probe = key_set("join", 2000)
+    moved = taken = 0
+    for k in probe:
+        old3, new3 = set(before.owners(k, 3)), set(after.owners(k, 3))
+        taken += "agent-new" in new3
+        if old3 != new3:
+            moved += 1
+            if own_domain:
+                # only the newcomer comes in, one member leaves
+                assert new3 - old3 == {"agent-new"} and len(old3 - new3) == 1
+    if own_domain:
+        assert moved == taken
+    else:
+        # joining a domain can also move a key between two of that domain's agents
+        assert taken <= moved <= 2 * taken + len(probe) * 0.02
+        # and the newcomer takes about a share of the copies, as an agent of a plain ring
+        assert taken / len(probe) < 3.0 / (n + 1) * 2
+
+
+def test_domains_are_checked() -> None:
+    with pytest.raises(InvalidInputError):
+        HashRing(["a"], domains={"a": ""})
+    ring = HashRing(["a", "b"], domains={"a": "x"})
+    assert ring.domain("a") == "x" and ring.domain("b") == "b"
+    with pytest.raises(InvalidInputError):
+        ring.add("c", "")
+    ring.add("c", "x")
+    assert ring.domain_count == 2

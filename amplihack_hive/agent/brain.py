@@ -46,6 +46,7 @@ class AgentBrain:
         prompts: dict[str, str] | None = None,
         *,
         members: Callable[[], list[str] | None] | None = None,
+        domains: Callable[[], dict[str, str]] = dict,
         detector: FailureDetector | None = None,
         upkeep_s: float = 30.0,
         probe_s: float = 1.0,
@@ -57,6 +58,8 @@ class AgentBrain:
         self.coordinator = coordinator
         self.prompts = prompts or {}
         self.members = members
+        #: agent -> failure domain, read with the membership
+        self.domains = domains
         self.detector = detector
         self.upkeep_s = upkeep_s
         self.probe_s = probe_s
@@ -110,9 +113,15 @@ class AgentBrain:
         if self.members is None:
             return False
         names = self.members()
-        if not names or sorted(names) == sorted(self.coordinator.ring.nodes):
+        if not names:
             return False
-        ring = HashRing(names, vnodes=self.coordinator.ring.vnodes)
+        domains = self.domains()
+        current = self.coordinator.ring
+        if sorted(names) == list(current.nodes) and all(
+            current.domain(n) == domains.get(n, n) for n in names
+        ):
+            return False
+        ring = HashRing(names, vnodes=current.vnodes, domains=domains)
         self.coordinator.ring = ring
         if self.detector is not None:
             self.detector.set_members(names)

@@ -195,9 +195,13 @@ async def serve(opts: AgentOptions, stop: asyncio.Event) -> None:
     }
     fixed = static_peers()
     members: Callable[[], list[str] | None]
+    domains: Callable[[], dict[str, str]]
     if fixed is not None:
         transport = HttpTransport(fixed, token=token, timeout_s=opts.timeout_s, local=nodes)
         members = lambda: None  # noqa: E731 - the deployment fixes the membership
+        # agents behind one address (one Container App) share its fate
+        fixed_domains = {a: url for a, url in fixed.items()}
+        domains = lambda: fixed_domains  # noqa: E731
     else:
         peers = PeerDirectory(opts.hive_dir)
         transport = HttpTransport(
@@ -207,10 +211,14 @@ async def serve(opts: AgentOptions, stop: asyncio.Event) -> None:
             local=nodes,
             on_unreachable=peers.forget,
         )
-        members = MembersFile(opts.hive_dir)
+        members_file = MembersFile(opts.hive_dir)
+        members, domains = members_file, members_file.domains
     names = members() or opts.all_agents
     coordinator = Coordinator(
-        HashRing(names), transport, replication=opts.replication, agent=opts.agents[0]
+        HashRing(names, domains=domains()),
+        transport,
+        replication=opts.replication,
+        agent=opts.agents[0],
     )
 
     async def ping(peer: str) -> object:
@@ -221,6 +229,7 @@ async def serve(opts: AgentOptions, stop: asyncio.Event) -> None:
         nodes,
         coordinator,
         members=members,
+        domains=domains,
         detector=detector,
         upkeep_s=opts.upkeep_s,
         probe_s=opts.probe_s,

@@ -14,6 +14,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -153,12 +154,16 @@ class PeerDirectory:
 MEMBERS_FILE = "members.json"
 
 
-def write_members(hive: Path, agents: list[str]) -> None:
-    """Publish the hive's membership (the ring); running agents adopt changes."""
+def write_members(hive: Path, agents: list[str], domains: dict[str, str] | None = None) -> None:
+    """Publish the hive's membership (the ring: agents and their failure domains); running
+    agents adopt changes."""
     run_dir(hive).mkdir(parents=True, exist_ok=True)
     path = run_dir(hive) / MEMBERS_FILE
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"agents": agents}))
+    body: dict[str, Any] = {"agents": agents}
+    if domains:
+        body["domains"] = {a: domains[a] for a in agents if a in domains}
+    tmp.write_text(json.dumps(body))
     os.replace(tmp, path)
 
 
@@ -169,6 +174,7 @@ class MembersFile:
         self.path = run_dir(hive) / MEMBERS_FILE
         self._stamp: float | None = None
         self._agents: list[str] | None = None
+        self._domains: dict[str, str] = {}
 
     def __call__(self) -> list[str] | None:
         try:
@@ -178,8 +184,15 @@ class MembersFile:
         if stamp != self._stamp:
             try:
                 data = json.loads(self.path.read_text())
-                self._agents = [str(a) for a in data["agents"]]
+                agents = [str(a) for a in data["agents"]]
+                domains = {str(a): str(d) for a, d in (data.get("domains") or {}).items()}
+                self._agents, self._domains = agents, domains
                 self._stamp = stamp
-            except (OSError, ValueError, KeyError, TypeError) as exc:
+            except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
                 logger.warning("ignoring unreadable %s: %s", self.path, exc)
         return self._agents
+
+    def domains(self) -> dict[str, str]:
+        """Agent -> failure domain, as last read (agents not named are their own)."""
+        self()
+        return dict(self._domains)

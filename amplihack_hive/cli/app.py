@@ -182,10 +182,25 @@ def add_agent(
             help="Its Kuzu database (default: inside the hive directory).",
         ),
     ] = None,
+    domain: Annotated[
+        str | None,
+        typer.Option(
+            "--domain",
+            metavar="DOMAIN",
+            show_default=False,
+            help=(
+                "Its failure domain: agents of one domain run in one process, and no record "
+                "has two replicas in one domain (default: its own, or with agents_per_process "
+                "above 1 the last agent's while it has room)."
+            ),
+        ),
+    ] = None,
 ) -> None:
     """Add an agent to a hive's config."""
     database = os.path.abspath(os.path.expanduser(kuzu_db)) if kuzu_db is not None else None
-    cfg = hive_config.add_agent(state(ctx).home, name, agent, prompt, kuzu_db=database)
+    cfg = hive_config.add_agent(
+        state(ctx).home, name, agent, prompt, kuzu_db=database, domain=domain
+    )
     say(Text(f"added agent {agent} to hive {name} ({len(cfg.agents)} agents)"))
 
 

@@ -11,6 +11,8 @@
       - name: agent-0
         prompt: ''
         kuzu_db: null        # a path; relative paths are relative to the hive directory
+        domain: null         # failure domain: agents of one domain share a process, and
+                             # the replicas of a record are in distinct domains
     azure:
       resource_group: null
       location: eastus
@@ -70,11 +72,14 @@ _HEADER = (
 
 @dataclass
 class AgentConfig:
-    """One agent: its name, its prompt, and optionally where its Kuzu database lives."""
+    """One agent: its name, its prompt, and optionally where its Kuzu database lives and
+    its failure domain (the agents of one domain run in one process; see :meth:`HiveConfig.
+    domains`)."""
 
     name: str
     prompt: str = ""
     kuzu_db: str | None = None
+    domain: str | None = None
 
 
 @dataclass
@@ -103,6 +108,22 @@ class HiveConfig:
     @property
     def agent_names(self) -> list[str]:
         return [agent.name for agent in self.agents]
+
+    def domains(self, per_process: int | None = None) -> dict[str, str]:
+        """Agent -> failure domain. An agent's own ``domain`` if set; otherwise the agents
+        without one are taken ``per_process`` at a time (the config's ``agents_per_process``
+        unless given) in config order, and each such group is a domain named after its
+        first agent (the name its process goes by)."""
+        per = max(1, per_process or self.agents_per_process)
+        out: dict[str, str] = {}
+        loose = [a.name for a in self.agents if a.domain is None]
+        for i in range(0, len(loose), per):
+            for name in loose[i : i + per]:
+                out[name] = loose[i]
+        for a in self.agents:
+            if a.domain is not None:
+                out[a.name] = a.domain
+        return {a.name: out[a.name] for a in self.agents}
 
     def agent(self, name: str) -> AgentConfig:
         """The agent called ``name``; NotFoundError if the hive has none."""
@@ -224,11 +245,17 @@ def _parse_agents(data: object, source: str) -> list[AgentConfig]:
     names: dict[str, str] = {}
     databases: dict[str, str] = {}
     for index, item in enumerate(data):
-        section = _Section(item, source, f"agents[{index}]", ("name", "prompt", "kuzu_db"))
+        section = _Section(
+            item, source, f"agents[{index}]", ("name", "prompt", "kuzu_db", "domain")
+        )
+        domain = section.text("domain", None, optional=True, empty=False)
+        if domain is not None:
+            domain = section.name("domain", "domain name")
         agent = AgentConfig(
             name=section.name("name", "agent name"),
             prompt=section.text("prompt", "", optional=False),
             kuzu_db=section.text("kuzu_db", None, optional=True, empty=False),
+            domain=domain,
         )
         if agent.name in names:
             raise section.error(
@@ -416,7 +443,15 @@ def create_hive(
         replication=replication,
         backend=backend,
         agents_per_process=agents_per_process,
-        agents=[AgentConfig(f"agent-{i}", prompt) for i in range(agents)],
+        # packed agents get explicit domains, so removing one never regroups the others
+        agents=[
+            AgentConfig(
+                f"agent-{i}",
+                prompt,
+                domain=f"p{i // agents_per_process}" if agents_per_process > 1 else None,
+            )
+            for i in range(agents)
+        ],
     )
     try:
         directory.mkdir(parents=True)
@@ -464,9 +499,17 @@ def load_hive(home: HomeArg, name: str) -> HiveConfig:
 
 
 def add_agent(
-    home: HomeArg, name: str, agent: str, prompt: str = "", kuzu_db: str | None = None
+    home: HomeArg,
+    name: str,
+    agent: str,
+    prompt: str = "",
+    kuzu_db: str | None = None,
+    domain: str | None = None,
 ) -> HiveConfig:
     """Add an agent to hive ``name`` and return the new config.
+
+    ``domain`` is its failure domain; by default, in a hive that packs several agents per
+    process, the last agent's domain while it has room, else a new one.
 
     Invalid agent name or arguments: InvalidInputError; the agent exists already:
     HiveStateError; no such hive: NotFoundError. A relative ``kuzu_db`` is relative to
@@ -474,6 +517,8 @@ def add_agent(
     """
     directory = hive_dir(home, name)
     validate_name(agent, "agent name")
+    if domain is not None:
+        validate_name(domain, "domain name")
     if not isinstance(prompt, str):
         raise InvalidInputError(f"prompt must be a string, got {type(prompt).__name__}")
     if kuzu_db is not None:
@@ -485,12 +530,29 @@ def add_agent(
         cfg = _load_checked(directory, name)
         if agent in cfg.agent_names:
             raise HiveStateError(f"hive {name!r} already has an agent named {agent!r}")
-        cfg.agents.append(AgentConfig(agent, prompt, kuzu_db))
+        if domain is None and cfg.agents_per_process > 1:
+            domain = _next_domain(cfg)
+        cfg.agents.append(AgentConfig(agent, prompt, kuzu_db, domain))
         try:
             save(config_path(directory), cfg)
         except ConfigError as exc:  # e.g. the database path is another agent's
             raise InvalidInputError(str(exc)) from None
     return cfg
+
+
+def _next_domain(cfg: HiveConfig) -> str:
+    """The domain a new agent joins: the last agent's while it has fewer than
+    ``agents_per_process`` agents, else the first unused ``p<k>``."""
+    domains = cfg.domains()
+    if cfg.agents:
+        last = domains[cfg.agents[-1].name]
+        if sum(d == last for d in domains.values()) < cfg.agents_per_process:
+            return last
+    used = set(domains.values())
+    k = 0
+    while f"p{k}" in used:
+        k += 1
+    return f"p{k}"
 
 
 def remove_agent(home: HomeArg, name: str, agent: str) -> HiveConfig:

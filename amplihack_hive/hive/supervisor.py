@@ -172,11 +172,17 @@ class Supervisor:
         if not cfg.agents:
             raise HiveStateError(f"hive {self.name!r} has no agents; add one with add-agent")
         read_token(self.dir)  # fail early, in the CLI, on a missing token
-        write_members(self.dir, cfg.agent_names)  # running agents adopt added/removed ones
+        domains = cfg.domains(agents_per_process)
+        # running agents adopt added/removed ones; the ring keeps each domain's agents apart
+        write_members(self.dir, cfg.agent_names, domains)
         hosted = {a for rec, _ in self.live_records() for a in rec.agents}
         missing = [a for a in cfg.agent_names if a not in hosted]
-        per = max(1, agents_per_process or cfg.agents_per_process)
-        chunks = [missing[i : i + per] for i in range(0, len(missing), per)]
+        # one process per failure domain: the agents that die together are the agents
+        # the ring already keeps from holding two copies of one record
+        groups: dict[str, list[str]] = {}
+        for a in missing:
+            groups.setdefault(domains[a], []).append(a)
+        chunks = list(groups.values())
         children: list[tuple[list[str], subprocess.Popen[bytes]]] = []
         (self.dir / LOG_DIR).mkdir(parents=True, exist_ok=True)
         for chunk in chunks:

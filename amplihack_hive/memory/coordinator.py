@@ -212,6 +212,17 @@ class Coordinator:
         """Acks needed among ``owners`` (all of them when there are fewer than W)."""
         return min(self.write_quorum, len(owners))
 
+    def _acked(self, owners: Sequence[str], acks: Iterable[str]) -> bool:
+        """Whether ``acks`` make a write quorum for a record owned by ``owners``: W distinct
+        agents (all owners when there are fewer) in W distinct failure domains (all domains
+        when there are fewer), so two replicas that die together never make a quorum."""
+        agents = set(acks)
+        need = self._quorum(owners)
+        if len(agents) < need:
+            return False
+        domain = self.ring.domain
+        return len({domain(a) for a in agents}) >= min(need, self.ring.domain_count)
+
     # -- remember ---------------------------------------------------------------------
 
     def prepare(self, item: str | dict[str, Any], **defaults: Any) -> tuple[Fact, list[Posting]]:
@@ -297,8 +308,8 @@ class Coordinator:
         # Sloppy quorum with hinted handoff (Dynamo §4.6): what a down owner should have
         # stored goes to the next agent on the ring; that agent holds it as a misplaced
         # record and hands it to the owner when it is back (memory/repair.py).
-        extra_facts: dict[str, int] = {}
-        extra_terms: dict[str, int] = {}
+        extra_facts: dict[str, set[str]] = {}
+        extra_terms: dict[str, set[str]] = {}
         sub_slots: dict[str, tuple[str, int]] = {}
         hreplies: dict[str, Message | Exception] = {}
         if down:
@@ -308,22 +319,22 @@ class Coordinator:
                 if isinstance(reply, Exception):
                     continue
                 for fid, i in fact_subs.get(agent, []):
-                    extra_facts[fid] = extra_facts.get(fid, 0) + 1
+                    extra_facts.setdefault(fid, set()).add(agent)
                     sub_slots.setdefault(fid, (agent, i))
                 for term in term_subs.get(agent, set()):
-                    extra_terms[term] = extra_terms.get(term, 0) + 1
+                    extra_terms.setdefault(term, set()).add(agent)
         term_ok = {
-            t: sum(a in ok for a in owners) + extra_terms.get(t, 0) >= self._quorum(owners)
+            t: self._acked(owners, [*(a for a in owners if a in ok), *extra_terms.get(t, ())])
             for t, owners in term_owners.items()
         }
         new_count = new_length = 0
         failed: list[str] = []
         for fact, postings in unique.values():
             acked = [(a, i) for a, i in fact_slots[fact.id] if a in ok]
-            acks = len(acked) + extra_facts.get(fact.id, 0)
-            if acks < self._quorum(fact_slots[fact.id]) or not all(
-                term_ok[p.term] for p in postings
-            ):
+            owners = [a for a, _ in fact_slots[fact.id]]
+            if not self._acked(
+                owners, [*(a for a, _ in acked), *extra_facts.get(fact.id, ())]
+            ) or not all(term_ok[p.term] for p in postings):
                 failed.append(fact.id)
                 continue
             # count a fact once: when the first replica that answered says it is new to it
@@ -370,19 +381,29 @@ class Coordinator:
         fact_subs: dict[str, list[tuple[str, int]]] = {}
         term_subs: dict[str, set[str]] = {}
         everyone = len(self.ring)
-        cache: dict[str, list[str]] = {}
+        cache: dict[str, dict[str, str]] = {}
+        domain = self.ring.domain
 
         def stand_in(key: str, owner: str) -> str | None:
             """The live agent after the key's owners that stands in for ``owner``: the k-th
             one for the k-th down owner, so two down owners never share a stand-in (one
-            agent holding two "copies" would be one copy)."""
-            order = cache.get(key)
-            if order is None:
-                order = cache[key] = self.ring.owners(key, everyone)
-            owners = order[: self.replication]
-            k = sorted(a for a in owners if a in down).index(owner)
-            live = [a for a in order[self.replication :] if a not in down]
-            return live[k] if k < len(live) else None
+            agent holding two "copies" would be one copy). Stand-ins in domains that hold
+            none of the key's live copies come first, each in a domain of its own."""
+            subs = cache.get(key)
+            if subs is None:
+                order = self.ring.owners(key, everyone)
+                owners = order[: self.replication]
+                taken = {domain(a) for a in owners if a not in down}
+                live = [a for a in order[self.replication :] if a not in down]
+                fresh: list[str] = []
+                for a in live:
+                    if domain(a) not in taken:
+                        taken.add(domain(a))
+                        fresh.append(a)
+                ranked = fresh + [a for a in live if a not in fresh]
+                dead = sorted(a for a in owners if a in down)
+                subs = cache[key] = dict(zip(dead, ranked, strict=False))
+            return subs.get(owner)
 
         for agent in down:
             for d in batches[agent]["facts"]:
@@ -536,7 +557,7 @@ class Coordinator:
     def _check_tomb_quorum(
         self, fact_id: str, groups: list[list[str]], ok: set[str], down: set[str]
     ) -> None:
-        short = [g for g in groups if sum(a in ok for a in g) < self._quorum(g)]
+        short = [g for g in groups if not self._acked(g, [a for a in g if a in ok])]
         if short:
             raise TransportError(
                 f"the tombstone of {fact_id} did not reach a quorum of {len(short)} replica "

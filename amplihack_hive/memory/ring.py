@@ -12,6 +12,13 @@ moves only about 1/N of the keys, and only to or from that node. Replication fol
 DeCandia et al., "Dynamo" (SOSP 2007) §4.2: a key's *preference list* is the first R
 *distinct* physical nodes met walking clockwise, skipping further virtual nodes of a node
 already chosen.
+
+Failure domains follow Cassandra's rack-aware placement (NetworkTopologyStrategy): every node
+has a domain (the process it runs in, its Container App, a zone) and the walk takes a node
+only if no node of its domain is in the list yet, until every domain is represented; then it
+fills the list with the nodes it skipped, in the order it met them. So whenever there are at
+least R domains, the R owners of every key are in R distinct domains, and one process dying
+with its disk never takes every copy of a record with it. A node without a domain is its own.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from amplihack_hive.errors import InvalidInputError, NotFoundError
 
@@ -53,9 +60,9 @@ class _RingState:
     that took ``self._state`` once never sees points and owners from two different rings.
     """
 
-    __slots__ = ("nodes", "owners", "points", "successors")
+    __slots__ = ("domain_count", "domains", "nodes", "owners", "points", "successors")
 
-    def __init__(self, nodes: frozenset[str], vnodes: int) -> None:
+    def __init__(self, nodes: frozenset[str], vnodes: int, domains: dict[str, str]) -> None:
         # Karger et al. 1997: each node is replicated at `vnodes` pseudo-random points of the
         # circle. Ties between two nodes' points (astronomically rare at 64 bits) are broken
         # by node name so the order never depends on insertion order.
@@ -67,24 +74,51 @@ class _RingState:
         # until first asked. Filled on demand so a ring that is only ever asked for r=3 never
         # pays for other lengths; thrown away with the snapshot on add/remove.
         self.successors: dict[int, list[tuple[str, ...] | None]] = {}
+        #: node -> its failure domain (every node has one; its own name by default)
+        self.domains: dict[str, str] = {n: domains.get(n, n) for n in nodes}
+        self.domain_count = len(set(self.domains.values()))
 
     def walk(self, start: int, r: int) -> tuple[str, ...]:
-        """The first ``r`` distinct nodes clockwise from point index ``start`` (r <= nodes)."""
+        """The first ``r`` distinct nodes clockwise from point index ``start`` (r <= nodes),
+        in distinct domains while any domain is not represented yet."""
         # Dynamo 2007 §4.2: walk clockwise, skipping virtual nodes of physical nodes already in
-        # the preference list, until R distinct physical nodes are found.
+        # the preference list. Cassandra's NetworkTopologyStrategy: also skip (for now) nodes
+        # whose domain is already represented, until every domain is; then the skipped nodes
+        # come next, in the order they were met.
         owners = self.owners
+        domains = self.domains
         size = len(owners)
         chosen: list[str] = []
         seen: set[str] = set()
+        used: set[str] = set()
+        skipped: list[str] = []
+        all_domains = self.domain_count
         j = start
-        while len(chosen) < r:
+        for _ in range(size):
+            if len(chosen) >= r:
+                break
             node = owners[j]
-            if node not in seen:
-                seen.add(node)
-                chosen.append(node)
             j += 1
             if j == size:
                 j = 0
+            if node in seen:
+                continue
+            seen.add(node)
+            if len(used) == all_domains:
+                chosen.append(node)
+                continue
+            domain = domains[node]
+            if domain in used:
+                skipped.append(node)
+                continue
+            used.add(domain)
+            chosen.append(node)
+            if len(used) == all_domains:
+                take = skipped[: r - len(chosen)]
+                chosen.extend(take)
+                del skipped[: len(take)]
+        # a full circle met every node; what is still skipped follows in the order met
+        chosen.extend(skipped[: r - len(chosen)])
         return tuple(chosen)
 
 
@@ -96,7 +130,12 @@ class HashRing:
     True
     """
 
-    def __init__(self, nodes: Iterable[str] = (), vnodes: int = DEFAULT_VNODES) -> None:
+    def __init__(
+        self,
+        nodes: Iterable[str] = (),
+        vnodes: int = DEFAULT_VNODES,
+        domains: Mapping[str, str] | None = None,
+    ) -> None:
         if isinstance(vnodes, bool) or not isinstance(vnodes, int) or vnodes < 1:
             raise InvalidInputError(f"vnodes must be an int >= 1, got {vnodes!r}")
         self._vnodes = vnodes
@@ -106,7 +145,12 @@ class HashRing:
             if node in names:
                 raise InvalidInputError(f"node {node!r} given twice")
             names.add(node)
-        self._state = _RingState(frozenset(names), vnodes)
+        self._domains: dict[str, str] = {}
+        for node, domain in (domains or {}).items():
+            if not isinstance(domain, str) or not domain:
+                raise InvalidInputError(f"the domain of {node!r} must be a non-empty str")
+            self._domains[node] = domain
+        self._state = _RingState(frozenset(names), vnodes, self._domains)
 
     # -- membership ---------------------------------------------------------------------------
 
@@ -114,6 +158,20 @@ class HashRing:
     def vnodes(self) -> int:
         """Virtual nodes per physical node."""
         return self._vnodes
+
+    def domain(self, node: str) -> str:
+        """The failure domain of ``node`` (its own name unless one was given)."""
+        return self._state.domains.get(node) or self._domains.get(node, node)
+
+    @property
+    def domains(self) -> dict[str, str]:
+        """Node -> failure domain, for every member."""
+        return dict(self._state.domains)
+
+    @property
+    def domain_count(self) -> int:
+        """How many distinct failure domains the members are in."""
+        return self._state.domain_count
 
     @property
     def nodes(self) -> tuple[str, ...]:
@@ -129,13 +187,17 @@ class HashRing:
     def __repr__(self) -> str:
         return f"HashRing(nodes={len(self)}, vnodes={self._vnodes})"
 
-    def add(self, node: str) -> None:
-        """Add ``node``; refuses a name already on the ring."""
+    def add(self, node: str, domain: str | None = None) -> None:
+        """Add ``node`` (in ``domain``, else its own); refuses a name already on the ring."""
         _check_node_name(node)
         state = self._state
         if node in state.nodes:
             raise InvalidInputError(f"node {node!r} is already on the ring")
-        self._state = _RingState(state.nodes | {node}, self._vnodes)
+        if domain is not None:
+            if not isinstance(domain, str) or not domain:
+                raise InvalidInputError(f"the domain of {node!r} must be a non-empty str")
+            self._domains[node] = domain
+        self._state = _RingState(state.nodes | {node}, self._vnodes, self._domains)
         logger.debug("ring: added %s (%d nodes)", node, len(self._state.nodes))
 
     def remove(self, node: str) -> None:
@@ -143,7 +205,7 @@ class HashRing:
         state = self._state
         if node not in state.nodes:
             raise NotFoundError(f"node {node!r} is not on the ring")
-        self._state = _RingState(state.nodes - {node}, self._vnodes)
+        self._state = _RingState(state.nodes - {node}, self._vnodes, self._domains)
         logger.debug("ring: removed %s (%d nodes)", node, len(self._state.nodes))
 
     # -- placement ----------------------------------------------------------------------------
