@@ -18,7 +18,7 @@ from amplihack_hive.errors import ConfigError, InvalidInputError, StorageError
 from amplihack_hive.memory import kuzu_store
 from amplihack_hive.memory.engine import ENGINES, engine_errors, load_engine
 from amplihack_hive.memory.kuzu_store import KuzuStore
-from amplihack_hive.memory.records import CorpusStats, Fact, Posting, Tombstone
+from amplihack_hive.memory.records import CORPUS_TERM, Fact, Posting, Tombstone
 
 SMALL: dict[str, Any] = {"buffer_pool_mb": 16, "max_db_size_mb": 64}
 LADYBUG = any(importlib.util.find_spec(m) is not None for m in ENGINES["ladybug"][0])
@@ -45,7 +45,6 @@ def test_records_survive_close_and_reopen(tmp_path: Path) -> None:
     store.put_facts([old])
     store.put_postings([post("birthday", old), post("birthday", new), post("secret", gone)])
     store.forget([Tombstone(gone.id, 3.0)])
-    store.add_corpus(3, 21)
     before = store.export()
     store.close()
 
@@ -57,7 +56,7 @@ def test_records_survive_close_and_reopen(tmp_path: Path) -> None:
             before.postings, key=Posting.to_list
         )
         assert after.tombstones == [Tombstone(gone.id, 3.0)]
-        assert after.corpus == CorpusStats(3, 21)
+        assert store.pending_corpus() == []  # a store of this format needs no backfill
         assert store.relations(old.id) == [("superseded_by", new.id)]
         assert store.relations(new.id) == [("supersedes", old.id)]
         assert store.put_facts([gone]) == [False]
@@ -93,8 +92,8 @@ def test_a_closed_store_refuses_every_call(tmp_path: Path) -> None:
         lambda: store.postings(["t"]),
         lambda: store.forget([Tombstone(f.id, 1.0)]),
         lambda: store.tombstoned([f.id]),
-        lambda: store.corpus(),
-        lambda: store.add_corpus(1, 1),
+        lambda: store.pending_corpus(),
+        lambda: store.corpus_done(),
         lambda: store.fact_ids(),
         lambda: store.fact_count(),
         lambda: store.posting_count(),
@@ -199,16 +198,15 @@ def test_batches_larger_than_a_chunk(tmp_path: Path, monkeypatch: pytest.MonkeyP
         assert store.fact_count() == 30 and store.posting_count() == 30
 
 
-def test_postings_under_the_reserved_counter_names_do_not_touch_the_counters(
-    tmp_path: Path,
-) -> None:
+def test_corpus_list_postings_are_postings(tmp_path: Path) -> None:
     f = fact("odd term")
     with KuzuStore(tmp_path / "s.kuzu", **SMALL) as store:
-        reserved = kuzu_store._CORPUS_KEYS[0]
-        store.put_postings([post(reserved, f)])
-        assert store.corpus() == CorpusStats(0, 0)
-        assert store.add_corpus(2, 8) == CorpusStats(2, 8)
-        assert store.postings([reserved]) == {reserved: [post(reserved, f)]}
+        corpus = Posting(CORPUS_TERM, f.id, 1, 2, 0.0, None)
+        store.put_postings([corpus])
+        assert store.postings([CORPUS_TERM]) == {CORPUS_TERM: [corpus]}
+        assert len(store.columns([CORPUS_TERM])[CORPUS_TERM]) == 1
+        store.forget([Tombstone(f.id, 1.0)])
+        assert store.postings([CORPUS_TERM]) == {CORPUS_TERM: []}
 
 
 def test_threads_share_one_store(tmp_path: Path) -> None:
@@ -219,7 +217,6 @@ def test_threads_share_one_store(tmp_path: Path) -> None:
                 f = fact(f"thread {n} fact {i}")
                 store.put_facts([f])
                 store.put_postings([post(f"t{n}", f)])
-                store.add_corpus(1, 4)
 
         threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
         for t in threads:
@@ -227,7 +224,6 @@ def test_threads_share_one_store(tmp_path: Path) -> None:
         for t in threads:
             t.join()
         assert store.fact_count() == 40 and store.posting_count() == 40
-        assert store.corpus() == CorpusStats(40, 160)
 
 
 @pytest.mark.slow
@@ -318,6 +314,7 @@ def test_a_format_1_store_is_migrated_on_open(tmp_path: Path) -> None:
         {"id": kept.id, "c": kept.content},
     )
     conn.execute("CREATE (:Doc {id: $id, body: false, forgotten: 5.0})", {"id": gone.id})
+    conn.execute("CREATE (:Doc {id: '\x00corpus.count', body: false, value: 1})")
     conn.execute("CREATE (:Doc {id: '\x01t:kept', body: false})")
     conn.execute("CREATE (:Doc {id: '\x01t:fact', body: false})")
     for term, tf in (("kept", 1), ("fact", 2)):
@@ -337,6 +334,13 @@ def test_a_format_1_store_is_migrated_on_open(tmp_path: Path) -> None:
         assert store.fact_ids() == [kept.id]
         assert store.tombstoned([gone.id]) == {gone.id}
         assert store.posting_count() == 2
-    with KuzuStore(path, **SMALL) as store:  # migrated once: the second open reads format 2
+        # its facts go on the corpus list (by the agent, through their owners) once
+        assert store.pending_corpus() == [Posting(CORPUS_TERM, kept.id, 1, 2, 0.0, None)]
+    with KuzuStore(path, **SMALL) as store:  # migrated once: the second open reads format 3
         assert store.posting_count() == 2
         assert store.fact_count() == 1
+        assert store.pending_corpus() != []  # until the agent says the owners have them
+        store.corpus_done()
+    with KuzuStore(path, **SMALL) as store:
+        assert store.pending_corpus() == []
+        assert store._by_key("MATCH (t:Doc {id: $key}) RETURN t.id", ["\x00corpus.count"]) == []

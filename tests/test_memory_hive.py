@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from amplihack_hive import Hive
 from amplihack_hive.errors import InvalidInputError, WriteQuorumError
 from amplihack_hive.memory.coordinator import Coordinator
-from amplihack_hive.memory.repair import CORPUS_KEY
+from amplihack_hive.memory.records import CORPUS_TERM
 
 VOCAB = [f"w{i}" for i in range(40)] + ["prj-4471", "1200", "sarah", "chen", "birthday"]
 
@@ -116,16 +116,42 @@ def test_same_content_twice_is_one_fact_and_counts_once() -> None:
         assert len(hive.recall("green tea")) == 1
 
 
-def test_forgotten_fact_is_never_recalled_even_if_written_again() -> None:
+def test_forgotten_content_remembered_again_is_a_new_fact() -> None:
     with Hive.in_process(agents=9) as hive:
         fid = hive.remember("The vault code is 7781")
         hive.remember("The vault is in the basement")
         assert hive.forget(fid) is True
         assert all(h.id != fid for h in hive.recall("vault code 7781"))
-        hive.remember("The vault code is 7781")  # a late copy: the tombstone wins
-        assert all(h.id != fid for h in hive.recall("vault code 7781"))
-        assert sum(hive.stats()["facts_per_agent"].values()) == 3
-        assert hive.forget(fid) is False  # twice is fine
+        again = hive.remember("The vault code is 7781")  # stored anew, under a new id
+        assert again != fid
+        hits = hive.recall("vault code 7781")
+        assert hits[0].id == again and hits[0].content == "The vault code is 7781"
+        assert all(h.id != fid for h in hits)
+        assert sum(hive.stats()["facts_per_agent"].values()) == 6
+        assert hive.remember("The vault code is 7781") == again  # and it is one fact
+        assert hive.forget(fid) is False  # forgetting the old one twice is fine
+        assert hive.forget(again) is True
+        third = hive.remember("The vault code is 7781")
+        assert third not in (fid, again)
+        assert [h.id for h in hive.recall("vault code 7781")][:1] == [third]
+
+
+def test_content_whose_id_was_forgotten_before_it_was_stored_can_be_stored() -> None:
+    from amplihack_hive.memory.records import fact_id_for
+
+    with Hive.in_process(agents=6) as hive:
+        fid = fact_id_for("Never stored before")
+        assert hive.forget(fid) is False
+        stored = hive.remember("Never stored before")
+        assert stored != fid
+        assert [h.id for h in hive.recall("never stored")] == [stored]
+        # ranking statistics count it once (the dead id left nothing behind)
+        one = Hive.in_process(agents=1)
+        with one:
+            one.remember("Never stored before")
+            # the same scores (the ids differ: the hive stored the content's next life)
+            scores = [score for _, score in ranking(one, "never stored")]
+            assert scores == [score for _, score in ranking(hive, "never stored")]
 
 
 def test_forgotten_fact_stays_forgotten_after_data_moves_between_agents() -> None:
@@ -300,9 +326,9 @@ def test_forgotten_facts_stay_forgotten_across_a_membership_change() -> None:
         assert all(hive.recall(f"k{i}z") == [] for i in range(40))
 
 
-def test_facts_stay_recallable_when_the_corpus_counters_missed_them() -> None:
+def test_facts_stay_recallable_when_the_corpus_list_owner_was_down() -> None:
     with Hive.in_process(agents=3, replication=1, write_quorum=1) as hive:
-        counter_owner = hive._coordinator.owners(CORPUS_KEY)[0]
+        counter_owner = hive._coordinator.owners(CORPUS_TERM)[0]
         hive._transport.down.add(counter_owner)  # type: ignore[attr-defined]
         fid = hive.remember("lonely words here")  # stored; only the counters lag
         hive._transport.down.clear()  # type: ignore[attr-defined]

@@ -10,7 +10,7 @@ import pytest
 from amplihack_hive.errors import InvalidInputError
 from amplihack_hive.memory.kuzu_store import _CORPUS_KEYS, KuzuStore
 from amplihack_hive.memory.node import MemoryNode
-from amplihack_hive.memory.records import CorpusStats, Fact
+from amplihack_hive.memory.records import CORPUS_TERM, Fact, Posting
 from amplihack_hive.memory.repair import RepairService
 from amplihack_hive.memory.ring import HashRing
 
@@ -20,7 +20,9 @@ RESERVED = [_CORPUS_KEYS[0], "\x01t:platform", "F" * 32, "short", ""]
 @pytest.fixture
 def node(tmp_path: Path) -> MemoryNode:
     store = KuzuStore(tmp_path / "db", buffer_pool_mb=16, max_db_size_mb=64)
-    store.add_corpus(10, 50)
+    kept = Fact.new("a fact on the corpus list", created=1.0)
+    store.put_facts([kept])
+    store.put_postings([Posting(CORPUS_TERM, kept.id, 1, 5, 0.0, None)])
     ring = HashRing(["agent-0"])
     return MemoryNode("agent-0", store, RepairService("agent-0", store, lambda: ring, 3))
 
@@ -39,5 +41,5 @@ def test_requests_naming_a_non_fact_id_are_refused(node: MemoryNode, bad: str) -
     shard = {"facts": [], "postings": [], "tombstones": [[bad, 1.0]], "corpus": [0, 0]}
     with pytest.raises(InvalidInputError, match="not a fact id"):
         node.handle({"op": "repair_put", "peer": "agent-1", "shard": shard})
-    assert node.store.corpus() == CorpusStats(10, 50)  # untouched
+    assert node.handle({"op": "corpus"}) == {"count": 1, "total_length": 5}  # untouched
     node.store.close()

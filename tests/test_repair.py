@@ -11,7 +11,6 @@ agent up, every record must be exactly on its ring owners, and a further round m
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from hypothesis.stateful import (
 from amplihack_hive import Hive
 from amplihack_hive.errors import TransportError, WriteQuorumError
 from amplihack_hive.memory.node import MemoryNode
-from amplihack_hive.memory.records import Fact, ShardExport, Tombstone
+from amplihack_hive.memory.records import CORPUS_TERM, Fact, ShardExport, Tombstone, fact_id_for
 from amplihack_hive.memory.repair import RepairReport, RepairService
 from amplihack_hive.memory.store import InMemoryStore
 from amplihack_hive.memory.text import term_counts
@@ -53,7 +52,8 @@ def owners(hive: Hive, key: str) -> set[str]:
 
 
 def terms_of(content: str) -> list[str]:
-    return sorted(term_counts(content)[0])
+    """The lists a fact is on: its terms' and the corpus list."""
+    return sorted([*term_counts(content)[0], CORPUS_TERM])
 
 
 def _id(content: str) -> str:
@@ -211,10 +211,24 @@ class RepairMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.forgotten)
     @rule(data=st.data())
     def remember_a_forgotten_fact_again(self, data: st.DataObject) -> None:
-        """A late or repeated write of a forgotten fact: tombstones win, it stays forgotten."""
+        """Forgotten content remembered again: a new fact (its next incarnation's id); the
+        forgotten one stays forgotten."""
         fid = data.draw(st.sampled_from(sorted(self.forgotten)))
-        with contextlib.suppress(TransportError):
-            self.h.remember(self.content[fid])
+        text = self.content[fid]
+        try:
+            new = self.h.remember(text)
+        except TransportError:
+            # not acknowledged: any of its next lives may or may not be stored
+            for k in range(1, 12):
+                cand = fact_id_for(text, k)
+                if cand not in self.live | self.forgotten:
+                    self.content[cand], self.token[cand] = text, self.token[fid]
+                    self.maybe.add(cand)
+            return
+        assert new not in self.forgotten
+        self.content[new], self.token[new] = text, self.token[fid]
+        self.maybe.discard(new)
+        self.live.add(new)
 
     @rule(down=st.sets(st.integers(0, 8), max_size=3))
     def set_down(self, down: set[int]) -> None:
@@ -259,7 +273,6 @@ class RepairMachine(RuleBasedStateMachine):
             facts=[f for i, f in enumerate(export.facts) if pick[i % 3]],
             postings=[p for i, p in enumerate(export.postings) if pick[(i + 1) % 3]],
             tombstones=[t for i, t in enumerate(export.tombstones) if pick[(i + 2) % 3]],
-            corpus=export.corpus if pick[0] else ShardExport().corpus,
         )
         b.handle({"op": "import", "shard": shard.to_dict()})
 
@@ -360,7 +373,7 @@ def test_an_agent_that_lost_its_disk_is_rebuilt_in_one_round() -> None:
         victim = "agent-3"
         t = transport(hive)
         before = records_of(t.nodes[victim])
-        corpus = t.nodes[victim].store.corpus()
+        corpus = t.nodes[victim].handle({"op": "corpus"})
         # the tombstones it keeps as a fact owner (those it keeps as a term owner only guard
         # postings that are gone: nobody needs them back)
         tombs = {x.fact_id for x in t.nodes[victim].store.tombstones()}
@@ -370,7 +383,7 @@ def test_an_agent_that_lost_its_disk_is_rebuilt_in_one_round() -> None:
 
         first = hive.repair()
         assert records_of(t.nodes[victim]) == before
-        assert t.nodes[victim].store.corpus() == corpus
+        assert t.nodes[victim].handle({"op": "corpus"}) == corpus
         assert tombs <= {x.fact_id for x in t.nodes[victim].store.tombstones()}
         assert moved(first) > 0
         rounds = 1 + rounds_until_quiet(hive)
@@ -417,7 +430,6 @@ def test_a_removed_agent_hands_everything_to_the_new_owners() -> None:
         assert_placed(hive, contents)
         store = t.nodes[leaving].store
         assert store.fact_count() == store.posting_count() == 0
-        assert store.corpus().count == 0
         for token in ("token7", "token123", "token399"):
             assert hive.recall(token)[0].content.split()[3] == token
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from amplihack_hive.memory.kuzu_store import KuzuStore
-from amplihack_hive.memory.records import CorpusStats, Fact, Posting, ShardExport, Tombstone
+from amplihack_hive.memory.records import Fact, Posting, ShardExport, Tombstone
 from amplihack_hive.memory.store import InMemoryStore, Store
 
 BACKENDS = ["memory", "kuzu"]
@@ -72,7 +72,6 @@ def snapshot(data: ShardExport) -> tuple[Any, ...]:
         sorted((f.to_dict() for f in data.facts), key=lambda d: d["id"]),
         sorted(tuple(p.to_list()) for p in data.postings),
         sorted(tuple(t.to_list()) for t in data.tombstones),
-        (data.corpus.count, data.corpus.total_length),
     )
 
 
@@ -163,13 +162,10 @@ def test_the_latest_tombstone_time_is_kept(store: Store) -> None:
     assert store.export().tombstones == [Tombstone("f1", 5.0)]
 
 
-def test_corpus_counters_add_up(store: Store) -> None:
-    assert store.corpus() == CorpusStats(0, 0)
-    assert store.add_corpus(2, 10) == CorpusStats(2, 10)
-    assert store.add_corpus(1, 5) == CorpusStats(3, 15)
-    assert store.add_corpus(-1, -5) == CorpusStats(2, 10)
-    assert store.corpus() == CorpusStats(2, 10)
-    assert store.corpus().avg_length == 5.0
+def test_a_new_store_has_no_corpus_backfill(store: Store) -> None:
+    store.put_facts([fact("a fact")])
+    assert store.pending_corpus() == []
+    store.corpus_done()  # harmless
 
 
 def populate(store: Store) -> list[Fact]:
@@ -178,7 +174,6 @@ def populate(store: Store) -> list[Fact]:
     store.put_postings([post(f"t{i % 3}", f, tf=i + 1) for i, f in enumerate(facts)])
     store.put_postings([post("orphan", fact("body lives elsewhere"))])
     store.forget([Tombstone(facts[0].id, 4.0), Tombstone("f" * 32, 2.5)])
-    store.add_corpus(5, 35)
     return facts
 
 
@@ -196,23 +191,20 @@ def test_export_then_import_gives_the_same_records(
     assert ShardExport.from_dict(data.to_dict()) == data
 
 
-def test_import_merges_tombstones_first_and_keeps_the_larger_corpus(store: Store) -> None:
+def test_import_merges_tombstones_first(store: Store) -> None:
     a, b = fact("alpha"), fact("beta")
     store.put_facts([a])
-    store.add_corpus(10, 100)
     store.import_(
         ShardExport(
             facts=[a, b],
             postings=[post("t", a), post("t", b)],
             tombstones=[Tombstone(b.id, 1.0)],
-            corpus=CorpusStats(4, 40),
         )
     )
     assert store.get_facts([a.id, b.id]) == {a.id: a}
     assert store.postings(["t"]) == {"t": [post("t", a)]}
-    assert store.corpus() == CorpusStats(10, 100)
-    store.import_(ShardExport(corpus=CorpusStats(12, 130)))
-    assert store.corpus() == CorpusStats(12, 130)
+    # the counters older agents sent along are ignored
+    assert ShardExport.from_dict({"corpus": [12, 130]}) == ShardExport()
 
 
 def test_hostile_and_unicode_text_is_data(store: Store) -> None:
@@ -302,10 +294,6 @@ class KuzuMatchesMemory(RuleBasedStateMachine):
     @rule(tombstones=tombstones_st)
     def forget(self, tombstones: list[Tombstone]) -> None:
         assert self.kuzu.forget(tombstones) == self.model.forget(tombstones)
-
-    @rule(count=st.integers(-2, 3), length=st.integers(0, 20))
-    def add_corpus(self, count: int, length: int) -> None:
-        assert self.kuzu.add_corpus(count, length) == self.model.add_corpus(count, length)
 
     @invariant()
     def same_records(self) -> None:

@@ -24,12 +24,14 @@ from amplihack_hive.agent.llm import LlmAnswerer
 from amplihack_hive.errors import HiveError, InvalidInputError, TransportError, WriteQuorumError
 from amplihack_hive.memory.coordinator import Coordinator
 from amplihack_hive.memory.node import MemoryNode
-from amplihack_hive.memory.records import Fact, Posting
+from amplihack_hive.memory.records import CORPUS_TERM, Fact, Posting
 from amplihack_hive.memory.repair import Repairer
 from amplihack_hive.memory.ring import HashRing
 
 logger = logging.getLogger(__name__)
 
+#: Corpus-list postings per request when an older store's facts are put on the list.
+BACKFILL_CHUNK = 20_000
 #: Items accepted in one learn request.
 MAX_LEARN_BATCH = 5000
 #: Background repair waits while a client wrote to this agent in the last this many s...
@@ -160,8 +162,7 @@ class AgentBrain:
             try:
                 ids = await self.coordinator.remember_prepared(valid)
             except WriteQuorumError as exc:
-                lost = set(exc.failed)
-                ids = [f.id for f, _ in valid if f.id not in lost]
+                ids = list(exc.stored)
                 errors += [
                     {"index": None, "id": fid, "error": "not stored on a write quorum"}
                     for fid in exc.failed
@@ -192,6 +193,37 @@ class AgentBrain:
             return answer
         return replace(answer, answer=text, sources=list(hits), answerer="llm")
 
+    async def backfill_corpus(self) -> bool:
+        """Put the facts of stores written before the corpus list existed on it (once per
+        store; the postings go to the list's owners like any write). True when none is left
+        to do; a failure is retried on the next upkeep tick."""
+        done = True
+        owners = self.coordinator.owners(CORPUS_TERM)
+        for node in self.nodes.values():
+            postings = await node.run(node.store.pending_corpus)
+            if not postings:
+                continue
+            rows = [p.to_list() for p in postings]
+            for i in range(0, len(rows), BACKFILL_CHUNK):
+                message = {"op": "put", "facts": [], "postings": rows[i : i + BACKFILL_CHUNK]}
+                replies = await asyncio.gather(
+                    *(self.coordinator.transport.request(a, message) for a in owners),
+                    return_exceptions=True,
+                )
+                failed = [r for r in replies if isinstance(r, BaseException)]
+                if failed:
+                    logger.warning(
+                        "agent %s: corpus list backfill waits for its owners: %s",
+                        node.name,
+                        failed[0],
+                    )
+                    done = False
+                    break
+            else:
+                await node.run(node.store.corpus_done)
+                logger.info("agent %s: put %d facts on the corpus list", node.name, len(rows))
+        return done
+
     def _defer_repair(self, since_last: float) -> bool:
         """Whether to skip a background repair round now: while clients are writing to this
         agent (a write in the last :data:`WRITE_QUIET_S`), for at most
@@ -212,14 +244,19 @@ class AgentBrain:
     async def upkeep_forever(self) -> None:
         """Probe peers every ``probe_s``, adopt membership changes, repair every
         ``repair_s`` and log a summary every ``upkeep_s``. Errors are logged, never fatal."""
-        next_repair = 0.0
-        next_log = self.upkeep_s
-        clock = 0.0
-        last_repair = time.monotonic()
+        # the schedule is in time, not in ticks: a slow step does not stretch the intervals
+        start = time.monotonic()
+        next_repair = start
+        next_log = start + self.upkeep_s
+        last_repair = start
+        backfilled = False
         while True:
+            clock = time.monotonic()
             try:
                 if self.refresh_members():
-                    next_repair = 0.0
+                    next_repair = clock
+                if not backfilled:
+                    backfilled = await self.backfill_corpus()
                 if self.detector is not None:
                     await self.detector.tick()
                 since = time.monotonic() - last_repair
@@ -227,7 +264,7 @@ class AgentBrain:
                     await self.repair_now()
                     last_repair = time.monotonic()
                     # an agent still rebuilding retries soon (its peers may be starting too)
-                    next_repair = clock + (self.repair_s if self.ready else self.probe_s)
+                    next_repair = last_repair + (self.repair_s if self.ready else self.probe_s)
                 if clock >= next_log:
                     logger.info(
                         "upkeep: %s, learned %d, answered %d, suspects %s",
@@ -243,4 +280,3 @@ class AgentBrain:
                 # upkeep must outlive any bug in one step, and say what it was
                 logger.exception("upkeep step failed unexpectedly")
             await asyncio.sleep(self.probe_s)
-            clock += self.probe_s

@@ -3,8 +3,11 @@
 Placement (DESIGN.md):
 - a fact's body lives on the R ring owners of its id;
 - each term's posting list lives on the R ring owners of the term;
-- the corpus counters (fact count, total length: what BM25 needs besides the lists) live
-  on the R owners of :data:`CORPUS_KEY`.
+- the corpus list (:data:`~amplihack_hive.memory.records.CORPUS_TERM`), a posting list
+  every live fact is on with its length, gives what BM25 needs besides the term lists (the
+  fact count and total length); it lives on the R owners of its key like any list, so
+  its figures are what its owners hold, never counters that a retried or lost message
+  could make drift.
 
 So recall never guesses where a fact lives from the question: it asks the owners of the
 question's terms, which hold every posting of those terms. Agents contacted per recall is
@@ -16,6 +19,7 @@ Any agent (or a client) can coordinate; the coordinator holds no records itself.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -36,13 +40,14 @@ from amplihack_hive.memory.index import (
     rank,
 )
 from amplihack_hive.memory.records import (
+    CORPUS_TERM,
     MAX_CONTENT_BYTES,
     Fact,
     Posting,
     Tombstone,
     check_fact_id,
+    fact_id_for,
 )
-from amplihack_hive.memory.repair import CORPUS_KEY
 from amplihack_hive.memory.ring import HashRing
 from amplihack_hive.memory.text import term_counts
 
@@ -51,6 +56,8 @@ logger = logging.getLogger(__name__)
 Message = dict[str, Any]
 #: Postings an owner sends per term before the coordinator asks for more.
 FIRST_CUT = 256
+#: Times content may be forgotten and remembered again (each life has its own id).
+MAX_INCARNATIONS = 64
 #: The fields a remember item (a dict) may carry.
 ITEM_FIELDS = ("content", "kind", "metadata", "subject", "supersedes", "created", "confidence")
 
@@ -266,14 +273,96 @@ class Coordinator:
         return await self.remember_prepared([self.prepare(it, **defaults) for it in items])
 
     async def remember_prepared(self, prepared: Sequence[tuple[Fact, list[Posting]]]) -> list[str]:
-        """Store facts already built by :meth:`prepare`; return their ids in order."""
+        """Store facts already built by :meth:`prepare`; return their ids in order.
+
+        Content that was forgotten is stored anew under its next incarnation's id
+        (:func:`~amplihack_hive.memory.records.fact_id_for`): a body owner that holds the
+        tombstone says so, the postings just sent under the dead id are tombstoned on their
+        terms' owners (one of them may never have heard of the forget), and the fact is
+        written again under the next id. The returned id is the one stored."""
         # the same content twice in one call is one fact
         unique: dict[str, tuple[Fact, list[Posting]]] = {}
         for fact, postings in prepared:
             unique.setdefault(fact.id, (fact, postings))
+        final = {fid: fid for fid in unique}  # id asked for -> id stored
+        pending = dict(unique)  # id asked for -> (fact, postings) of its current incarnation
+        failed: list[str] = []
+        unreachable: set[str] = set()
+        for incarnation in range(MAX_INCARNATIONS):
+            if not pending:
+                break
+            current = {pair[0].id: asked for asked, pair in pending.items()}
+            lost, dead, errors = await self._put_once(list(pending.values()))
+            unreachable |= errors
+            failed += [current[fid] for fid in lost if fid not in dead]
+            if dead:
+                cleared, errors = await self._bury({fid: pending[current[fid]][1] for fid in dead})
+                unreachable |= errors
+                failed += [current[fid] for fid in dead if fid not in cleared]
+            else:
+                cleared = set()
+            again: dict[str, tuple[Fact, list[Posting]]] = {}
+            for fid in dead & cleared:
+                asked = current[fid]
+                again[asked] = self._reincarnate(pending[asked], incarnation + 1)
+                final[asked] = again[asked][0].id
+            pending = again
+        else:
+            failed += list(pending)
+            unreachable.add("(content forgotten too many times)")
+        if failed:
+            lost_ids = set(failed)
+            errors_s = sorted(unreachable)
+            raise WriteQuorumError(
+                f"{len(lost_ids)} of {len(unique)} facts were not stored on a write quorum "
+                f"of their replicas; unreachable: {', '.join(errors_s)}",
+                stored=[final[f.id] for f, _ in prepared if f.id not in lost_ids],
+                failed=[fid for fid in unique if fid in lost_ids],
+                unreachable=errors_s,
+            )
+        return [final[f.id] for f, _ in prepared]
+
+    def _reincarnate(
+        self, pair: tuple[Fact, list[Posting]], incarnation: int
+    ) -> tuple[Fact, list[Posting]]:
+        """The same fact under the id of its ``incarnation``-th life."""
+        fact, postings = pair
+        fid = fact_id_for(fact.content, incarnation)
+        return _replace(fact, id=fid), [_replace_posting(p, fid) for p in postings]
+
+    async def _bury(self, dead: dict[str, list[Posting]]) -> tuple[set[str], set[str]]:
+        """Tombstone facts found forgotten at a body owner on their terms' owners (and the
+        corpus list's); returns the ids buried on a quorum of every one, and who failed."""
+        op = self._op()
+        at = self.clock()
+        groups: dict[str, list[list[str]]] = {}
+        batches: dict[str, list[list[Any]]] = {}
+        for fid, postings in dead.items():
+            # the body's owners too: a term owner's tombstone may be of a forget that stopped
+            # before it reached the body (it said "forget again"); this finishes it
+            keys = {p.term for p in postings} | {CORPUS_TERM}
+            groups[fid] = [self.owners(fid), *(self.owners(t) for t in keys)]
+            for a in {a for g in groups[fid] for a in g}:
+                batches.setdefault(a, []).append(Tombstone(fid, at).to_list())
+        replies = await op.send_all(
+            {a: {"op": "forget", "tombstones": b} for a, b in batches.items()}
+        )
+        ok = {a for a, r in replies.items() if not isinstance(r, Exception)}
+        buried = {
+            fid
+            for fid, gs in groups.items()
+            if all(self._acked(g, [a for a in g if a in ok]) for g in gs)
+        }
+        return buried, set(replies) - ok
+
+    async def _put_once(
+        self, prepared: Sequence[tuple[Fact, list[Posting]]]
+    ) -> tuple[set[str], set[str], set[str]]:
+        """One write of ``prepared`` (unique ids) to their owners, hinted stand-ins for owners
+        that are down. Returns the ids that missed a write quorum, the ids some body owner
+        holds a tombstone of, and the agents that failed."""
         batches: dict[str, dict[str, list[Any]]] = {}
-        # (agent, position of the fact in that agent's batch): where to read "inserted"
-        fact_slots: dict[str, list[tuple[str, int]]] = {}
+        fact_owners: dict[str, list[str]] = {}
         term_owners: dict[str, list[str]] = {}
 
         def batch(agent: str) -> dict[str, list[Any]]:
@@ -282,16 +371,15 @@ class Coordinator:
                 b = batches[agent] = {"facts": [], "postings": []}
             return b
 
-        for fact, postings in unique.values():
-            owners = self.owners(fact.id)
+        for fact, postings in prepared:
+            owners = fact_owners[fact.id] = self.owners(fact.id)
             reached = set(owners)
             encoded = fact.to_dict()
-            slots = fact_slots[fact.id] = []
             for a in owners:
-                facts = batch(a)["facts"]
-                slots.append((a, len(facts)))
-                facts.append(encoded)
-            for p in postings:
+                batch(a)["facts"].append(encoded)
+            # every live fact is on the corpus list: N and the total length are its size
+            corpus = Posting(CORPUS_TERM, fact.id, 1, fact.length, 0.0, None)
+            for p in (*postings, corpus):
                 towners = term_owners.get(p.term)
                 if towners is None:
                     towners = term_owners[p.term] = self.owners(p.term)
@@ -305,12 +393,15 @@ class Coordinator:
         replies = await op.send_all({a: {"op": "put", **b} for a, b in batches.items()})
         ok = {a for a, r in replies.items() if not isinstance(r, Exception)}
         down = set(batches) - ok
+        dead: set[str] = set()
+        for r in replies.values():
+            if not isinstance(r, Exception):
+                dead.update(r.get("tombstoned") or ())
         # Sloppy quorum with hinted handoff (Dynamo §4.6): what a down owner should have
         # stored goes to the next agent on the ring; that agent holds it as a misplaced
         # record and hands it to the owner when it is back (memory/repair.py).
         extra_facts: dict[str, set[str]] = {}
         extra_terms: dict[str, set[str]] = {}
-        sub_slots: dict[str, tuple[str, int]] = {}
         hreplies: dict[str, Message | Exception] = {}
         if down:
             hinted, fact_subs, term_subs = self._substitutes(batches, down)
@@ -318,56 +409,27 @@ class Coordinator:
             for agent, reply in hreplies.items():
                 if isinstance(reply, Exception):
                     continue
-                for fid, i in fact_subs.get(agent, []):
+                dead.update(reply.get("tombstoned") or ())
+                for fid, _ in fact_subs.get(agent, []):
                     extra_facts.setdefault(fid, set()).add(agent)
-                    sub_slots.setdefault(fid, (agent, i))
                 for term in term_subs.get(agent, set()):
                     extra_terms.setdefault(term, set()).add(agent)
         term_ok = {
             t: self._acked(owners, [*(a for a in owners if a in ok), *extra_terms.get(t, ())])
             for t, owners in term_owners.items()
         }
-        new_count = new_length = 0
-        failed: list[str] = []
-        for fact, postings in unique.values():
-            acked = [(a, i) for a, i in fact_slots[fact.id] if a in ok]
-            owners = [a for a, _ in fact_slots[fact.id]]
-            if not self._acked(
-                owners, [*(a for a, _ in acked), *extra_facts.get(fact.id, ())]
-            ) or not all(term_ok[p.term] for p in postings):
-                failed.append(fact.id)
-                continue
-            # count a fact once: when the first replica that answered says it is new to it
-            if acked:
-                agent, i = acked[0]
-                reply = replies[agent]
-            else:
-                agent, i = sub_slots[fact.id]
-                reply = hreplies[agent]
-            assert not isinstance(reply, Exception)
-            if reply["inserted"][i]:
-                new_count += 1
-                new_length += fact.length
-        if new_count:
-            try:
-                await self._add_corpus(op, new_count, new_length)
-            except AgentUnavailableError as exc:
-                # the facts are stored durably; only ranking statistics lag (repair keeps
-                # the largest counter), so the write is not reported as failed
-                logger.warning("corpus counters not updated for %d facts: %s", new_count, exc)
-        if failed:
-            errors = sorted(
-                {a for a, r in [*replies.items(), *hreplies.items()] if isinstance(r, Exception)}
-            )
-            lost = set(failed)
-            raise WriteQuorumError(
-                f"{len(failed)} of {len(unique)} facts were not stored on a write quorum "
-                f"of their replicas; unreachable: {', '.join(errors)}",
-                stored=[f.id for f, _ in prepared if f.id not in lost],
-                failed=failed,
-                unreachable=errors,
-            )
-        return [f.id for f, _ in prepared]
+        lost: set[str] = set()
+        for fact, postings in prepared:
+            owners = fact_owners[fact.id]
+            acks = [*(a for a in owners if a in ok), *extra_facts.get(fact.id, ())]
+            if (
+                not self._acked(owners, acks)
+                or not term_ok[CORPUS_TERM]
+                or not all(term_ok[p.term] for p in postings)
+            ):
+                lost.add(fact.id)
+        errors = {a for a, r in [*replies.items(), *hreplies.items()] if isinstance(r, Exception)}
+        return lost, dead, errors
 
     def _substitutes(
         self, batches: dict[str, dict[str, list[Any]]], down: set[str]
@@ -419,19 +481,15 @@ class Coordinator:
                     term_subs.setdefault(sub, set()).add(row[0])
         return hinted, fact_subs, term_subs
 
-    async def _add_corpus(self, op: _Op, count: int, length: int) -> None:
-        owners = self.owners(CORPUS_KEY)
-        replies = await op.send_all({a: {"op": "corpus", "add": [count, length]} for a in owners})
-        if not any(not isinstance(r, Exception) for r in replies.values()):
-            raise AgentUnavailableError("no owner of the corpus counters could be reached")
-
     async def corpus(self, op: _Op) -> tuple[int, float]:
+        """N and the mean length, from the corpus list (every live fact, tf 1, its length):
+        what its owner holds, not counters a coordinator adds to, so they cannot drift."""
         served, _ = await op.ask_owners(
-            [CORPUS_KEY], lambda k: self.owners(k), lambda ks: {"op": "corpus"}
+            [CORPUS_TERM], lambda k: self.owners(k), lambda ks: {"op": "corpus"}
         )
-        if CORPUS_KEY not in served:
-            raise AgentUnavailableError("no owner of the corpus counters could be reached")
-        reply = served[CORPUS_KEY][1]
+        if CORPUS_TERM not in served:
+            raise AgentUnavailableError("no owner of the corpus list could be reached")
+        reply = served[CORPUS_TERM][1]
         count, total = int(reply["count"]), int(reply["total_length"])
         return count, (total / count if count > 0 else 1.0)
 
@@ -581,9 +639,9 @@ class Coordinator:
             if not isinstance(reply, Exception) and reply["facts"]:
                 body = Fact.from_dict(reply["facts"][0])
                 break
-        term_groups = (
-            [self.owners(t) for t in term_counts(body.content)[0]] if body is not None else []
-        )
+        # the corpus list's owners always: a fact whose body is lost may still be counted
+        terms = [*(term_counts(body.content)[0] if body is not None else ()), CORPUS_TERM]
+        term_groups = [self.owners(t) for t in terms]
         tomb = Tombstone(fact_id, self.clock()).to_list()
         # Phase 1, the terms' owners (but not the body's): if some term's replica set cannot
         # take the tombstone, stop while the body is still there to tell a retry its terms.
@@ -602,12 +660,12 @@ class Coordinator:
             for a, r in replies.items()
             if a in body_owners
         )
-        if body is not None:
-            await self._add_corpus(op, -1, -body.length)
         return body is not None or removed
 
 
 def _replace(fact: Fact, **changes: Any) -> Fact:
-    from dataclasses import replace
+    return dataclasses.replace(fact, **changes)
 
-    return replace(fact, **changes)
+
+def _replace_posting(p: Posting, fact_id: str) -> Posting:
+    return dataclasses.replace(p, fact_id=fact_id)

@@ -14,9 +14,11 @@ Folding these into one table matters: every node table with a primary key costs 
 of resident memory in Kuzu 0.11.3 whatever it holds, and a hive runs 100 stores per process.
 A ``Supersedes`` edge is made when a fact arrives, to a placeholder if need be, so the
 relation exists from whichever side arrives last; :meth:`KuzuStore.relations` shows it only
-while both facts have bodies. The corpus counters are the ``value`` of two reserved rows
-keyed with a leading NUL (fact ids are 32 hex digits, so they never collide), and the store
-format is the ``value`` of a third.
+while both facts have bodies. The store format is the ``value`` of a reserved row keyed with
+a leading NUL (fact ids are 32 hex digits, so they never collide). Format 2 stores kept the
+corpus counters in two more such rows; opening one drops them and marks the store (a third
+row) until its facts' corpus-list postings reached their owners (:meth:`KuzuStore.
+pending_corpus`).
 
 Posting lists live in a :class:`~amplihack_hive.memory.postings.PostingIndex` in
 ``<path>.postings/`` (why not Kuzu edges: measured in that module's notes). Format 1 stores
@@ -61,7 +63,7 @@ from amplihack_hive.memory.engine import engine_errors, load_engine
 from amplihack_hive.memory.index import Columns
 from amplihack_hive.memory.postings import PostingIndex
 from amplihack_hive.memory.records import (
-    CorpusStats,
+    CORPUS_TERM,
     Fact,
     Kind,
     Posting,
@@ -82,12 +84,15 @@ _ID_CAPACITY = 100_000
 _LOOP_MAX = 32
 #: Key prefix of the term rows of format 1 stores (postings were edges from them).
 _TERM = "\x01t:"
-#: Keys of the rows whose ``value`` holds the corpus counters.
+#: Keys of the rows whose ``value`` held the corpus counters (format 2).
 _CORPUS_KEYS = ("\x00corpus.count", "\x00corpus.total_length")
+#: Key of the row present while this store's facts still need corpus-list postings.
+_BACKFILL_KEY = "\x00corpus.backfill"
 #: Key of the row whose ``value`` is the store's format.
 _FORMAT_KEY = "\x00format"
-#: The store format this code writes: 2 = postings in a PostingIndex beside the database.
-FORMAT = 2
+#: The store format this code writes: 2 = postings in a PostingIndex beside the database;
+#: 3 = no corpus counters (the corpus list is a posting list).
+FORMAT = 3
 
 _SCHEMA = (
     "CREATE NODE TABLE IF NOT EXISTS Doc(id STRING PRIMARY KEY, body BOOLEAN, forgotten DOUBLE,"
@@ -264,6 +269,14 @@ class KuzuStore:
             )
         if version == FORMAT:
             return
+        if self._fact_count:
+            # formats 1 and 2 counted the corpus; its facts go on the corpus list once
+            self._run(
+                "MERGE (d:Doc {id: $key}) ON CREATE SET d.body = false, d.value = 1",
+                {"key": _BACKFILL_KEY},
+            )
+            self._add_known([_BACKFILL_KEY])
+        self._run("MATCH (d:Doc) WHERE d.id IN $keys DELETE d", {"keys": list(_CORPUS_KEYS)})
         tables = {row[1] for row in self._rows("CALL show_tables() RETURN *")}
         if "Posts" in tables:
             # format 1: postings were edges from term rows; move them into the index
@@ -547,31 +560,18 @@ class KuzuStore:
         with self._open():
             return [Tombstone(i, at) for i, at in self._tombs.items()]
 
-    # -- corpus counters ------------------------------------------------------------------
+    # -- corpus list of an older store -----------------------------------------------------
 
-    def _corpus(self) -> CorpusStats:
-        values = dict(self._by_key("MATCH (t:Doc {id: $key}) RETURN t.id, t.value", _CORPUS_KEYS))
-        return CorpusStats(
-            int(values.get(_CORPUS_KEYS[0]) or 0), int(values.get(_CORPUS_KEYS[1]) or 0)
-        )
-
-    def corpus(self) -> CorpusStats:
+    def pending_corpus(self) -> list[Posting]:
         with self._open():
-            return self._corpus()
+            if not self._rows("MATCH (d:Doc {id: $key}) RETURN d.id", {"key": _BACKFILL_KEY}):
+                return []
+            rows = self._rows("MATCH (d:Doc) WHERE d.body RETURN d.id, d.length")
+        return [Posting(CORPUS_TERM, str(fid), 1, int(n or 0), 0.0, None) for fid, n in rows]
 
-    def add_corpus(self, count: int, length: int) -> CorpusStats:
-        rows = [
-            {"key": _CORPUS_KEYS[0], "delta": int(count)},
-            {"key": _CORPUS_KEYS[1], "delta": int(length)},
-        ]
+    def corpus_done(self) -> None:
         with self._open():
-            with self._transaction():
-                self._run(
-                    "UNWIND $rows AS r MERGE (t:Doc {id: r.key}) ON CREATE SET t.body = false,"
-                    " t.value = r.delta ON MATCH SET t.value = coalesce(t.value, 0) + r.delta",
-                    {"rows": rows},
-                )
-            return self._corpus()
+            self._run("MATCH (d:Doc {id: $key}) DELETE d", {"key": _BACKFILL_KEY})
 
     # -- whole shard ----------------------------------------------------------------------
 
@@ -579,13 +579,11 @@ class KuzuStore:
         with self._open():
             facts = self._rows(f"MATCH (d:Doc) WHERE d.body RETURN {_FACT_COLS}")
             postings = self._index.all()
-            corpus = self._corpus()
             tombs = [Tombstone(i, at) for i, at in self._tombs.items()]
         return ShardExport(
             facts=[_fact_from(row) for row in facts],
             postings=postings,
             tombstones=tombs,
-            corpus=corpus,
         )
 
     def import_(self, data: ShardExport) -> None:

@@ -6,14 +6,15 @@ never calls another agent (that is the coordinator's job).
 
 Operations (request fields -> response fields):
 
-``put``        facts, postings            -> inserted: [bool per fact]
+``put``        facts, postings            -> inserted: [bool per fact], tombstoned: [ids
+                                             of facts or postings refused: forgotten]
 ``postings``   terms, avgdl, limit|None,  -> lists: {term: {df, bound, more, cursor,
                after: {term: cursor}|None,       ids, tf, len, created, subject}}
                only: {term: [ids]}|None      (a page in impact order after the cursor, as
                                              columns; only: exact lookups of given facts)
 ``facts``      ids                        -> facts: [fact], tombstoned: [id]
 ``forget``     tombstones                 -> removed: [bool per tombstone]
-``corpus``     add: [count, length]|None  -> count, total_length
+``corpus``                                -> count, total_length (of the corpus list)
 ``stats``                                 -> agent, facts, postings
 ``export``                                -> shard (a ShardExport dict)
 ``import``     shard                      -> ok
@@ -28,7 +29,14 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from amplihack_hive.errors import HiveStateError, InvalidInputError
-from amplihack_hive.memory.records import Fact, Posting, ShardExport, Tombstone, check_fact_id
+from amplihack_hive.memory.records import (
+    CORPUS_TERM,
+    Fact,
+    Posting,
+    ShardExport,
+    Tombstone,
+    check_fact_id,
+)
 from amplihack_hive.memory.repair import OPS as REPAIR_OPS
 from amplihack_hive.memory.repair import RepairService
 from amplihack_hive.memory.store import Store
@@ -45,7 +53,7 @@ MAX_BATCH = 50_000
 
 
 #: Operations that change the store (repair's cached digests are invalidated by them).
-WRITES = frozenset({"put", "forget", "corpus", "import"})
+WRITES = frozenset({"put", "forget", "import"})
 #: The writes coordinators make for clients (the others come from repair).
 CLIENT_WRITES = frozenset({"put", "forget"})
 #: Operations refused while the node rebuilds its replicas (its answers would be partial).
@@ -131,7 +139,7 @@ class MemoryNode:
         handler = self._ops.get(op) if isinstance(op, str) else None
         if handler is None:
             raise InvalidInputError(f"unknown operation {op!r}")
-        if not self.ready and op in READS and not (op == "corpus" and message.get("add")):
+        if not self.ready and op in READS:
             raise HiveStateError(f"agent {self.name} is rebuilding its replicas")
         try:
             reply = handler(message)
@@ -162,7 +170,12 @@ class MemoryNode:
         inserted = self.store.put_facts(facts) if facts else []
         if postings:
             self.store.put_postings(postings)
-        return {"inserted": inserted}
+        # what was refused because it is forgotten: the coordinator stores that content
+        # anew under its next incarnation's id rather than report a write that did nothing
+        refused = {f.id for f, new in zip(facts, inserted, strict=True) if not new}
+        refused |= {p.fact_id for p in postings}
+        tomb = self.store.tombstoned(sorted(refused)) if refused else set()
+        return {"inserted": inserted, "tombstoned": sorted(tomb)}
 
     def _postings(self, m: Message) -> Message:
         """Pages of posting lists as columns: per term the next ``limit`` postings in
@@ -199,9 +212,8 @@ class MemoryNode:
         return {"removed": self.store.forget(tombs)}
 
     def _corpus(self, m: Message) -> Message:
-        add = m.get("add")
-        stats = self.store.add_corpus(int(add[0]), int(add[1])) if add else self.store.corpus()
-        return {"count": stats.count, "total_length": stats.total_length}
+        cols = self.store.columns([CORPUS_TERM])[CORPUS_TERM]
+        return {"count": len(cols), "total_length": int(cols.length.sum())}
 
     def _stats(self, m: Message) -> Message:
         return {

@@ -16,6 +16,10 @@ from typing import Any
 
 from amplihack_hive.errors import InvalidInputError
 
+#: The term of the corpus list: every live fact has one posting on it (tf 1, its length),
+#: so the hive's fact count and total length are that list's size and sum, as its owners
+#: hold it. No text tokenizes to it (it starts with NUL).
+CORPUS_TERM = "\x00facts"
 #: Largest content accepted, in UTF-8 bytes. Facts are sentences or paragraphs, not files.
 MAX_CONTENT_BYTES = 64 * 1024
 #: Largest metadata accepted, serialized as JSON.
@@ -67,9 +71,17 @@ def normalize_content(content: str | bytes) -> str:
     return text
 
 
-def fact_id_for(content: str) -> str:
-    """The content address of normalized content: 32 hex digits of BLAKE2b."""
-    return hashlib.blake2b(content.encode("utf-8"), digest_size=16).hexdigest()
+def fact_id_for(content: str, incarnation: int = 0) -> str:
+    """The content address of normalized content: 32 hex digits of BLAKE2b.
+
+    ``incarnation`` counts the times this content was forgotten before it was remembered
+    again: a tombstone is for the id it names, so content remembered after a forget is
+    stored under its next incarnation's id (the same content, a new fact) and no copy of
+    the forgotten one can come back. Incarnation 0 is the plain content address."""
+    data = content.encode("utf-8")
+    if incarnation:
+        data += b"\x00" + str(int(incarnation)).encode()
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 _FACT_ID_CHARS = frozenset("0123456789abcdef")
@@ -214,40 +226,26 @@ class Tombstone:
 
 
 @dataclass(slots=True)
-class CorpusStats:
-    """Global corpus counters (facts and total token length), kept on the corpus key's owners."""
-
-    count: int = 0
-    total_length: int = 0
-
-    @property
-    def avg_length(self) -> float:
-        return self.total_length / self.count if self.count > 0 else 1.0
-
-
-@dataclass(slots=True)
 class ShardExport:
     """Everything one agent stores, in a form another agent can import."""
 
     facts: list[Fact] = field(default_factory=list)
     postings: list[Posting] = field(default_factory=list)
     tombstones: list[Tombstone] = field(default_factory=list)
-    corpus: CorpusStats = field(default_factory=CorpusStats)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "facts": [f.to_dict() for f in self.facts],
             "postings": [p.to_list() for p in self.postings],
             "tombstones": [t.to_list() for t in self.tombstones],
-            "corpus": [self.corpus.count, self.corpus.total_length],
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ShardExport:
-        c = d.get("corpus") or [0, 0]
+        # a "corpus" entry (the counters of older agents) is ignored: the corpus list is
+        # carried as postings
         return cls(
             facts=[Fact.from_dict(x) for x in d.get("facts", [])],
             postings=[Posting.from_list(x) for x in d.get("postings", [])],
             tombstones=[Tombstone.from_list(x) for x in d.get("tombstones", [])],
-            corpus=CorpusStats(int(c[0]), int(c[1])),
         )

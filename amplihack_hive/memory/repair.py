@@ -3,9 +3,8 @@
 Every record an agent holds has a *record key* and a *placement key*:
 
 - a fact body ``f|<id>`` and a tombstone ``t|<id>`` are placed by the fact id;
-- a posting ``p|<term>|<id>`` is placed by its term;
-- the corpus counters ``c|<count>|<length>`` by :data:`CORPUS_KEY` (the values are part of
-  the key, so replicas whose counters differ disagree, and the larger value wins).
+- a posting ``p|<term>|<id>`` is placed by its term (the corpus list's too: it is a posting
+  list, so replicas of the corpus figures converge like any list, exactly).
 
 Two agents A and B *share* a record when both are among its R ring owners. Repair compares
 the records A and B share by a hash tree over their 64-bit record hashes (Merkle 1987;
@@ -37,7 +36,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from amplihack_hive.memory.records import CorpusStats, ShardExport, Tombstone, check_fact_id
+from amplihack_hive.memory.records import ShardExport, Tombstone, check_fact_id
 from amplihack_hive.memory.ring import HashRing
 from amplihack_hive.memory.store import Store
 
@@ -48,8 +47,6 @@ T = TypeVar("T")
 #: Runs a store call where the node runs its store calls (its worker thread in an agent).
 Runner = Callable[..., Awaitable[Any]]
 SEP = "\x1f"
-#: The placement key of the corpus counters (also used by the coordinator).
-CORPUS_KEY = "\x00corpus"
 LEVEL_BITS = 6
 FANOUT = 1 << LEVEL_BITS
 MAX_BITS = 30
@@ -65,8 +62,6 @@ def placement(key: str) -> str:
     kind, _, rest = key.partition(SEP)
     if kind == "p":
         return rest.partition(SEP)[0]
-    if kind == "c":
-        return CORPUS_KEY
     return rest
 
 
@@ -122,9 +117,6 @@ def holdings(me: str, store: Store, ring: HashRing, replication: int) -> Holding
     keys: list[str] = [f"f{SEP}{i}" for i in store.fact_ids()]
     keys += [f"p{SEP}{t}{SEP}{i}" for t, i in store.posting_keys()]
     tombs = [f"t{SEP}{t.fact_id}" for t in store.tombstones()]
-    corpus = store.corpus()
-    if corpus.count or corpus.total_length:
-        keys.append(f"c{SEP}{corpus.count}{SEP}{corpus.total_length}")
     per_peer: dict[str, list[str]] = {}
     misplaced: dict[str, list[str]] = {}
     guards: dict[str, list[str]] = {}
@@ -147,7 +139,6 @@ def holdings(me: str, store: Store, ring: HashRing, replication: int) -> Holding
 def select(store: Store, keys: Iterable[str]) -> ShardExport:
     """The records of ``keys`` held here, as an export."""
     fact_ids, posting_keys, tomb_ids = [], [], set()
-    corpus = CorpusStats()
     for key in keys:
         kind, _, rest = key.partition(SEP)
         if kind == "f":
@@ -157,15 +148,12 @@ def select(store: Store, keys: Iterable[str]) -> ShardExport:
             posting_keys.append((term, fid))
         elif kind == "t":
             tomb_ids.add(rest)
-        elif kind == "c":
-            corpus = store.corpus()
     facts = store.get_facts(fact_ids)
     tombs = [t for t in store.tombstones() if t.fact_id in tomb_ids] if tomb_ids else []
     return ShardExport(
         facts=list(facts.values()),
         postings=store.postings_by_key(posting_keys),
         tombstones=tombs,
-        corpus=corpus,
     )
 
 
@@ -416,9 +404,6 @@ class Repairer:
         postings = [tuple(k.split(SEP)[1:3]) for k in done if k[0] == "p"]
         if facts or postings:
             await self.run(store.drop, facts, postings)
-        if any(k[0] == "c" for k in done):
-            c = await self.run(store.corpus)
-            await self.run(store.add_corpus, -c.count, -c.total_length)
         self.service.touched()
         report.handed_off += len(done)
         return len(done)

@@ -6,8 +6,10 @@ A store holds three kinds of records for one agent:
 - postings, for the terms whose hash lands on this agent (the term-partitioned index);
 - tombstones of forgotten facts, which win over any later copy of the fact or its postings.
 
-It also keeps the corpus counters when it owns the corpus key. Stores do no routing and no
-I/O beyond their own engine; the node (:mod:`amplihack_hive.memory.node`) drives them.
+The corpus figures BM25 needs (fact count, total length) are not kept apart: they are the
+size and sum of the corpus list (:data:`~amplihack_hive.memory.records.CORPUS_TERM`), a
+posting list like any other. Stores do no routing and no I/O beyond their own engine; the
+node (:mod:`amplihack_hive.memory.node`) drives them.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from amplihack_hive.memory.index import Columns
-from amplihack_hive.memory.records import CorpusStats, Fact, Posting, ShardExport, Tombstone
+from amplihack_hive.memory.records import Fact, Posting, ShardExport, Tombstone
 
 
 @runtime_checkable
@@ -54,12 +56,13 @@ class Store(Protocol):
         """The ids among ``ids`` that carry a tombstone here."""
         ...
 
-    def corpus(self) -> CorpusStats:
-        """The corpus counters held here (zero unless this agent owns the corpus key)."""
+    def pending_corpus(self) -> list[Posting]:
+        """Corpus-list postings for the bodies of a store written before the corpus list
+        existed (it kept counters), until :meth:`corpus_done`; else nothing."""
         ...
 
-    def add_corpus(self, count: int, length: int) -> CorpusStats:
-        """Add deltas to the corpus counters; return the new value."""
+    def corpus_done(self) -> None:
+        """The postings of :meth:`pending_corpus` reached their owners."""
         ...
 
     def fact_ids(self) -> list[str]:
@@ -93,7 +96,7 @@ class Store(Protocol):
 
     def import_(self, data: ShardExport) -> None:
         """Merge records from another agent: tombstones first (they win), then facts and
-        postings; corpus counters keep the larger value (a replica catching up)."""
+        postings."""
         ...
 
     def close(self) -> None: ...
@@ -107,7 +110,6 @@ class InMemoryStore:
         self._postings: dict[str, dict[str, Posting]] = {}
         self._terms_of: dict[str, set[str]] = {}
         self._tombstones: dict[str, float] = {}
-        self._corpus = CorpusStats()
         self._n_postings = 0
         #: Posting lists as arrays, for owners ranking them (dropped on any change to a term).
         self._columns: dict[str, Columns] = {}
@@ -164,13 +166,11 @@ class InMemoryStore:
     def tombstoned(self, ids: Sequence[str]) -> set[str]:
         return {i for i in ids if i in self._tombstones}
 
-    def corpus(self) -> CorpusStats:
-        return CorpusStats(self._corpus.count, self._corpus.total_length)
+    def pending_corpus(self) -> list[Posting]:
+        return []  # it never outlives its process, so it never held counters
 
-    def add_corpus(self, count: int, length: int) -> CorpusStats:
-        self._corpus.count += count
-        self._corpus.total_length += length
-        return self.corpus()
+    def corpus_done(self) -> None:
+        pass
 
     def fact_ids(self) -> list[str]:
         return list(self._facts)
@@ -216,7 +216,6 @@ class InMemoryStore:
             facts=list(self._facts.values()),
             postings=[p for plist in self._postings.values() for p in plist.values()],
             tombstones=self.tombstones(),
-            corpus=self.corpus(),
         )
 
     def import_(self, data: ShardExport) -> None:
@@ -227,16 +226,10 @@ class InMemoryStore:
 
 
 def merge_into(store: Store, data: ShardExport) -> None:
-    """The import rule every backend shares: tombstones first, then bodies and postings,
-    corpus counters keep the larger value."""
+    """The import rule every backend shares: tombstones first, then bodies and postings."""
     if data.tombstones:
         store.forget(data.tombstones)
     if data.facts:
         store.put_facts(data.facts)
     if data.postings:
         store.put_postings(data.postings)
-    mine = store.corpus()
-    if data.corpus.count > mine.count:
-        store.add_corpus(
-            data.corpus.count - mine.count, data.corpus.total_length - mine.total_length
-        )
