@@ -312,7 +312,7 @@ class Hive(_Client):
         )
         # the running agents' ring (it may lag the config until `start` publishes it)
         published = MembersFile(directory)
-        members = published() or cfg.agent_names
+        members = published() or cfg.ring_names
         coordinator = Coordinator(
             HashRing(members, domains=published.domains() or cfg.domains()),
             transport,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
+import stat
 import time
 import urllib.error
 import urllib.request
@@ -201,7 +203,75 @@ def test_http_api_refuses_bad_requests_and_stays_up(hive: Supervisor) -> None:
         hive, "POST", "/learn", {"items": ["good fact about otters", "", {"nope": 1}]}
     )
     assert status == 200 and body["stored"] == 1 and body["failed"] == 2
+    # nested past the parser's bound, small (inline) and large (worker) alike
+    for depth in (5_000, 200_000):
+        deep = b"[" * depth + b"]" * depth
+        for path in ("/learn", "/v1/memory/agent-0"):
+            status, body = http(hive, "POST", path, raw=deep)
+            assert status == 400 and "nested too deeply" in body["error"], (path, depth)
+    # malformed operations: a 400 with a JSON error, never a 500, never a file path
+    malformed: list[Any] = [
+        {"op": "put", "facts": ["not an object"], "postings": []},
+        {"op": "put", "facts": [], "postings": [["t"]]},
+        {"op": "put", "facts": [], "postings": "rows"},
+        {"op": "postings", "terms": ["t"], "after": {"t": [1]}},
+        {"op": "postings", "terms": ["t"], "only": ["not", "a", "map"]},
+        {"op": "forget", "tombstones": [["a" * 32]]},
+        {"op": "facts", "ids": [None]},
+        {"op": "import", "shard": {"facts": [1]}},
+        {"op": "repair_put", "peer": "agent-1", "shard": []},
+        {"op": 7},
+    ]
+    for message in malformed:
+        status, body = http(hive, "POST", "/v1/memory/agent-0", message)
+        assert status == 400, (message, status, body)
+        assert str(hive.dir) not in body["error"] and "/" not in body["error"], body
     assert http(hive, "GET", "/health")[0] == 200
+
+
+def test_everything_in_the_hive_is_its_owners_alone(hive: Supervisor) -> None:
+    http(hive, "POST", "/learn", {"items": ["a fact about owls", "a fact about larks"]})
+    seen = 0
+    for path in [hive.dir, *hive.dir.rglob("*")]:
+        if path.is_symlink():
+            continue
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode & 0o077 == 0, f"{path} has mode {mode:o}"
+        seen += 1
+    assert seen > 10  # config, token, run records, logs, every agent's database
+
+
+def test_an_idle_or_trickling_connection_is_closed() -> None:
+    from aiohttp import web
+
+    from amplihack_hive._loop import LoopThread
+    from amplihack_hive.agent.server import make_runner
+
+    async def hello(request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.add_routes([web.get("/", hello)])
+    loop = LoopThread()
+    runner = make_runner(app, idle_timeout_s=0.5)
+
+    async def up() -> int:
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        return site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    port = loop.run(up())
+    try:
+        for first in (b"", b"GET / HTTP/1.1\r\nHost: x\r\n"):  # nothing; half the headers
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+                conn.sendall(first)
+                started = time.monotonic()
+                assert conn.recv(1024) == b""  # closed by the agent, not by our timeout
+                assert time.monotonic() - started < 4
+    finally:
+        loop.run(runner.cleanup())
+        loop.close()
 
 
 def test_connect_to_a_stopped_hive_says_how_to_start_it(hive_home: Path) -> None:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
+import signal
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
+from typer.testing import Result
 
 from amplihack_hive import Hive
 from amplihack_hive.agent.runstate import read_records
@@ -115,3 +121,75 @@ def test_agent_restarted_with_an_empty_disk_is_rebuilt(hive_home: Path) -> None:
         placement_ok(hive_home, "e")
     finally:
         sup.stop()
+
+
+def test_a_remove_agent_that_timed_out_is_finished_by_running_it_again(
+    hive_home: Path, cli: Callable[..., Result]
+) -> None:
+    from amplihack_hive.hive.config import load_hive, mark_retiring
+
+    sup = learned_hive(hive_home, "x", 5)
+    try:
+        # remove-agent's first step landed, then it stopped (a timeout under load, Ctrl-C)
+        mark_retiring(hive_home, "x", "agent-2")
+        assert load_hive(hive_home, "x").agent_names.count("agent-2") == 1
+        # a start meanwhile does not put it back on the ring
+        sup = Supervisor(hive_home, "x")
+        sup.start(timeout=60)
+        members = json.loads((sup.dir / "run" / "members.json").read_text())["agents"]
+        assert "agent-2" not in members
+        # running it again finishes the job
+        result = cli("remove-agent", "x", "agent-2")
+        assert result.exit_code == 0, result.output
+        assert "agent-2" not in load_hive(hive_home, "x").agent_names
+        assert load_hive(hive_home, "x").retiring == []
+        assert all("agent-2" not in rec.agents for rec in read_records(sup.dir))
+        settle(sup)
+        placement_ok(hive_home, "x")
+    finally:
+        sup.stop()
+
+
+def test_remove_agent_of_an_agent_that_is_not_running_says_so(
+    hive_home: Path, cli: Callable[..., Result]
+) -> None:
+    create_hive(hive_home, "n", agents=3, backend="memory", agents_per_process=1)
+    sup = Supervisor(hive_home, "n")
+    sup.start(timeout=60)
+    try:
+        rec = next(r for r in read_records(sup.dir) if "agent-1" in r.agents)
+        os.kill(rec.pid, signal.SIGKILL)
+        with contextlib.suppress(psutil.NoSuchProcess):
+            psutil.Process(rec.pid).wait(10)
+        result = cli("remove-agent", "n", "agent-1")
+        assert result.exit_code == 0, result.output
+        assert "was not running" in result.output and "handed" not in result.output
+    finally:
+        sup.stop()
+
+
+def test_stop_and_status_work_on_a_config_that_no_longer_loads(
+    hive_home: Path, cli: Callable[..., Result]
+) -> None:
+    create_hive(hive_home, "b", agents=2, backend="memory")
+    sup = Supervisor(hive_home, "b")
+    sup.start(timeout=60)
+    pids = [r.pid for r in read_records(sup.dir)]
+    try:
+        config = sup.dir / "config.yaml"
+        config.write_text(config.read_text() + "stray_key: 1\n")
+        result = cli("status", "b", "--json")
+        assert result.exit_code == 0, result.output
+        rows = json.loads(result.stdout)["agents"]
+        assert sorted(r["name"] for r in rows) == ["agent-0", "agent-1"]
+        assert "stray_key" in result.stderr
+        result = cli("stop", "b")
+        assert result.exit_code == 0, result.output
+        assert not any(psutil.pid_exists(p) for p in pids)
+        # stopped, the broken config is an error again (nothing to fall back on)
+        result = cli("status", "b")
+        assert result.exit_code == 1 and "stray_key" in result.stderr
+    finally:
+        for p in pids:
+            if psutil.pid_exists(p):
+                os.kill(p, signal.SIGKILL)

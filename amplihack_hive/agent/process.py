@@ -37,7 +37,7 @@ from amplihack_hive.agent.runstate import (
     remove_record,
     write_record,
 )
-from amplihack_hive.agent.server import make_app
+from amplihack_hive.agent.server import make_app, make_runner
 from amplihack_hive.errors import ConfigError, HiveError
 from amplihack_hive.memory.backends import open_store
 from amplihack_hive.memory.coordinator import Coordinator
@@ -236,7 +236,7 @@ async def serve(opts: AgentOptions, stop: asyncio.Event) -> None:
         repair_s=opts.repair_s,
         llm=LlmAnswerer.from_env(),
     )
-    runner = web.AppRunner(make_app(brain, token), handle_signals=False, access_log=None)
+    runner = make_runner(make_app(brain, token))
     await runner.setup()
     group = opts.agents[0]
     upkeep: asyncio.Task[None] | None = None
@@ -268,6 +268,8 @@ async def serve(opts: AgentOptions, stop: asyncio.Event) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # the agent's data, logs and run records are its owner's alone (0700 / 0600)
+    os.umask(0o077)
     logging.basicConfig(
         level=os.environ.get("AMPLIHACK_HIVE_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s",

@@ -18,6 +18,8 @@ from typing import Any
 
 import psutil
 
+from amplihack_hive.hive.home import write_file_atomic
+
 logger = logging.getLogger(__name__)
 
 RUN_DIR = "run"
@@ -52,11 +54,9 @@ def record_path(hive: Path, group: str) -> Path:
 
 def write_record(hive: Path, record: ProcessRecord) -> None:
     """Publish a record atomically: readers see the old file or the new one, never half."""
-    run_dir(hive).mkdir(parents=True, exist_ok=True)
+    run_dir(hive).mkdir(mode=0o700, parents=True, exist_ok=True)
     path = record_path(hive, record.group)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_bytes(record.to_json())
-    os.replace(tmp, path)
+    write_file_atomic(path, record.to_json())
 
 
 def remove_record(hive: Path, group: str, pid: int | None = None) -> None:
@@ -157,14 +157,11 @@ MEMBERS_FILE = "members.json"
 def write_members(hive: Path, agents: list[str], domains: dict[str, str] | None = None) -> None:
     """Publish the hive's membership (the ring: agents and their failure domains); running
     agents adopt changes."""
-    run_dir(hive).mkdir(parents=True, exist_ok=True)
-    path = run_dir(hive) / MEMBERS_FILE
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    run_dir(hive).mkdir(mode=0o700, parents=True, exist_ok=True)
     body: dict[str, Any] = {"agents": agents}
     if domains:
         body["domains"] = {a: domains[a] for a in agents if a in domains}
-    tmp.write_text(json.dumps(body))
-    os.replace(tmp, path)
+    write_file_atomic(run_dir(hive) / MEMBERS_FILE, json.dumps(body).encode())
 
 
 class MembersFile:

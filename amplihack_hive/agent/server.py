@@ -36,6 +36,7 @@ from amplihack_hive.errors import (
     HiveStateError,
     InvalidInputError,
     NotFoundError,
+    StorageError,
     TransportError,
 )
 
@@ -43,6 +44,11 @@ logger = logging.getLogger(__name__)
 
 #: Largest request body accepted (a learn batch of many facts fits well below this).
 MAX_BODY = 32 * 1024 * 1024
+#: A connection that sends no complete request for this long is closed: idle keep-alive
+#: connections, half-open ones whose peer vanished, and requests trickled in a byte at a
+#: time (aiohttp arms this timer when the connection opens). Clients keep pooled
+#: connections for less (aiohttp's client: 15 s).
+IDLE_TIMEOUT_S = 30.0
 #: Memory requests up to this size are decoded on the event loop; larger ones (write
 #: batches) on the store's worker, with their reply.
 INLINE_JSON_BYTES = 4096
@@ -54,13 +60,29 @@ def _error(status: int, message: str) -> web.Response:
 
 
 def _decode(raw: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"the body is not valid JSON: {exc}") from None
+    data = decode_json(raw)
     if not isinstance(data, dict):
         raise InvalidInputError("the body must be a JSON object")
     return data
+
+
+def decode_json(raw: bytes) -> Any:
+    """Parse a request body; InvalidInputError (HTTP 400) for anything that is not JSON,
+    including JSON nested deeper than the parser's recursion bound."""
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidInputError("the body is JSON nested too deeply") from None
+
+
+def make_runner(app: web.Application, idle_timeout_s: float = IDLE_TIMEOUT_S) -> web.AppRunner:
+    """The runner an agent serves ``app`` with: its signals are the agent's own, no access
+    log, and idle connections closed after ``idle_timeout_s``."""
+    return web.AppRunner(
+        app, handle_signals=False, access_log=None, keepalive_timeout=idle_timeout_s
+    )
 
 
 def make_app(brain: AgentBrain, token: str) -> web.Application:
@@ -91,9 +113,17 @@ def make_app(brain: AgentBrain, token: str) -> web.Application:
         except (TransportError, HiveStateError) as exc:
             logger.warning("%s %s: %s", request.method, request.path, exc)
             return _error(503, str(exc))
+        except StorageError as exc:
+            # the message names files; the caller learns only that this store failed
+            logger.error("%s %s: %s", request.method, request.path, exc)
+            return _error(503, "this agent's store failed; see the agent's log")
         except HiveError as exc:
             logger.warning("%s %s: %s", request.method, request.path, exc)
             return _error(500, str(exc))
+        except Exception:
+            # a bug: the log has the traceback, the caller a JSON error without internals
+            logger.exception("%s %s failed", request.method, request.path)
+            return _error(500, "internal error; see the agent's log")
 
     async def body(request: web.Request) -> dict[str, Any]:
         return _decode(await request.read())

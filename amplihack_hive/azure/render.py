@@ -102,7 +102,7 @@ def write_files(files: dict[str, bytes], out_dir: Path) -> list[Path]:
     for relative, data in files.items():
         path = out_dir.joinpath(*relative.split("/"))
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_file_atomic(path, data)
+        write_file_atomic(path, data, mode=0o644)  # no secret in it; CI jobs read it
         written.append(path)
     return written
 

@@ -7,6 +7,7 @@ answered without it (scripts call that in loops).
 
 from __future__ import annotations
 
+import os
 import sys
 
 PROG_NAME = "amplihack-hive"
@@ -21,6 +22,8 @@ def main() -> None:
         return
     from amplihack_hive.cli.app import app
 
+    # what the CLI writes (configs, tokens, run records, agents' data) is its owner's alone
+    os.umask(0o077)
     app(prog_name=PROG_NAME)
 
 

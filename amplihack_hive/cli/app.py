@@ -32,7 +32,6 @@ from amplihack_hive.cli._output import (
     say,
     state,
 )
-from amplihack_hive.errors import HiveStateError
 from amplihack_hive.hive import config as hive_config
 from amplihack_hive.hive.home import HOME_ENV, hive_dir, resolve_home
 
@@ -207,17 +206,23 @@ def add_agent(
 @app.command("remove-agent", rich_help_panel=CONFIGURE_PANEL)
 def remove_agent(ctx: typer.Context, name: HiveName, agent: AgentName) -> None:
     """Remove an agent from a hive's config. On a running hive, the agent first hands its
-    records to the agents that own them now, then stops."""
+    records to the agents that own them now, then stops. If that does not finish (a
+    timeout), the agent is already off the ring: run remove-agent again to finish."""
     from amplihack_hive.hive.supervisor import Supervisor
 
     home = state(ctx).home
     supervisor = Supervisor(home, name)
     supervisor.config.agent(agent)  # NotFoundError before anything happens
-    if len(supervisor.config.agents) == 1:
-        raise HiveStateError(f"{agent} is the last agent of hive {name}; a hive needs one")
+    # off the ring first, in the config: a start meanwhile never puts it back
+    hive_config.mark_retiring(home, name, agent)
+    supervisor = Supervisor(home, name)
     if supervisor.live_records():
+        running = any(agent in rec.agents for rec, _ in supervisor.live_records())
         handed = supervisor.retire(agent)
-        say(Text(f"agent {agent} handed its {handed} facts to the others and stopped"))
+        if running:
+            say(Text(f"agent {agent} handed its {handed} facts to the others and stopped"))
+        else:
+            say(Text(f"agent {agent} was not running; the others rebuild what it held"))
     cfg = hive_config.remove_agent(home, name, agent)
     left = f"{len(cfg.agents)} agent{'s' if len(cfg.agents) != 1 else ''} left"
     say(Text(f"removed agent {agent} from hive {name} ({left})"))

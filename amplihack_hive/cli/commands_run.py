@@ -20,7 +20,7 @@ import typer
 from rich.text import Text
 
 from amplihack_hive.cli._options import HiveName, JsonFlag
-from amplihack_hive.cli._output import out, print_json, say, state
+from amplihack_hive.cli._output import out, print_json, say, state, warn
 from amplihack_hive.cli.commands_azure import start_azure, status_azure, stop_azure
 from amplihack_hive.errors import NotFoundError
 from amplihack_hive.hive.config import load_hive
@@ -160,7 +160,7 @@ def start(
     from amplihack_hive.hive.supervisor import Supervisor
 
     supervisor = Supervisor(state(ctx).home, name)
-    total = len(supervisor.config.agent_names)
+    total = len(supervisor.config.ring_names)
     with progress_bar(f"starting {name}") as bar:
         task = bar.add_task(f"starting {name}", total=total)
 
@@ -212,7 +212,10 @@ def stop(
         return
     from amplihack_hive.hive.supervisor import Supervisor
 
-    result = Supervisor(state(ctx).home, name).stop(timeout=timeout)
+    supervisor = Supervisor(state(ctx).home, name)
+    if supervisor.config_error is not None:
+        warn(f"{supervisor.config_error}; stopping the agents its run records name")
+    result = supervisor.stop(timeout=timeout)
     if not result.stopped and not result.killed:
         say(Text(f"hive {name} is not running"))
         return
@@ -295,7 +298,10 @@ def status(
         return
     from amplihack_hive.hive.supervisor import Supervisor
 
-    rows = Supervisor(state(ctx).home, name).status()
+    supervisor = Supervisor(state(ctx).home, name)
+    if supervisor.config_error is not None:
+        warn(f"{supervisor.config_error}; showing the agents its run records name")
+    rows = supervisor.status()
     healthy = sum(row.state == "healthy" for row in rows)
     if json_output:
         print_json(

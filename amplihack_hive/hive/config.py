@@ -104,6 +104,14 @@ class HiveConfig:
     agents_per_process: int = 1
     agents: list[AgentConfig] = field(default_factory=list)
     azure: AzureConfig = field(default_factory=AzureConfig)
+    #: Agents ``remove-agent`` is taking out: off the ring already, still in ``agents``
+    #: until they handed their records over (a retried remove-agent finishes the job).
+    retiring: list[str] = field(default_factory=list)
+
+    @property
+    def ring_names(self) -> list[str]:
+        """The agents on the ring: every agent but those retiring."""
+        return [a.name for a in self.agents if a.name not in self.retiring]
 
     @property
     def agent_names(self) -> list[str]:
@@ -288,7 +296,7 @@ def _parse_azure(data: object, source: str) -> AzureConfig:
 def parse(data: object, source: str = "<config>") -> HiveConfig:
     """Check plain data (as read from YAML) and build a HiveConfig; ConfigError if not valid."""
     keys = ("name", "replication", "backend", "buffer_pool_mb", "agents_per_process")
-    section = _Section(data, source, "", (*keys, "agents", "azure"))
+    section = _Section(data, source, "", (*keys, "agents", "azure", "retiring"))
     defaults = HiveConfig(name="x")
     backend = section.text("backend", defaults.backend, optional=False)
     if backend not in BACKENDS:
@@ -299,9 +307,22 @@ def parse(data: object, source: str = "<config>") -> HiveConfig:
         backend=backend,
         buffer_pool_mb=section.integer("buffer_pool_mb", defaults.buffer_pool_mb),
         agents_per_process=section.integer("agents_per_process", defaults.agents_per_process),
-        agents=_parse_agents(section.required("agents"), source),
+        agents=(agents := _parse_agents(section.required("agents"), source)),
         azure=_parse_azure(section.data.get("azure"), source),
+        retiring=_parse_retiring(section, {a.name for a in agents}),
     )
+
+
+def _parse_retiring(section: _Section, names: set[str]) -> list[str]:
+    value = section.data.get("retiring") or []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise section.error("retiring", f"expected a list of agent names, got {_kind(value)}")
+    unknown = sorted(set(value) - names)
+    if unknown:
+        raise section.error("retiring", f"names no agent of this hive: {', '.join(unknown)}")
+    if set(value) >= names:
+        raise section.error("retiring", "would retire every agent: a hive needs one")
+    return list(dict.fromkeys(value))
 
 
 # --- files ---------------------------------------------------------------------------------
@@ -454,7 +475,7 @@ def create_hive(
         ],
     )
     try:
-        directory.mkdir(parents=True)
+        directory.mkdir(parents=True, mode=0o700)
         made_directory = True
     except FileExistsError:
         made_directory = False
@@ -572,7 +593,28 @@ def remove_agent(home: HomeArg, name: str, agent: str) -> HiveConfig:
                 f"cannot remove {agent!r}, the last agent of hive {name!r}: a hive needs one"
             )
         cfg.agents = [a for a in cfg.agents if a.name != agent]
+        cfg.retiring = [a for a in cfg.retiring if a != agent]
         save(config_path(directory), cfg)
+    return cfg
+
+
+def mark_retiring(home: HomeArg, name: str, agent: str) -> HiveConfig:
+    """Take ``agent`` off the ring of hive ``name`` (it stays in ``agents`` until
+    :func:`remove_agent`); the first step of remove-agent, recorded before anything else
+    changes so that a remove-agent that fails midway is finished by running it again."""
+    directory = hive_dir(home, name)
+    validate_name(agent, "agent name")
+    _require_config(directory, name)
+    with locked(directory):
+        cfg = _load_checked(directory, name)
+        cfg.agent(agent)  # NotFoundError
+        if agent not in cfg.retiring:
+            if len(cfg.ring_names) == 1:
+                raise HiveStateError(
+                    f"cannot remove {agent!r}, the last agent of hive {name!r}: a hive needs one"
+                )
+            cfg.retiring.append(agent)
+            save(config_path(directory), cfg)
     return cfg
 
 

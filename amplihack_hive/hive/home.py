@@ -63,7 +63,7 @@ def hive_names(home: HomeArg = None) -> list[str]:
     )
 
 
-def write_file_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+def write_file_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Replace ``path`` with ``data`` so readers see the old file or the new one, never half.
 
     The bytes go to a new temporary file in the same directory, created with ``mode``

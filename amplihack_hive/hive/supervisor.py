@@ -26,6 +26,7 @@ import psutil
 from amplihack_hive.agent.runstate import (
     AGENT_MODULE,
     LOG_DIR,
+    MembersFile,
     ProcessRecord,
     log_path,
     process_of,
@@ -33,7 +34,7 @@ from amplihack_hive.agent.runstate import (
     record_path,
     write_members,
 )
-from amplihack_hive.errors import HiveError, HiveStateError
+from amplihack_hive.errors import ConfigError, HiveError, HiveStateError
 from amplihack_hive.hive.config import HiveConfig, load_hive
 from amplihack_hive.hive.home import HomeArg, hive_dir
 from amplihack_hive.hive.token import read_token
@@ -96,7 +97,7 @@ def agent_command(cfg: HiveConfig, directory: Path, agents: Sequence[str]) -> li
         "--agents",
         ",".join(agents),
         "--all-agents",
-        ",".join(cfg.agent_names),
+        ",".join(cfg.ring_names),
         "--replication",
         str(cfg.replication),
         "--backend",
@@ -124,11 +125,28 @@ class Supervisor:
     ) -> None:
         self.name = name
         self.dir = hive_dir(home, name)
-        self.config = load_hive(home, name)
+        self._config: HiveConfig | None = None
+        #: Why the config does not load (None when it does): ``stop`` and ``status`` still
+        #: work from the run records, so a broken config never strands running agents.
+        self.config_error: ConfigError | None = None
+        try:
+            self._config = load_hive(home, name)
+        except ConfigError as exc:
+            if not read_records(self.dir):
+                raise
+            self.config_error = exc
         self.spawn = spawn
         self.clock = clock
         self.sleep = sleep
         self._loop: LoopThread | None = None
+
+    @property
+    def config(self) -> HiveConfig:
+        """The hive's config; its ConfigError when it does not load."""
+        if self._config is None:
+            assert self.config_error is not None
+            raise self.config_error
+        return self._config
 
     # -- records -------------------------------------------------------------------------
 
@@ -172,11 +190,13 @@ class Supervisor:
         if not cfg.agents:
             raise HiveStateError(f"hive {self.name!r} has no agents; add one with add-agent")
         read_token(self.dir)  # fail early, in the CLI, on a missing token
+        self.dir.chmod(0o700)  # a hive made by an older version may be open to others
         domains = cfg.domains(agents_per_process)
         # running agents adopt added/removed ones; the ring keeps each domain's agents apart
-        write_members(self.dir, cfg.agent_names, domains)
+        write_members(self.dir, cfg.ring_names, domains)
         hosted = {a for rec, _ in self.live_records() for a in rec.agents}
-        missing = [a for a in cfg.agent_names if a not in hosted]
+        # an agent being removed is not started again (its replicas hold what it held)
+        missing = [a for a in cfg.ring_names if a not in hosted]
         # one process per failure domain: the agents that die together are the agents
         # the ring already keeps from holding two copies of one record
         groups: dict[str, list[str]] = {}
@@ -184,7 +204,7 @@ class Supervisor:
             groups.setdefault(domains[a], []).append(a)
         chunks = list(groups.values())
         children: list[tuple[list[str], subprocess.Popen[bytes]]] = []
-        (self.dir / LOG_DIR).mkdir(parents=True, exist_ok=True)
+        (self.dir / LOG_DIR).mkdir(mode=0o700, parents=True, exist_ok=True)
         for chunk in chunks:
             children.append((chunk, self._spawn(chunk)))
         try:
@@ -201,7 +221,9 @@ class Supervisor:
             link = log_path(self.dir, other)
             link.unlink(missing_ok=True)
             link.symlink_to(log.name)
-        out: IO[bytes] = open(log, "ab")  # noqa: SIM115 - handed to the child
+        # owner-only, like everything in the hive (a log quotes what agents were taught)
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        out: IO[bytes] = os.fdopen(fd, "ab")
         try:
             return self.spawn(
                 agent_command(self.config, self.dir, chunk),
@@ -221,7 +243,7 @@ class Supervisor:
         timeout: float,
         progress: Progress | None,
     ) -> None:
-        want = set(self.config.agent_names)
+        want = set(self.config.ring_names)
         deadline = self.clock() + timeout
         healthy: set[str] = set()
         while True:
@@ -297,7 +319,13 @@ class Supervisor:
         health, stats = probed.get("/health", {}), probed.get("/stats", {})
         seen = _hive_view(stats.values())
         out = []
-        for agent in self.config.agent_names:
+        # when the config does not load: the agents the run records name
+        if self._config is not None:
+            cfg = self._config
+            names = [a for a in cfg.agent_names if a not in cfg.retiring or a in by_agent]
+        else:
+            names = sorted(by_agent)
+        for agent in names:
             rec = by_agent.get(agent)
             if rec is None:
                 out.append(AgentStatus(agent, "stopped", seen_by_hive=seen.get(agent)))
@@ -378,8 +406,10 @@ class Supervisor:
         config afterwards, so a retire that times out can simply be run again."""
         live = self.live_records()
         rec = next((r for r, _ in live if agent in r.agents), None)
-        members = [a for a in self.config.agent_names if a != agent]
-        write_members(self.dir, members)
+        members = [a for a in self.config.ring_names if a != agent]
+        # the domains the running agents use (start may have packed them by its option)
+        domains = MembersFile(self.dir).domains() or self.config.domains()
+        write_members(self.dir, members, domains)
         if rec is None:
             return 0  # not running: the others rebuild its ranges from their replicas
         from amplihack_hive._loop import LoopThread

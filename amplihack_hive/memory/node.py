@@ -116,6 +116,8 @@ class MemoryNode:
             message = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidInputError(f"the body is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise InvalidInputError("the body is JSON nested too deeply") from None
         reply = self.handle(message)
         return json.dumps(reply, separators=(",", ":")).encode()
 
@@ -146,7 +148,7 @@ class MemoryNode:
             if op in WRITES and self.repair is not None:
                 self.repair.touched(by_client=op in CLIENT_WRITES)
             return reply
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
             if isinstance(exc, InvalidInputError):
                 raise
             raise InvalidInputError(f"malformed {op!r} request: {exc!r}") from exc
