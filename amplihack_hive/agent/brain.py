@@ -68,6 +68,10 @@ class AgentBrain:
         self.repair_s = repair_s
         self.learned = 0
         self.answered = 0
+        #: Why this process must stop (a store it hosts is broken), once it is known.
+        self.fatal: str | None = None
+        #: Called once when :attr:`fatal` is set (the agent process stops serving).
+        self.on_fatal: Callable[[], None] = lambda: None
         self.repairers = {
             name: Repairer(node.repair, coordinator.transport.request, node.run)
             for name, node in nodes.items()
@@ -193,6 +197,20 @@ class AgentBrain:
             return answer
         return replace(answer, answer=text, sources=list(hits), answerer="llm")
 
+    async def check_stores(self) -> bool:
+        """Every hosted store's health check (off the loop); True, after logging an ERROR
+        and calling :attr:`on_fatal`, when one is broken: the process stops so that it is
+        restarted, and its next start sets an unreadable database aside and rebuilds."""
+        for name, node in self.nodes.items():
+            reason = node.broken or await node.run(node.check)
+            if reason is not None and self.fatal is None:
+                self.fatal = f"agent {name}: {reason}"
+                logger.error(
+                    "store of agent %s is broken (%s); stopping this process", name, reason
+                )
+                self.on_fatal()
+        return self.fatal is not None
+
     async def backfill_corpus(self) -> bool:
         """Put the facts of stores written before the corpus list existed on it (once per
         store; the postings go to the list's owners like any write). True when none is left
@@ -253,6 +271,8 @@ class AgentBrain:
         while True:
             clock = time.monotonic()
             try:
+                if await self.check_stores():
+                    return
                 if self.refresh_members():
                     next_repair = clock
                 if not backfilled:

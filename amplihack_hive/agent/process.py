@@ -38,7 +38,7 @@ from amplihack_hive.agent.runstate import (
     write_record,
 )
 from amplihack_hive.agent.server import make_app, make_runner
-from amplihack_hive.errors import ConfigError, HiveError
+from amplihack_hive.errors import ConfigError, HiveError, StorageError
 from amplihack_hive.memory.backends import open_store
 from amplihack_hive.memory.coordinator import Coordinator
 from amplihack_hive.memory.node import MemoryNode
@@ -146,21 +146,58 @@ def parse_args(argv: list[str] | None = None) -> AgentOptions:
 
 
 def open_stores(opts: AgentOptions) -> dict[str, Store]:
+    """Each hosted agent's store. A Kuzu database that cannot be opened (unreadable,
+    corrupt) is moved aside, kept, and the agent starts empty: it rebuilds from its
+    replicas before it answers reads. A database locked by another process is an error."""
     stores: dict[str, Store] = {}
+
+    def one(path: Path) -> Store:
+        return open_store(
+            opts.backend,
+            path if opts.backend == "kuzu" else None,
+            buffer_pool_mb=opts.buffer_pool_mb,
+            max_db_size_mb=opts.max_db_size_mb,
+        )
+
     try:
         for agent in opts.agents:
             path = Path(opts.kuzu_db.get(agent) or opts.hive_dir / "data" / agent)
-            stores[agent] = open_store(
-                opts.backend,
-                path if opts.backend == "kuzu" else None,
-                buffer_pool_mb=opts.buffer_pool_mb,
-                max_db_size_mb=opts.max_db_size_mb,
-            )
+            try:
+                stores[agent] = one(path)
+            except StorageError as exc:
+                if opts.backend != "kuzu" or "lock" in str(exc).lower() or not path.exists():
+                    raise
+                aside = set_aside(path)
+                logger.error(
+                    "agent %s: its database does not open (%s); moved it to %s and starting "
+                    "empty, to be rebuilt from its replicas",
+                    agent,
+                    exc,
+                    aside,
+                )
+                stores[agent] = one(path)
     except BaseException:
         for s in stores.values():
             s.close()
         raise
     return stores
+
+
+def set_aside(path: Path) -> Path:
+    """Move a database and the files beside it (``.wal``, ``.postings``, ...) into a new
+    ``<name>.broken-<time>`` directory next to it; return that directory."""
+    aside = path.with_name(f"{path.name}.broken-{time.strftime('%Y%m%dT%H%M%S')}")
+    n = 0
+    while aside.exists():
+        n += 1
+        aside = aside.with_name(f"{aside.name.split('~')[0]}~{n}")
+    aside.mkdir(mode=0o700)
+    for item in path.parent.iterdir():
+        if item.name == path.name or (
+            item.name.startswith(path.name + ".") and ".broken-" not in item.name
+        ):
+            os.replace(item, aside / item.name)
+    return aside
 
 
 def static_peers() -> dict[str, str] | None:
@@ -178,7 +215,9 @@ def static_peers() -> dict[str, str] | None:
     return peers
 
 
-async def serve(opts: AgentOptions, stop: asyncio.Event) -> None:
+async def serve(opts: AgentOptions, stop: asyncio.Event) -> str | None:
+    """Serve until ``stop`` is set; returns why the process had to stop (a broken store),
+    or None after a requested stop."""
     token = opts.token()
     stores = open_stores(opts)
     coordinator: Coordinator | None = None
@@ -236,6 +275,7 @@ async def serve(opts: AgentOptions, stop: asyncio.Event) -> None:
         repair_s=opts.repair_s,
         llm=LlmAnswerer.from_env(),
     )
+    brain.on_fatal = stop.set
     runner = make_runner(make_app(brain, token))
     await runner.setup()
     group = opts.agents[0]
@@ -265,6 +305,12 @@ async def serve(opts: AgentOptions, stop: asyncio.Event) -> None:
         # store, which checkpoints Kuzu's WAL
         await asyncio.gather(*(asyncio.to_thread(n.close) for n in nodes.values()))
         logger.info("stopped")
+    return brain.fatal
+
+
+#: Exit status of an agent process that stopped because a store it hosts broke (files
+#: gone, a write failed): restarting it may help (EX_TEMPFAIL).
+EXIT_STORE_BROKEN = 75
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -276,15 +322,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     opts = parse_args(argv)
 
-    async def run() -> None:
+    async def run() -> str | None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await serve(opts, stop)
+        return await serve(opts, stop)
 
     try:
-        asyncio.run(run())
+        fatal = asyncio.run(run())
+        if fatal is not None:
+            logger.error("exiting with status %d: %s", EXIT_STORE_BROKEN, fatal)
+            return EXIT_STORE_BROKEN
     except HiveError as exc:
         logger.error("%s", exc)
         return 1

@@ -149,7 +149,11 @@ def make_app(brain: AgentBrain, token: str) -> web.Application:
                 "ready": brain.ready,
                 "agents": brain.hosted,
                 # answered from memory: a store busy with a bulk write never delays it
-                "ready_agents": {name: node.ready for name, node in brain.nodes.items()},
+                "ready_agents": {
+                    name: node.ready and node.broken is None for name, node in brain.nodes.items()
+                },
+                # why an agent answers nothing more (its store failed), per agent
+                "broken": {n: node.broken for n, node in brain.nodes.items() if node.broken},
                 "pid": os.getpid(),
                 "uptime_s": round(time.time() - started, 3),
             }

@@ -70,6 +70,8 @@ class AgentStatus:
     ready: bool | None = None
     hints_pending: int | None = None
     last_repair: float | None = None
+    #: why it is unhealthy, when it is
+    reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -333,13 +335,28 @@ class Supervisor:
             h = health.get(rec.group)
             if h is None:
                 out.append(
-                    AgentStatus(agent, "unhealthy", rec.pid, rec.url, seen_by_hive=seen.get(agent))
+                    AgentStatus(
+                        agent,
+                        "unhealthy",
+                        rec.pid,
+                        rec.url,
+                        seen_by_hive=seen.get(agent),
+                        reason=f"no answer to /health within {HEALTH_TIMEOUT_S:g} s",
+                    )
                 )
                 continue
             s = stats.get(rec.group, {})
             per = s.get("agents", {}).get(agent, {})
             last = per.get("last_repair") or {}
             ready = bool(h.get("ready_agents", {}).get(agent, h.get("ready", True)))
+            broken = (h.get("broken") or {}).get(agent)
+            reason = (
+                None
+                if ready
+                else f"store broken: {broken}"
+                if broken
+                else "rebuilding from its replicas"
+            )
             out.append(
                 AgentStatus(
                     agent,
@@ -353,6 +370,7 @@ class Supervisor:
                     ready=ready,
                     hints_pending=per.get("hints_pending"),
                     last_repair=last.get("finished"),
+                    reason=reason,
                 )
             )
         return out

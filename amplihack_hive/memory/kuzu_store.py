@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
@@ -132,6 +133,11 @@ def _fact_row(f: Fact) -> dict[str, Any]:
     }
 
 
+def _identity(path: Path) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
 def _fact_from(row: Sequence[Any]) -> Fact:
     return Fact(
         id=row[0],
@@ -204,6 +210,9 @@ class KuzuStore:
                 db.close()
                 raise
         self._db, self._conn = db, conn
+        #: The database file this store opened: :meth:`check` notices it deleted or replaced
+        #: under the open store (writes would go on into an unlinked file).
+        self._identity = _identity(self.path)
         #: Ids with a row / with a body / with a tombstone (and its time): writes consult
         #: these instead of reading before they write.
         self._known = BloomFilter.for_capacity(_ID_CAPACITY)
@@ -559,6 +568,26 @@ class KuzuStore:
     def tombstones(self) -> list[Tombstone]:
         with self._open():
             return [Tombstone(i, at) for i, at in self._tombs.items()]
+
+    # -- health -----------------------------------------------------------------------------
+
+    def check(self) -> str | None:
+        """Why this store can no longer be trusted with writes, or None: its database file
+        deleted or replaced under it, its posting index gone or latched after a failed
+        write. Cheap (two ``stat`` calls): agents call it every second."""
+        if self._conn is None:
+            return None
+        try:
+            identity = _identity(self.path)
+        except FileNotFoundError:
+            return f"its database file {self.path.name} is gone"
+        if identity != self._identity:
+            return f"its database file {self.path.name} was replaced under it"
+        if self._index.broken is not None:
+            return f"its posting index failed ({self._index.broken})"
+        if not self._index.dir.is_dir():
+            return f"its posting index {self._index.dir.name} is gone"
+        return None
 
     # -- corpus list of an older store -----------------------------------------------------
 

@@ -28,7 +28,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from amplihack_hive.errors import HiveStateError, InvalidInputError
+from amplihack_hive.errors import HiveStateError, InvalidInputError, StorageError
 from amplihack_hive.memory.records import (
     CORPUS_TERM,
     Fact,
@@ -81,6 +81,10 @@ class MemoryNode:
         #: False while an agent that came up empty is being rebuilt from its replicas: it
         #: takes writes but refuses reads, so coordinators ask another replica.
         self.ready = True
+        #: Why this node's store can no longer be trusted (files gone, a failed write), or
+        #: None. A broken node answers every request with an error: it acknowledges
+        #: nothing more, and coordinators go to the other replicas.
+        self.broken: str | None = None
         self._ops: dict[str, Callable[[Message], Message]] = {
             "put": self._put,
             "postings": self._postings,
@@ -127,6 +131,21 @@ class MemoryNode:
             return fn(*args)
         return await self.worker.run(fn, *args, bounded=False)
 
+    def mark_broken(self, reason: str) -> None:
+        """Stop acknowledging anything: the store failed (see :attr:`broken`)."""
+        if self.broken is None:
+            self.broken = reason
+            logger.error("agent %s: its store is broken, it answers no more: %s", self.name, reason)
+
+    def check(self) -> str | None:
+        """The store's own health check (:meth:`Store.check`); a failure marks the node
+        broken. Returns why it is broken, or None."""
+        if self.broken is None:
+            reason = self.store.check()
+            if reason is not None:
+                self.mark_broken(reason)
+        return self.broken
+
     def close(self) -> None:
         """Finish the call in progress, then close the store."""
         if self.worker is not None:
@@ -141,6 +160,8 @@ class MemoryNode:
         handler = self._ops.get(op) if isinstance(op, str) else None
         if handler is None:
             raise InvalidInputError(f"unknown operation {op!r}")
+        if self.broken is not None:
+            raise HiveStateError(f"agent {self.name}'s store is broken: {self.broken}")
         if not self.ready and op in READS:
             raise HiveStateError(f"agent {self.name} is rebuilding its replicas")
         try:
@@ -148,6 +169,9 @@ class MemoryNode:
             if op in WRITES and self.repair is not None:
                 self.repair.touched(by_client=op in CLIENT_WRITES)
             return reply
+        except StorageError as exc:
+            self.mark_broken(str(exc))
+            raise
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
             if isinstance(exc, InvalidInputError):
                 raise

@@ -56,6 +56,11 @@ class Store(Protocol):
         """The ids among ``ids`` that carry a tombstone here."""
         ...
 
+    def check(self) -> str | None:
+        """Why this store can no longer take writes (files gone or replaced under it, a
+        failed write latched), or None. Cheap: called every second."""
+        ...
+
     def pending_corpus(self) -> list[Posting]:
         """Corpus-list postings for the bodies of a store written before the corpus list
         existed (it kept counters), until :meth:`corpus_done`; else nothing."""
@@ -165,6 +170,9 @@ class InMemoryStore:
 
     def tombstoned(self, ids: Sequence[str]) -> set[str]:
         return {i for i in ids if i in self._tombstones}
+
+    def check(self) -> str | None:
+        return None
 
     def pending_corpus(self) -> list[Posting]:
         return []  # it never outlives its process, so it never held counters
