@@ -44,6 +44,7 @@ bench: install
 	$(PY) -m benchmarks.bench_learn
 	$(PY) -m benchmarks.bench_rss
 	$(PY) -m benchmarks.bench_placement
+	$(PY) -m benchmarks.bench_faults
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

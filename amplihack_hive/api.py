@@ -319,7 +319,21 @@ class Hive(_Client):
             replication=cfg.replication,
             agent="client",
         )
-        return cls(coordinator, transport, list(members))
+
+        def newer_ring() -> HashRing | None:
+            # the membership the supervisor published last (agents adopt it within ~1 s)
+            names = published()
+            if not names:
+                return None
+            client._agents = list(names)
+            return HashRing(names, domains=published.domains())
+
+        # a long-lived client follows membership changes, and writes around (and asks
+        # last) agents that stopped answering, so a paused agent costs one timeout
+        coordinator.refresh = newer_ring
+        coordinator.suspects = transport.suspects
+        client = cls(coordinator, transport, list(members))
+        return client
 
     def close(self) -> None:
         if self._closed:

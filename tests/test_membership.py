@@ -193,3 +193,76 @@ def test_stop_and_status_work_on_a_config_that_no_longer_loads(
         for p in pids:
             if psutil.pid_exists(p):
                 os.kill(p, signal.SIGKILL)
+
+
+def test_a_long_lived_client_follows_a_join_and_a_leave(
+    hive_home: Path, cli: Callable[..., Result]
+) -> None:
+    create_hive(hive_home, "f", agents=5, backend="memory")
+    sup = Supervisor(hive_home, "f")
+    sup.start(timeout=60)
+    try:
+        with Hive.connect("f", hive_home) as client:
+            client.remember_many(FACTS)
+            before = client._coordinator.ring.epoch
+            add_agent(hive_home, "f", "agent-5", prompt="")
+            sup = Supervisor(hive_home, "f")
+            sup.start(timeout=60)
+            result = cli("remove-agent", "f", "agent-1")
+            assert result.exit_code == 0, result.output
+            time.sleep(1.5)  # every agent re-reads the membership once a second
+            # the same client, never told: its replies carry the agents' new ring
+            missed_but_complete = 0
+            for i in range(0, len(FACTS), 7):
+                hits = client.recall(f"L{i}x", limit=1)
+                if not (hits and hits[0].content == FACTS[i]) and hits.complete:
+                    missed_but_complete += 1
+            assert missed_but_complete == 0
+            assert client._coordinator.ring.epoch != before
+            assert "agent-5" in client._coordinator.ring and "agent-1" not in (
+                client._coordinator.ring
+            )
+            settle(Supervisor(hive_home, "f"))
+            for i in range(0, len(FACTS), 7):
+                hits = client.recall(f"L{i}x", limit=1)
+                assert hits and hits[0].content == FACTS[i] and hits.complete, i
+    finally:
+        sup.stop()
+
+
+def test_a_paused_agent_costs_the_client_one_timeout(hive_home: Path) -> None:
+    create_hive(hive_home, "p", agents=6, backend="memory")
+    sup = Supervisor(hive_home, "p")
+    sup.start(timeout=60)
+    rec = next(r for r in read_records(sup.dir) if "agent-2" in r.agents)
+    try:
+        with Hive.connect("p", hive_home, timeout_s=2.0) as client:
+            client.remember_many(FACTS)
+            transport = client._transport
+            sent: list[tuple[str, str]] = []
+            post = transport.post  # type: ignore[attr-defined]
+
+            async def counting(url: str, body: Any, *, agent: str = "") -> Any:
+                sent.append((agent, body.get("op", "")))
+                return await post(url, body, agent=agent)
+
+            transport.post = counting  # type: ignore[attr-defined]
+            os.kill(rec.pid, signal.SIGSTOP)
+            for i in range(40):
+                client.remember_many([f"written while paused {i} q{i}z"])
+                hits = client.recall(f"L{i * 7}x", limit=1)
+                assert hits and hits[0].content == FACTS[i * 7]
+            to_paused = [op for agent, op in sent if agent == "agent-2"]
+            # the first operations that touched it found out; after that it is written
+            # around and asked last (pings go by the transport's own probe, not post)
+            assert 1 <= len(to_paused) <= 3, to_paused
+            assert "agent-2" in transport.suspects()  # type: ignore[attr-defined]
+            os.kill(rec.pid, signal.SIGCONT)
+            deadline = time.monotonic() + 10
+            while "agent-2" in transport.suspects() and time.monotonic() < deadline:  # type: ignore[attr-defined]
+                client.recall("L7x", limit=1)  # operations ping suspects in the background
+                time.sleep(0.2)
+            assert "agent-2" not in transport.suspects()  # type: ignore[attr-defined]
+    finally:
+        os.kill(rec.pid, signal.SIGCONT)
+        sup.stop()

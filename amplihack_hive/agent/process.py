@@ -276,6 +276,14 @@ async def serve(opts: AgentOptions, stop: asyncio.Event) -> str | None:
         llm=LlmAnswerer.from_env(),
     )
     brain.on_fatal = stop.set
+    # suspected: by the detector's probes, or by a request that got no answer
+    coordinator.suspects = lambda: detector.suspects() | transport.suspects()
+
+    def newer_ring() -> HashRing | None:
+        brain.refresh_members()
+        return coordinator.ring
+
+    coordinator.refresh = newer_ring
     runner = make_runner(make_app(brain, token))
     await runner.setup()
     group = opts.agents[0]

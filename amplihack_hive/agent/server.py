@@ -39,8 +39,10 @@ from amplihack_hive.errors import (
     StorageError,
     TransportError,
 )
+from amplihack_hive.transport.http import RING_HEADER
 
 logger = logging.getLogger(__name__)
+
 
 #: Largest request body accepted (a learn batch of many facts fits well below this).
 MAX_BODY = 32 * 1024 * 1024
@@ -96,7 +98,10 @@ def make_app(brain: AgentBrain, token: str) -> web.Application:
         if not open_path and not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
             return _error(401, "missing or wrong hive token")
         try:
-            return await handler(request)
+            response = await handler(request)
+            # the ring this agent routes by: a client holding another refreshes its own
+            response.headers[RING_HEADER] = brain.coordinator.ring.epoch
+            return response
         except web.HTTPException as exc:
             if exc.status >= 400:
                 return _error(exc.status, exc.reason)

@@ -39,6 +39,7 @@ from amplihack_hive.memory.index import (
     from_wire,
     rank,
 )
+from amplihack_hive.memory.node import EPOCH_KEY
 from amplihack_hive.memory.records import (
     CORPUS_TERM,
     MAX_CONTENT_BYTES,
@@ -124,10 +125,16 @@ class _Op:
         self.suspects = suspects
         self.contacted: set[str] = set()
         self.failed: set[str] = set()
+        #: ring epochs the agents that answered route by (over HTTP; see EPOCH_KEY)
+        self.epochs: set[str] = set()
 
     async def send(self, agent: str, message: Message) -> Message:
         self.contacted.add(agent)
-        return await self.transport.request(agent, message)
+        reply = await self.transport.request(agent, message)
+        epoch = reply.get(EPOCH_KEY)
+        if isinstance(epoch, str):
+            self.epochs.add(epoch)
+        return reply
 
     async def send_all(self, batches: dict[str, Message]) -> dict[str, Message | Exception]:
         """Send one request per agent concurrently; failures come back as exceptions."""
@@ -206,8 +213,12 @@ class Coordinator:
         self.first_cut = first_cut
         self.max_content_bytes = min(max_content_bytes, MAX_CONTENT_BYTES)
         self.fanout = Fanout()
-        #: Agents the failure detector suspects (asked last); set by the agent process.
+        #: Agents the failure detector suspects (asked last, written around); set by the
+        #: agent process and by clients.
         self.suspects: Callable[[], set[str]] = set
+        #: Where a newer ring comes from when agents answer with another epoch (None: this
+        #: coordinator's ring is fixed, e.g. in process).
+        self.refresh: Callable[[], HashRing | None] | None = None
 
     def _op(self) -> _Op:
         return _Op(self.transport, frozenset(self.suspects()))
@@ -293,6 +304,12 @@ class Coordinator:
                 break
             current = {pair[0].id: asked for asked, pair in pending.items()}
             lost, dead, errors = await self._put_once(list(pending.values()))
+            if lost - dead and self.suspects():
+                # written around suspected owners and still short: ask them after all
+                retry = [pending[current[fid]] for fid in lost - dead]
+                again_lost, again_dead, errors = await self._put_once(retry, avoid=False)
+                lost = (lost - {f.id for f, _ in retry}) | again_lost
+                dead |= again_dead
             unreachable |= errors
             failed += [current[fid] for fid in lost if fid not in dead]
             if dead:
@@ -356,11 +373,12 @@ class Coordinator:
         return buried, set(replies) - ok
 
     async def _put_once(
-        self, prepared: Sequence[tuple[Fact, list[Posting]]]
+        self, prepared: Sequence[tuple[Fact, list[Posting]]], *, avoid: bool = True
     ) -> tuple[set[str], set[str], set[str]]:
         """One write of ``prepared`` (unique ids) to their owners, hinted stand-ins for owners
-        that are down. Returns the ids that missed a write quorum, the ids some body owner
-        holds a tombstone of, and the agents that failed."""
+        that are down, and (with ``avoid``) for owners the failure detector suspects: a
+        paused agent costs a write no timeout. Returns the ids that missed a write quorum,
+        the ids some body owner holds a tombstone of, and the agents that failed."""
         batches: dict[str, dict[str, list[Any]]] = {}
         fact_owners: dict[str, list[str]] = {}
         term_owners: dict[str, list[str]] = {}
@@ -390,7 +408,10 @@ class Coordinator:
             self.fanout.facts += 1
             self.fanout.fact_agents += len(reached)
         op = self._op()
-        replies = await op.send_all({a: {"op": "put", **b} for a, b in batches.items()})
+        skipped = set(batches) & op.suspects if avoid else set()
+        replies = await op.send_all(
+            {a: {"op": "put", **b} for a, b in batches.items() if a not in skipped}
+        )
         ok = {a for a, r in replies.items() if not isinstance(r, Exception)}
         down = set(batches) - ok
         dead: set[str] = set()
@@ -404,7 +425,7 @@ class Coordinator:
         extra_terms: dict[str, set[str]] = {}
         hreplies: dict[str, Message | Exception] = {}
         if down:
-            hinted, fact_subs, term_subs = self._substitutes(batches, down)
+            hinted, fact_subs, term_subs = self._substitutes(batches, down, skipped | op.suspects)
             hreplies = await op.send_all({a: {"op": "put", **b} for a, b in hinted.items()})
             for agent, reply in hreplies.items():
                 if isinstance(reply, Exception):
@@ -432,7 +453,10 @@ class Coordinator:
         return lost, dead, errors
 
     def _substitutes(
-        self, batches: dict[str, dict[str, list[Any]]], down: set[str]
+        self,
+        batches: dict[str, dict[str, list[Any]]],
+        down: set[str],
+        avoid: set[str] | frozenset[str] = frozenset(),
     ) -> tuple[
         dict[str, dict[str, list[Any]]], dict[str, list[tuple[str, int]]], dict[str, set[str]]
     ]:
@@ -456,7 +480,9 @@ class Coordinator:
                 order = self.ring.owners(key, everyone)
                 owners = order[: self.replication]
                 taken = {domain(a) for a in owners if a not in down}
-                live = [a for a in order[self.replication :] if a not in down]
+                after = [a for a in order[self.replication :] if a not in down]
+                # suspected agents stand in last (they may be paused)
+                live = [a for a in after if a not in avoid] + [a for a in after if a in avoid]
                 fresh: list[str] = []
                 for a in live:
                     if domain(a) not in taken:
@@ -495,16 +521,45 @@ class Coordinator:
 
     # -- recall -----------------------------------------------------------------------
 
+    def _follow(self, op: _Op) -> bool | None:
+        """After an operation: None when every agent that answered routes by this ring;
+        else refresh the ring, True when it changed (ask again), False when no newer one
+        is known (the agents are catching up: the answer may be incomplete)."""
+        before = self.ring.epoch
+        if not op.epochs or op.epochs == {before}:
+            return None
+        ring = self.refresh() if self.refresh is not None else None
+        if ring is not None and ring.epoch != before:
+            logger.info("ring changed (%d agents); asking again", len(ring))
+            self.ring = ring
+            return True
+        return False
+
     async def recall(self, question: str, limit: int = 10) -> Hits:
+        """The ``limit`` best facts for ``question``. Complete only when every replica set
+        that mattered answered, on the ring the agents route by: agents that answer with
+        another ring's epoch make this coordinator refresh its ring and ask again."""
+        for _ in range(3):
+            hits, op = await self._recall_once(question, limit)
+            changed = self._follow(op)
+            if changed is None:
+                return hits
+            if not changed:
+                hits.complete = False
+                return hits
+        hits.complete = False
+        return hits
+
+    async def _recall_once(self, question: str, limit: int) -> tuple[Hits, _Op]:
         if not isinstance(question, str) or not question.strip():
             raise InvalidInputError("the question is empty")
         if limit < 1:
             raise InvalidInputError(f"limit must be at least 1, got {limit}")
         counts, _ = term_counts(question)
         hits = Hits()
-        if not counts:
-            return hits
         op = self._op()
+        if not counts:
+            return hits, op
         try:
             n_docs, avgdl = await self.corpus(op)
             # counters that lag the postings (an update lost while their owners were down)
@@ -539,7 +594,7 @@ class Coordinator:
             # some term or fact no replica could answer for: say so, and who failed
             hits.complete = not lost
             hits.unreachable = tuple(sorted(op.failed))
-            return hits
+            return hits, op
         finally:
             self.fanout.recalls += 1
             self.fanout.recall_agents += len(op.contacted)
@@ -612,6 +667,23 @@ class Coordinator:
 
     # -- forget -----------------------------------------------------------------------
 
+    async def _live_first(
+        self,
+        op: _Op,
+        agents: Sequence[str],
+        message: Message,
+        enough: Callable[[dict[str, Message | Exception]], bool],
+    ) -> dict[str, Message | Exception]:
+        """Send ``message`` to the ``agents`` the failure detector does not suspect; to the
+        suspected ones too only when those replies are not ``enough``. So an operation
+        that needs W of R replicas costs no timeout for a paused one."""
+        live = [a for a in agents if a not in op.suspects]
+        replies = await op.send_all({a: message for a in live})
+        rest = [a for a in agents if a in op.suspects]
+        if rest and not enough(replies):
+            replies.update(await op.send_all({a: message for a in rest}))
+        return replies
+
     def _check_tomb_quorum(
         self, fact_id: str, groups: list[list[str]], ok: set[str], down: set[str]
     ) -> None:
@@ -633,7 +705,11 @@ class Coordinator:
         check_fact_id(fact_id)
         op = self._op()
         body_owners = self.owners(fact_id)
-        asked = await op.send_all({a: {"op": "facts", "ids": [fact_id]} for a in body_owners})
+
+        def found(replies: dict[str, Message | Exception]) -> bool:
+            return any(not isinstance(r, Exception) and r["facts"] for r in replies.values())
+
+        asked = await self._live_first(op, body_owners, {"op": "facts", "ids": [fact_id]}, found)
         body: Fact | None = None
         for reply in asked.values():
             if not isinstance(reply, Exception) and reply["facts"]:
@@ -645,13 +721,24 @@ class Coordinator:
         tomb = Tombstone(fact_id, self.clock()).to_list()
         # Phase 1, the terms' owners (but not the body's): if some term's replica set cannot
         # take the tombstone, stop while the body is still there to tell a retry its terms.
-        first = {a for g in term_groups for a in g} - set(body_owners)
-        replies = await op.send_all({a: {"op": "forget", "tombstones": [tomb]} for a in first})
+        first = sorted({a for g in term_groups for a in g} - set(body_owners))
+        message: Message = {"op": "forget", "tombstones": [tomb]}
+
+        def quorum(groups: list[list[str]], extra: set[str]) -> Callable[[dict[str, Any]], bool]:
+            def enough(replies: dict[str, Message | Exception]) -> bool:
+                ok = {a for a, r in replies.items() if not isinstance(r, Exception)} | extra
+                return all(self._acked(g, [a for a in g if a in ok]) for g in groups)
+
+            return enough
+
+        replies = await self._live_first(op, first, message, quorum(term_groups, set(body_owners)))
         ok = {a for a, r in replies.items() if not isinstance(r, Exception)}
         can = ok | set(body_owners)
-        self._check_tomb_quorum(fact_id, term_groups, can, first - ok)
+        self._check_tomb_quorum(fact_id, term_groups, can, set(first) - ok)
         # Phase 2, the body's owners.
-        second = await op.send_all({a: {"op": "forget", "tombstones": [tomb]} for a in body_owners})
+        second = await self._live_first(
+            op, body_owners, message, quorum([body_owners, *term_groups], ok)
+        )
         replies.update(second)
         ok |= {a for a, r in second.items() if not isinstance(r, Exception)}
         self._check_tomb_quorum(fact_id, [body_owners, *term_groups], ok, set(replies) - ok)

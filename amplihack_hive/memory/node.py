@@ -48,6 +48,9 @@ logger = logging.getLogger(__name__)
 
 Message = dict[str, Any]
 
+#: The key under which a transport hands the coordinator, with each reply, the epoch of the
+#: ring the answering agent routes by (HTTP carries it in a header). No operation uses it.
+EPOCH_KEY = "_ring"
 #: Most records accepted in one request; a coordinator batches below this.
 MAX_BATCH = 50_000
 

@@ -60,7 +60,7 @@ class _RingState:
     that took ``self._state`` once never sees points and owners from two different rings.
     """
 
-    __slots__ = ("domain_count", "domains", "nodes", "owners", "points", "successors")
+    __slots__ = ("domain_count", "domains", "epoch", "nodes", "owners", "points", "successors")
 
     def __init__(self, nodes: frozenset[str], vnodes: int, domains: dict[str, str]) -> None:
         # Karger et al. 1997: each node is replicated at `vnodes` pseudo-random points of the
@@ -77,6 +77,7 @@ class _RingState:
         #: node -> its failure domain (every node has one; its own name by default)
         self.domains: dict[str, str] = {n: domains.get(n, n) for n in nodes}
         self.domain_count = len(set(self.domains.values()))
+        self.epoch: str | None = None
 
     def walk(self, start: int, r: int) -> tuple[str, ...]:
         """The first ``r`` distinct nodes clockwise from point index ``start`` (r <= nodes),
@@ -172,6 +173,19 @@ class HashRing:
     def domain_count(self) -> int:
         """How many distinct failure domains the members are in."""
         return self._state.domain_count
+
+    @property
+    def epoch(self) -> str:
+        """A fingerprint of the membership (members, their domains, vnodes): two rings
+        with the same epoch place every key alike. Agents send theirs with every reply, so
+        a client holding another ring knows to refresh it."""
+        state = self._state
+        cached = getattr(state, "epoch", None)
+        if cached is None:
+            text = "\n".join(f"{n}\t{state.domains[n]}" for n in sorted(state.nodes))
+            digest = _blake2b(f"{self._vnodes}\n{text}".encode(), digest_size=8).hexdigest()
+            cached = state.epoch = digest
+        return cached
 
     @property
     def nodes(self) -> tuple[str, ...]:

@@ -12,13 +12,14 @@ import asyncio
 import json
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
 
 from amplihack_hive.errors import BusyError, HiveError, TransportError
-from amplihack_hive.memory.node import MemoryNode
+from amplihack_hive.memory.node import EPOCH_KEY, MemoryNode
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +30,13 @@ TOKEN_HEADER = "Authorization"
 BUSY_ATTEMPTS = 6
 #: Longest pause between two attempts, seconds.
 BUSY_MAX_PAUSE_S = 2.0
+#: An agent that did not answer is suspected (coordinators ask it last and write around
+#: it) until a ping answers; pings go at most this often, seconds...
+SUSPECT_PROBE_S = 1.0
+#: ... and wait this long for an answer (a request waits the full timeout).
+PROBE_TIMEOUT_S = 1.0
+#: Reply header naming the ring the answering agent routes by (:attr:`HashRing.epoch`).
+RING_HEADER = "X-Hive-Ring"
 
 
 def auth_header(token: str | None) -> dict[str, str]:
@@ -61,6 +69,11 @@ class HttpTransport:
         self._session: aiohttp.ClientSession | None = None
         self._sem: asyncio.Semaphore | None = None
         self.requests = 0
+        #: agent -> when it may be pinged again; present while the agent is suspected
+        self._suspected: dict[str, float] = {}
+        self._probing: set[str] = set()
+        #: The ring epoch agents answered with most recently (None until one did).
+        self.last_epoch: str | None = None
 
     def _client(self) -> tuple[aiohttp.ClientSession, asyncio.Semaphore]:
         if self._session is None or self._session.closed:
@@ -74,6 +87,40 @@ class HttpTransport:
             self._sem = asyncio.Semaphore(self._max_in_flight)
         assert self._sem is not None
         return self._session, self._sem
+
+    def suspects(self) -> set[str]:
+        """Agents that did not answer their last request and have not answered a ping
+        since. Each call sends a ping (in the background, at most every
+        :data:`SUSPECT_PROBE_S`) to the suspects due for one, so a resumed agent is trusted
+        again within about a second, without a request paying a timeout to find out."""
+        now = time.monotonic()
+        for agent, due in list(self._suspected.items()):
+            if due <= now and agent not in self._probing:
+                try:
+                    asyncio.get_running_loop().create_task(self._probe(agent))
+                except RuntimeError:  # no loop here: the next call from one pings
+                    break
+                self._probing.add(agent)
+        return set(self._suspected)
+
+    async def _probe(self, agent: str) -> None:
+        try:
+            base = self._resolve(agent)
+            if not base:
+                return
+            session, _ = self._client()
+            url = base + MEMORY_PATH.format(agent=agent)
+            timeout = aiohttp.ClientTimeout(total=PROBE_TIMEOUT_S)
+            async with session.post(url, json={"op": "ping"}, timeout=timeout) as resp:
+                if resp.status == 200:
+                    self._suspected.pop(agent, None)
+                    return
+        except (aiohttp.ClientError, TimeoutError, OSError):
+            pass
+        finally:
+            self._probing.discard(agent)
+        if agent in self._suspected:
+            self._suspected[agent] = time.monotonic() + SUSPECT_PROBE_S
 
     async def request(self, agent: str, message: Message) -> Message:
         self.requests += 1
@@ -99,10 +146,17 @@ class HttpTransport:
         session, sem = self._client()
         try:
             async with sem, session.post(url, json=body) as resp:
+                epoch = resp.headers.get(RING_HEADER)
+                if epoch:
+                    self.last_epoch = epoch
+                if agent:
+                    self._suspected.pop(agent, None)  # it answered
                 if resp.status == 200:
                     data = await resp.json()
                     if not isinstance(data, dict):
                         raise TransportError(f"{agent or url} answered with a non-object")
+                    if epoch:
+                        data[EPOCH_KEY] = epoch
                     return data
                 if resp.status == 503 and "Retry-After" in resp.headers:
                     raise BusyError(
@@ -113,8 +167,10 @@ class HttpTransport:
         except TransportError:
             raise
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
-            if agent and self.on_unreachable:
-                self.on_unreachable(agent)
+            if agent:
+                self._suspected.setdefault(agent, time.monotonic() + SUSPECT_PROBE_S)
+                if self.on_unreachable:
+                    self.on_unreachable(agent)
             raise TransportError(f"agent {agent or url} is unreachable: {exc!r}") from exc
 
     async def get(self, url: str) -> Message:
