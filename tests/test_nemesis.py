@@ -7,6 +7,7 @@ and no forgotten fact comes back. R=3, W=2, real agent processes on Kuzu.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -20,6 +21,7 @@ from typing import Any
 import pytest
 
 from amplihack_hive import Hive
+from amplihack_hive.agent.runstate import ProcessRecord as ProcessRecordT
 from amplihack_hive.agent.runstate import read_records
 from amplihack_hive.errors import HiveError, WriteQuorumError
 from amplihack_hive.hive.config import create_hive
@@ -153,3 +155,203 @@ def test_no_acknowledged_fact_is_lost_while_agents_are_killed(hive_home: Path, r
     finally:
         stop.set()
         sup.stop(timeout=10)
+
+
+PACKED_AGENTS = 20
+PER_PROCESS = 5
+PACKED_FACTS = 600
+CYCLED = 40  # contents forgotten and remembered again, by two clients at once
+
+
+def scored(hive: Hive, q: str) -> list[tuple[float, str]]:
+    return sorted((round(h.score, 6), h.content) for h in hive.recall(q, limit=5000))
+
+
+@pytest.mark.parametrize("run", range(RUNS))
+def test_packed_hive_under_pauses_kills_a_wiped_process_and_re_remembers(
+    hive_home: Path, run: int
+) -> None:
+    """20 agents, 5 per process: SIGSTOP pauses, kill -9 of whole processes, one process
+    killed with its data wiped; two clients forget and re-remember the same contents at
+    once while a third writes. After healing: no acknowledged fact lost, no forgotten fact
+    back, every re-remembered fact there, and rankings equal to one agent holding the live
+    facts."""
+    rnd = random.Random(1000 + run)
+    create_hive(
+        hive_home,
+        "pk",
+        agents=PACKED_AGENTS,
+        replication=3,
+        backend="kuzu",
+        agents_per_process=PER_PROCESS,
+    )
+    sup = Supervisor(hive_home, "pk")
+    sup.start(timeout=90)
+    stop = threading.Event()
+    lock = threading.Lock()
+    live: dict[str, str] = {}  # content -> its id, acknowledged
+    gone: dict[str, str] = {}  # id -> content, forgotten (acknowledged)
+    uncertain: set[str] = set()  # contents whose last operation was not acknowledged
+    events: list[str] = []
+    wiped = threading.Event()
+
+    def processes() -> list[ProcessRecordT]:
+        return list(read_records(sup.dir))
+
+    def nemesis() -> None:
+        step = 0
+        while not stop.is_set():
+            step += 1
+            recs = processes()
+            if not recs:
+                time.sleep(0.2)
+                continue
+            rec = rnd.choice(recs)
+            action = rnd.choice(["pause", "pause", "kill"]) if step != 3 else "wipe"
+            try:
+                if action == "pause":
+                    os.kill(rec.pid, signal.SIGSTOP)
+                    time.sleep(rnd.uniform(0.5, 2.0))
+                    os.kill(rec.pid, signal.SIGCONT)
+                else:
+                    os.kill(rec.pid, signal.SIGKILL)
+                    psutil_wait(rec.pid)
+                    if action == "wipe" and not wiped.is_set():
+                        for agent in rec.agents:
+                            for p in (sup.dir / "data").glob(f"{agent}*"):
+                                if p.name == agent or p.name.startswith(agent + "."):
+                                    remove_path(p)
+                        wiped.set()
+                    time.sleep(rnd.uniform(0.2, 0.6))
+                    Supervisor(hive_home, "pk").start(timeout=90)
+                events.append(f"{action} {rec.group}")
+            except (ProcessLookupError, HiveError) as exc:
+                events.append(f"{action} {rec.group} failed: {exc}")
+            time.sleep(rnd.uniform(0.3, 1.0))
+
+    def writer() -> None:
+        with Hive.connect("pk", hive_home, timeout_s=3.0) as client:
+            for start in range(0, PACKED_FACTS, 30):
+                chunk = [
+                    f"packed run {run} fact {i} token p{run}x{i}q" for i in range(start, start + 30)
+                ]
+                try:
+                    ids = client.remember_many(chunk)
+                except WriteQuorumError as exc:
+                    stored = set(exc.stored)
+                    with lock:
+                        for c in chunk:
+                            if fact_id_for(c) in stored:
+                                live[c] = fact_id_for(c)
+                            else:
+                                uncertain.add(c)
+                    continue
+                except HiveError:
+                    with lock:
+                        uncertain.update(chunk)
+                    continue
+                with lock:
+                    live.update(zip(chunk, ids, strict=True))
+
+    cycled = [f"cycled run {run} item {i} token c{run}x{i}q" for i in range(CYCLED)]
+
+    def cycler(seed: int) -> None:
+        """Forget a content's fact and remember it again, over and over; the other cycler
+        does the same to the same contents at the same time."""
+        r = random.Random(seed)
+        with Hive.connect("pk", hive_home, timeout_s=3.0) as client:
+            while not stop.is_set():
+                content = r.choice(cycled)
+                with lock:
+                    fid = live.get(content)
+                try:
+                    if fid is None:
+                        new = client.remember(content)
+                        with lock:
+                            assert new not in gone, "a forgotten id was stored again"
+                            live[content] = new
+                            uncertain.discard(content)
+                    else:
+                        client.forget(fid)
+                        with lock:
+                            gone[fid] = content
+                            if live.get(content) == fid:
+                                del live[content]
+                except HiveError:
+                    with lock:
+                        uncertain.add(content)
+                        live.pop(content, None)
+                time.sleep(r.uniform(0.0, 0.05))
+
+    threads = [
+        threading.Thread(target=nemesis, daemon=True),
+        threading.Thread(target=cycler, args=(run * 2,), daemon=True),
+        threading.Thread(target=cycler, args=(run * 2 + 1,), daemon=True),
+    ]
+    try:
+        for t in threads:
+            t.start()
+        writer()
+        # every run has its wipe and a few faults besides
+        while not wiped.is_set() or len(events) < 7:
+            time.sleep(0.2)
+        time.sleep(2)
+        stop.set()
+        for t in threads:
+            t.join(timeout=180)
+        sup = Supervisor(hive_home, "pk")
+        sup.start(timeout=90)
+        for _ in range(4):
+            repair_everywhere(sup)
+        with Hive.connect("pk", hive_home) as client:
+            # the last word on contents whose last operation was not acknowledged
+            for content in sorted(uncertain):
+                token = content.split()[-1]
+                hits = [h for h in client.recall(token, limit=5) if h.content == content]
+                if hits:
+                    live[content] = hits[0].id
+                else:
+                    live.pop(content, None)
+            lost = []
+            for content, fid in live.items():
+                hits = client.recall(content.split()[-1], limit=5)
+                if not any(h.id == fid and h.content == content for h in hits):
+                    lost.append(content)
+            assert lost == [], f"{len(lost)} acknowledged facts missing, e.g. {lost[:3]}"
+            back = [
+                fid
+                for fid, content in gone.items()
+                if any(h.id == fid for h in client.recall(content.split()[-1], limit=5))
+            ]
+            assert back == [], f"{len(back)} forgotten facts came back"
+            with Hive.in_process(agents=1, replication=1) as one:
+                one.remember_many(sorted(live))
+                for q in ("packed", "cycled token", f"run {run} fact", "item 7"):
+                    assert scored(client, q) == scored(one, q), q
+        assert any(e.startswith("wipe") and "failed" not in e for e in events), events
+        print(
+            f"run {run}: {len(live)} live, {len(gone)} forgotten, {len(uncertain)} uncertain; "
+            f"nemesis: {', '.join(events)}"
+        )
+    finally:
+        stop.set()
+        for rec in read_records(sup.dir):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(rec.pid, signal.SIGCONT)
+        sup.stop(timeout=10)
+
+
+def psutil_wait(pid: int) -> None:
+    import psutil
+
+    with contextlib.suppress(psutil.NoSuchProcess):
+        psutil.Process(pid).wait(10)
+
+
+def remove_path(p: Path) -> None:
+    import shutil
+
+    if p.is_dir():
+        shutil.rmtree(p, ignore_errors=True)
+    else:
+        p.unlink(missing_ok=True)
