@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from pathlib import Path
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -186,3 +187,39 @@ CorpusMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 test_ranking_after_faults_equals_one_agents = CorpusMachine.TestCase
+
+
+def test_an_upgraded_hive_puts_its_facts_on_the_corpus_list_once(tmp_path: Path) -> None:
+    """Stores written before the corpus list (format 2 kept counters) are marked on open;
+    their agent puts their facts on the list through its owners, then clears the mark."""
+    from amplihack_hive.agent.brain import AgentBrain
+    from amplihack_hive.memory import kuzu_store
+    from amplihack_hive.memory.records import CORPUS_TERM
+
+    contents = [f"upgraded fact {i} w{i % 5}" for i in range(60)]
+    with Hive.in_process(5, 3, backend="kuzu", path=tmp_path) as hive:
+        ids = hive.remember_many(contents)
+        t = hive._transport
+        assert isinstance(t, InProcessTransport)
+        for node in t.nodes.values():  # as if written by the older format
+            store = node.store
+            assert isinstance(store, kuzu_store.KuzuStore)
+            store.drop([], [(CORPUS_TERM, fid) for fid in ids])
+            store._run(
+                "MERGE (d:Doc {id: $key}) ON CREATE SET d.body = false, d.value = 1",
+                {"key": kuzu_store._BACKFILL_KEY},
+            )
+        owner = t.nodes[hive._coordinator.owners(CORPUS_TERM)[0]]
+        assert owner.handle({"op": "corpus"})["count"] == 0
+        brain = AgentBrain(dict(t.nodes), hive._coordinator)
+        brain._rounds = 1  # a repair round has run
+        for node in t.nodes.values():
+            node.ready = True  # (a brain starting in a hive waits to catch up first)
+        assert hive._loop.run(brain.backfill_corpus()) is True
+        for name in hive._coordinator.owners(CORPUS_TERM):
+            assert t.nodes[name].handle({"op": "corpus"})["count"] == len(contents)
+        assert all(not n.store.pending_corpus() for n in t.nodes.values())
+        with Hive.in_process(agents=1, replication=1) as one:
+            one.remember_many(contents)
+            for q in ("upgraded", "w1 fact", "w3"):
+                assert scored(hive, q) == scored(one, q)

@@ -323,3 +323,27 @@ def test_agents_answer_health_and_stop_cleanly_under_bulk_writes(hive_home: Path
     writer.join(timeout=30)
     assert result.killed == []
     assert agent_pids(sup.dir) == set()
+
+
+def test_a_start_that_packs_agents_records_their_domains(hive_home: Path) -> None:
+    from amplihack_hive.hive.config import load_hive
+
+    create_hive(hive_home, "g", agents=4, backend="memory")
+    sup = Supervisor(hive_home, "g")
+    try:
+        sup.start(timeout=60, agents_per_process=2)
+        pinned = {a.name: a.domain for a in load_hive(hive_home, "g").agents}
+        assert pinned == {
+            "agent-0": "agent-0",
+            "agent-1": "agent-0",
+            "agent-2": "agent-2",
+            "agent-3": "agent-2",
+        }
+        sup.stop()
+        sup = Supervisor(hive_home, "g")
+        sup.start(timeout=60)  # no option this time: the same processes, the same ring
+        assert len({r.pid for r in read_records(sup.dir)}) == 2
+        members = json.loads((sup.dir / "run" / "members.json").read_text())
+        assert members["domains"] == pinned
+    finally:
+        sup.stop()

@@ -73,6 +73,11 @@ class IndexMachine(RuleBasedStateMachine):
             assert got == want, term
         assert sorted(self.index.keys()) == sorted(self.model)
         assert self.index.count() == len(self.model)
+        for term in TERMS:  # point lookups see the newest entry, in the table or a segment
+            for fid in FACTS:
+                p = self.model.get((term, fid))
+                want = None if p is None else (p.tf, p.length, p.created, p.subject)
+                assert self.index.lookup(term, fid) == want, (term, fid)
 
     def teardown(self) -> None:
         self.index.close()

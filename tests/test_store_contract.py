@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from amplihack_hive.memory.kuzu_store import KuzuStore
-from amplihack_hive.memory.records import Fact, Posting, ShardExport, Tombstone
+from amplihack_hive.memory.records import CORPUS_TERM, Fact, Posting, ShardExport, Tombstone
 from amplihack_hive.memory.store import InMemoryStore, Store
 
 BACKENDS = ["memory", "kuzu"]
@@ -250,7 +250,7 @@ POOL += [
     fact("four supersedes zero", supersedes=POOL[0].id),
     fact(HOSTILE[0]),
 ]
-TERMS = ["alpha", "beta", HOSTILE[0], "😀"]
+TERMS = ["alpha", "beta", HOSTILE[0], "😀", CORPUS_TERM]
 
 facts_st = st.lists(st.sampled_from(POOL), max_size=4)
 postings_st = st.lists(
@@ -294,6 +294,24 @@ class KuzuMatchesMemory(RuleBasedStateMachine):
     @rule(tombstones=tombstones_st)
     def forget(self, tombstones: list[Tombstone]) -> None:
         assert self.kuzu.forget(tombstones) == self.model.forget(tombstones)
+
+    @rule(data=st.data())
+    def drop(self, data: st.DataObject) -> None:
+        keys = sorted(self.model.posting_keys())
+        if not keys:
+            return
+        picked = data.draw(st.lists(st.sampled_from(keys), max_size=3))
+        self.kuzu.drop([], picked)
+        self.model.drop([], picked)
+
+    @invariant()
+    def list_stats_are_the_lists(self) -> None:
+        # the corpus list's figures are kept by every write, never drift from the list
+        for term in (CORPUS_TERM, "alpha"):
+            plist = self.model.postings([term])[term]
+            expected = (len(plist), sum(p.length for p in plist))
+            assert self.model.term_stats(term) == expected
+            assert self.kuzu.term_stats(term) == expected
 
     @invariant()
     def same_records(self) -> None:

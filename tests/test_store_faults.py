@@ -62,6 +62,17 @@ def wait_exit(pid: int, timeout: float = 30) -> int | None:
         return None
 
 
+def held_within(home: Path, name: str, agent: str, at_least: int, timeout: float = 60) -> int:
+    """The facts ``agent`` holds once it holds ``at_least`` (or when ``timeout`` is up)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with Hive.connect(name, home) as client:
+            now = int(client.stats()["facts_per_agent"][agent])
+        if now >= at_least or time.monotonic() > deadline:
+            return now
+        time.sleep(1)
+
+
 def recall_all(home: Path, name: str) -> None:
     with Hive.connect(name, home) as client:
         for i in (0, 57, 199):
@@ -92,14 +103,7 @@ def test_deleted_files_stop_the_agent_and_a_restart_rebuilds_it(hive_home: Path)
         assert rows["agent-1"].state == "stopped"
         sup = Supervisor(hive_home, "d")
         sup.start(timeout=60)
-        deadline = time.monotonic() + 60
-        while True:
-            with Hive.connect("d", hive_home) as client:
-                now = client.stats()["facts_per_agent"]["agent-1"]
-            if now >= before or time.monotonic() > deadline:
-                break
-            time.sleep(1)
-        assert now >= before  # rebuilt from its replicas
+        assert held_within(hive_home, "d", "agent-1", before) >= before  # rebuilt
         recall_all(hive_home, "d")
     finally:
         sup.stop()
@@ -123,14 +127,7 @@ def test_a_database_that_does_not_open_is_moved_aside_and_rebuilt(hive_home: Pat
         assert len(aside) == 1 and (aside[0] / "agent-2").is_file()  # kept, not deleted
         log = (sup.dir / "logs" / "agent-2.log").read_text()
         assert " ERROR " in log and "moved it to" in log
-        deadline = time.monotonic() + 60
-        while True:
-            with Hive.connect("c", hive_home) as client:
-                per = client.stats()["facts_per_agent"]
-            if per["agent-2"] > 0 or time.monotonic() > deadline:
-                break
-            time.sleep(1)
-        assert per["agent-2"] > 0
+        assert held_within(hive_home, "c", "agent-2", 1) > 0  # rebuilt from its replicas
         recall_all(hive_home, "c")
     finally:
         sup.stop()

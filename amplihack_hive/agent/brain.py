@@ -30,8 +30,11 @@ from amplihack_hive.memory.ring import HashRing
 
 logger = logging.getLogger(__name__)
 
-#: Corpus-list postings per request when an older store's facts are put on the list.
+#: Corpus-list postings per request when an older store's facts are put on the list...
 BACKFILL_CHUNK = 20_000
+#: ... and seconds before trying again when too few of the list's owners took them (an
+#: owner that missed them gets them from its replicas, like any posting).
+BACKFILL_RETRY_S = 30.0
 #: Items accepted in one learn request.
 MAX_LEARN_BATCH = 5000
 #: Background repair waits while a client wrote to this agent in the last this many s...
@@ -78,6 +81,7 @@ class AgentBrain:
             if node.repair is not None
         }
         self._rounds = 0
+        self._backfill_after = 0.0
         self._repair_lock = asyncio.Lock()
         if detector is not None:
             detector.set_members(coordinator.ring.nodes)
@@ -215,6 +219,10 @@ class AgentBrain:
         """Put the facts of stores written before the corpus list existed on it (once per
         store; the postings go to the list's owners like any write). True when none is left
         to do; a failure is retried on the next upkeep tick."""
+        if self._rounds < 1 or time.monotonic() < self._backfill_after:
+            # after a repair round, so tombstones this replica missed have reached it (a
+            # body forgotten elsewhere must not be put on the list)
+            return False
         done = True
         owners = self.coordinator.owners(CORPUS_TERM)
         for node in self.nodes.values():
@@ -229,13 +237,14 @@ class AgentBrain:
                     return_exceptions=True,
                 )
                 failed = [r for r in replies if isinstance(r, BaseException)]
-                if failed:
+                if len(replies) - len(failed) < self.coordinator._quorum(owners):
                     logger.warning(
                         "agent %s: corpus list backfill waits for its owners: %s",
                         node.name,
                         failed[0],
                     )
                     done = False
+                    self._backfill_after = time.monotonic() + BACKFILL_RETRY_S
                     break
             else:
                 await node.run(node.store.corpus_done)

@@ -165,7 +165,7 @@ def open_stores(opts: AgentOptions) -> dict[str, Store]:
             try:
                 stores[agent] = one(path)
             except StorageError as exc:
-                if opts.backend != "kuzu" or "lock" in str(exc).lower() or not path.exists():
+                if opts.backend != "kuzu" or not path.exists() or not looks_corrupt(str(exc)):
                     raise
                 aside = set_aside(path)
                 logger.error(
@@ -183,6 +183,34 @@ def open_stores(opts: AgentOptions) -> dict[str, Store]:
     return stores
 
 
+#: Failures to open a database that say nothing about its pages: another process holds it,
+#: a newer format, the process is short of files, memory or permission. Those stop the
+#: agent with the error; only what remains (the engine could not read the file) sets the
+#: database aside, since an agent that starts empty takes its data from its replicas.
+_NOT_CORRUPTION = (
+    "lock",
+    "reads up to",  # our own: a store of a newer format
+    "too many open files",
+    "permission denied",
+    "no space",
+    "cannot allocate",
+    "out of memory",
+    "buffer manager",
+    "resource temporarily unavailable",
+)
+
+
+def looks_corrupt(message: str) -> bool:
+    """Whether a failure to open a database is about its content (set it aside and
+    rebuild) rather than about this process or machine (refuse to start)."""
+    lowered = message.lower()
+    return not any(word in lowered for word in _NOT_CORRUPTION)
+
+
+#: The files of one Kuzu store beside its database file.
+_STORE_SUFFIXES = (".wal", ".postings", ".shadow", ".lock")
+
+
 def set_aside(path: Path) -> Path:
     """Move a database and the files beside it (``.wal``, ``.postings``, ...) into a new
     ``<name>.broken-<time>`` directory next to it; return that directory."""
@@ -192,11 +220,10 @@ def set_aside(path: Path) -> Path:
         n += 1
         aside = aside.with_name(f"{aside.name.split('~')[0]}~{n}")
     aside.mkdir(mode=0o700)
-    for item in path.parent.iterdir():
-        if item.name == path.name or (
-            item.name.startswith(path.name + ".") and ".broken-" not in item.name
-        ):
-            os.replace(item, aside / item.name)
+    for name in (path.name, *(path.name + suffix for suffix in _STORE_SUFFIXES)):
+        item = path.parent / name
+        if item.exists():
+            os.replace(item, aside / name)
     return aside
 
 

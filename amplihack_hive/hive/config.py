@@ -561,6 +561,29 @@ def add_agent(
     return cfg
 
 
+def pin_domains(home: HomeArg, name: str, domains: dict[str, str]) -> HiveConfig:
+    """Record ``domains`` (agent -> domain) in the config for the agents that have none, so
+    that later starts and membership changes never regroup them (the grouping of agents
+    without one is positional, and a start may pack by its own option)."""
+    directory = hive_dir(home, name)
+    _require_config(directory, name)
+    with locked(directory):
+        cfg = _load_checked(directory, name)
+        changed = False
+        for a in cfg.agents:
+            if a.domain is None and a.name in domains:
+                a.domain = validate_domain(domains[a.name])
+                changed = True
+        if changed:
+            save(config_path(directory), cfg)
+    return cfg
+
+
+def validate_domain(domain: str) -> str:
+    """A domain name as the config takes it (an agent name's rules)."""
+    return validate_name(domain, "domain name")
+
+
 def _next_domain(cfg: HiveConfig) -> str:
     """The domain a new agent joins: the last agent's while it has fewer than
     ``agents_per_process`` agents, else the first unused ``p<k>``."""

@@ -66,15 +66,16 @@ def hive_names(home: HomeArg = None) -> list[str]:
 def write_file_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Replace ``path`` with ``data`` so readers see the old file or the new one, never half.
 
-    The bytes go to a new temporary file in the same directory, created with ``mode``
-    (less the umask) by ``os.open``, so a secret is never readable by others even for an
-    instant; it is fsynced, renamed over ``path`` with ``os.replace``, and the directory is
-    fsynced so the rename survives a crash.
+    The bytes go to a new temporary file in the same directory, created with ``mode`` by
+    ``os.open`` (and set to it, whatever the umask), so a secret is never readable by others
+    even for an instant; it is fsynced, renamed over ``path`` with ``os.replace``, and the
+    directory is fsynced so the rename survives a crash.
     """
     directory = path.parent
     tmp = directory / f".{path.name}.{secrets.token_hex(6)}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     try:
+        os.fchmod(fd, mode)  # exactly ``mode``, whatever the umask
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

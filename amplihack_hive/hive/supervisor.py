@@ -35,7 +35,7 @@ from amplihack_hive.agent.runstate import (
     write_members,
 )
 from amplihack_hive.errors import ConfigError, HiveError, HiveStateError
-from amplihack_hive.hive.config import HiveConfig, load_hive
+from amplihack_hive.hive.config import HiveConfig, load_hive, pin_domains
 from amplihack_hive.hive.home import HomeArg, hive_dir
 from amplihack_hive.hive.token import read_token
 
@@ -126,6 +126,7 @@ class Supervisor:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.name = name
+        self.home = home
         self.dir = hive_dir(home, name)
         self._config: HiveConfig | None = None
         #: Why the config does not load (None when it does): ``stop`` and ``status`` still
@@ -193,10 +194,17 @@ class Supervisor:
             raise HiveStateError(f"hive {self.name!r} has no agents; add one with add-agent")
         read_token(self.dir)  # fail early, in the CLI, on a missing token
         self.dir.chmod(0o700)  # a hive made by an older version may be open to others
+        hosted = {a for rec, _ in self.live_records() for a in rec.agents}
         domains = cfg.domains(agents_per_process)
+        # agents already running keep the domain they run under
+        published = MembersFile(self.dir).domains()
+        domains.update({a: published[a] for a in hosted if a in published})
+        if any(a.domain is None and domains[a.name] != a.name for a in cfg.agents):
+            # packed agents without a recorded domain: record it, so that neither a later
+            # start (with another --agents-per-process) nor a removal regroups them
+            cfg = self._config = pin_domains(self.home, self.name, domains)
         # running agents adopt added/removed ones; the ring keeps each domain's agents apart
         write_members(self.dir, cfg.ring_names, domains)
-        hosted = {a for rec, _ in self.live_records() for a in rec.agents}
         # an agent being removed is not started again (its replicas hold what it held)
         missing = [a for a in cfg.ring_names if a not in hosted]
         # one process per failure domain: the agents that die together are the agents

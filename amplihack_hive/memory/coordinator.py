@@ -304,13 +304,14 @@ class Coordinator:
                 break
             current = {pair[0].id: asked for asked, pair in pending.items()}
             lost, dead, errors = await self._put_once(list(pending.values()))
+            unreachable |= errors
             if lost - dead and self.suspects():
                 # written around suspected owners and still short: ask them after all
                 retry = [pending[current[fid]] for fid in lost - dead]
                 again_lost, again_dead, errors = await self._put_once(retry, avoid=False)
+                unreachable |= errors
                 lost = (lost - {f.id for f, _ in retry}) | again_lost
                 dead |= again_dead
-            unreachable |= errors
             failed += [current[fid] for fid in lost if fid not in dead]
             if dead:
                 cleared, errors = await self._bury({fid: pending[current[fid]][1] for fid in dead})
@@ -325,8 +326,9 @@ class Coordinator:
                 final[asked] = again[asked][0].id
             pending = again
         else:
-            failed += list(pending)
-            unreachable.add("(content forgotten too many times)")
+            if pending:
+                failed += list(pending)
+                unreachable.add(f"(content forgotten more than {MAX_INCARNATIONS} times)")
         if failed:
             lost_ids = set(failed)
             errors_s = sorted(unreachable)

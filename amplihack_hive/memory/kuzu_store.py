@@ -218,6 +218,9 @@ class KuzuStore:
         self._known = BloomFilter.for_capacity(_ID_CAPACITY)
         self._fact_count = 0
         self._tombs: dict[str, float] = {}
+        #: [size, total length] of the corpus list, read once, then kept by every write
+        #: (every recall asks for it: rebuilding it per request is O(facts))
+        self._corpus_stats: list[int] | None = None
         try:
             with engine_errors(f"opening the store at {self.path}"):
                 self._load_ids()
@@ -460,7 +463,15 @@ class KuzuStore:
             live = [p for p in last.values() if p.fact_id not in self._tombs]
             if live:
                 self._forget_cached({p.term for p in live})
+                delta = [0, 0]
+                if self._corpus_stats is not None:
+                    for p in live:
+                        if p.term == CORPUS_TERM:
+                            old = self._index.lookup(CORPUS_TERM, p.fact_id)
+                            delta[0] += old is None
+                            delta[1] += p.length - (old[1] if old is not None else 0)
                 self._index.put(live)
+                self._corpus_add(delta)
 
     def postings(self, terms: Sequence[str]) -> dict[str, list[Posting]]:
         with self._open():
@@ -484,6 +495,32 @@ class KuzuStore:
                         self._cached_columns += len(cols)
                 out[t] = cols
         return out
+
+    def term_stats(self, term: str) -> tuple[int, int]:
+        with self._open():
+            if term == CORPUS_TERM and self._corpus_stats is not None:
+                return self._corpus_stats[0], self._corpus_stats[1]
+            postings = self._index.term(term)
+            stats = [len(postings), sum(p.length for p in postings)]
+            if term == CORPUS_TERM:
+                self._corpus_stats = stats
+            return stats[0], stats[1]
+
+    def _corpus_loss(self, fact_ids: set[str]) -> list[int]:
+        """What the corpus list loses when the postings of ``fact_ids`` on it go."""
+        delta = [0, 0]
+        if self._corpus_stats is not None:
+            for fid in fact_ids:
+                old = self._index.lookup(CORPUS_TERM, fid)
+                if old is not None:
+                    delta[0] -= 1
+                    delta[1] -= old[1]
+        return delta
+
+    def _corpus_add(self, delta: list[int]) -> None:
+        if self._corpus_stats is not None:
+            self._corpus_stats[0] += delta[0]
+            self._corpus_stats[1] += delta[1]
 
     def _forget_cached(self, terms: Iterable[str] | None = None) -> None:
         if terms is None:
@@ -523,7 +560,9 @@ class KuzuStore:
                 self._fact_count -= len(held)
             if posting_keys:
                 self._forget_cached({t for t, _ in posting_keys})
+                delta = self._corpus_loss({f for t, f in posting_keys if t == CORPUS_TERM})
                 self._index.drop(posting_keys)
+                self._corpus_add(delta)
 
     # -- tombstones -----------------------------------------------------------------------
 
@@ -555,7 +594,9 @@ class KuzuStore:
                     )
             self._add_known(at)
             self._fact_count -= sum(1 for i in at if known.get(i, (False, None))[0])
+            delta = self._corpus_loss({i for i in at if i not in self._tombs})
             self._tombs.update(at)
+            self._corpus_add(delta)
             # after the tombstones are durable, so a crash in between cannot bring a
             # forgotten fact's postings back (the index's dead set is rebuilt from them)
             self._index.kill(at)

@@ -63,6 +63,15 @@ CLIENT_WRITES = frozenset({"put", "forget"})
 READS = frozenset({"postings", "facts", "corpus"})
 
 
+#: Engine messages that mean its files can no longer be trusted (a failed write or read).
+_IO_WORDS = ("cannot write", "cannot read", "no space", "i/o error", "io exception", "corrupt")
+
+
+def _io_failure(message: str) -> bool:
+    lowered = message.lower()
+    return any(word in lowered for word in _IO_WORDS)
+
+
 class MemoryNode:
     """Serves one agent's store to the hive. With ``repair`` set it also answers the
     anti-entropy requests of :mod:`amplihack_hive.memory.repair`."""
@@ -173,7 +182,12 @@ class MemoryNode:
                 self.repair.touched(by_client=op in CLIENT_WRITES)
             return reply
         except StorageError as exc:
-            self.mark_broken(str(exc))
+            # files gone or the posting index latched (store.check), or the engine failed to
+            # write or read its files: nothing more is acknowledged. Other engine errors (a
+            # query it refused, memory for one large batch) fail this request only.
+            reason = self.store.check()
+            if reason is not None or _io_failure(str(exc)):
+                self.mark_broken(reason or str(exc))
             raise
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
             if isinstance(exc, InvalidInputError):
@@ -241,8 +255,8 @@ class MemoryNode:
         return {"removed": self.store.forget(tombs)}
 
     def _corpus(self, m: Message) -> Message:
-        cols = self.store.columns([CORPUS_TERM])[CORPUS_TERM]
-        return {"count": len(cols), "total_length": int(cols.length.sum())}
+        count, total = self.store.term_stats(CORPUS_TERM)
+        return {"count": count, "total_length": total}
 
     def _stats(self, m: Message) -> Message:
         return {

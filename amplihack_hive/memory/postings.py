@@ -423,6 +423,20 @@ class PostingIndex:
             entries[prefix + fid.encode()] = e
         return list(self._live(entries))
 
+    def lookup(self, term: str, fact_id: str) -> Entry:
+        """The live entry of one posting, or None (absent, dropped, or its fact dead)."""
+        if fact_id in self.dead:
+            return None
+        plist = self._table.get(term)
+        if plist is not None and fact_id in plist:
+            return plist[fact_id]
+        key = _key(term, fact_id)
+        for seg in reversed(self._segments):  # newest first
+            i = int(np.searchsorted(seg.key, key, side="left"))
+            if i < len(seg) and bytes(seg.key[i]) == key:
+                return seg.entry(i)
+        return None
+
     def all(self) -> list[Posting]:
         return list(self._live(self._entries()))
 

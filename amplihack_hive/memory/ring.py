@@ -182,7 +182,13 @@ class HashRing:
         state = self._state
         cached = getattr(state, "epoch", None)
         if cached is None:
-            text = "\n".join(f"{n}\t{state.domains[n]}" for n in sorted(state.nodes))
+            # placement depends on which nodes share a domain, not on the domains' names:
+            # each domain is named by its first member here, so rings that group the same
+            # nodes alike (by process record or by URL) have the same epoch
+            first: dict[str, str] = {}
+            for n in sorted(state.nodes):
+                first.setdefault(state.domains[n], n)
+            text = "\n".join(f"{n}\t{first[state.domains[n]]}" for n in sorted(state.nodes))
             digest = _blake2b(f"{self._vnodes}\n{text}".encode(), digest_size=8).hexdigest()
             cached = state.epoch = digest
         return cached

@@ -47,6 +47,11 @@ class Store(Protocol):
         """The same lists as arrays (what an owner ranks); may be cached, never stale."""
         ...
 
+    def term_stats(self, term: str) -> tuple[int, int]:
+        """(postings, their total fact length) of one list; cheap for the corpus list,
+        which every recall asks for (kept by every write, never rebuilt per call)."""
+        ...
+
     def forget(self, tombstones: Sequence[Tombstone]) -> list[bool]:
         """Record tombstones; drop the facts' bodies and postings. Per tombstone: True when
         a body was removed here."""
@@ -118,6 +123,8 @@ class InMemoryStore:
         self._n_postings = 0
         #: Posting lists as arrays, for owners ranking them (dropped on any change to a term).
         self._columns: dict[str, Columns] = {}
+        #: (size, total length) per list, dropped with its columns on any change
+        self._stats: dict[str, tuple[int, int]] = {}
 
     def put_facts(self, facts: Sequence[Fact]) -> list[bool]:
         out = []
@@ -136,6 +143,7 @@ class InMemoryStore:
             if p.fact_id in self._tombstones:
                 continue
             self._columns.pop(p.term, None)
+            self._stats.pop(p.term, None)
             plist = self._postings.setdefault(p.term, {})
             if p.fact_id not in plist:
                 self._n_postings += 1
@@ -144,6 +152,13 @@ class InMemoryStore:
 
     def postings(self, terms: Sequence[str]) -> dict[str, list[Posting]]:
         return {t: list(self._postings.get(t, {}).values()) for t in terms}
+
+    def term_stats(self, term: str) -> tuple[int, int]:
+        stats = self._stats.get(term)
+        if stats is None:
+            plist = self._postings.get(term, {})
+            stats = self._stats[term] = (len(plist), sum(p.length for p in plist.values()))
+        return stats
 
     def columns(self, terms: Sequence[str]) -> dict[str, Columns]:
         out = {}
@@ -161,6 +176,7 @@ class InMemoryStore:
             out.append(self._facts.pop(t.fact_id, None) is not None)
             for term in self._terms_of.pop(t.fact_id, set()):
                 self._columns.pop(term, None)
+                self._stats.pop(term, None)
                 plist = self._postings.get(term)
                 if plist is not None and plist.pop(t.fact_id, None) is not None:
                     self._n_postings -= 1
@@ -205,6 +221,7 @@ class InMemoryStore:
             self._facts.pop(fid, None)
         for term, fid in posting_keys:
             self._columns.pop(term, None)
+            self._stats.pop(term, None)
             plist = self._postings.get(term)
             if plist is not None and plist.pop(fid, None) is not None:
                 self._n_postings -= 1

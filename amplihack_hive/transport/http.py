@@ -72,6 +72,7 @@ class HttpTransport:
         #: agent -> when it may be pinged again; present while the agent is suspected
         self._suspected: dict[str, float] = {}
         self._probing: set[str] = set()
+        self._probes: set[asyncio.Task[None]] = set()  # held until done (not collected)
         #: The ring epoch agents answered with most recently (None until one did).
         self.last_epoch: str | None = None
 
@@ -97,17 +98,19 @@ class HttpTransport:
         for agent, due in list(self._suspected.items()):
             if due <= now and agent not in self._probing:
                 try:
-                    asyncio.get_running_loop().create_task(self._probe(agent))
+                    task = asyncio.get_running_loop().create_task(self._probe(agent))
                 except RuntimeError:  # no loop here: the next call from one pings
                     break
                 self._probing.add(agent)
+                self._probes.add(task)
+                task.add_done_callback(self._probes.discard)
         return set(self._suspected)
 
     async def _probe(self, agent: str) -> None:
         try:
             base = self._resolve(agent)
             if not base:
-                return
+                raise TransportError("no address")
             session, _ = self._client()
             url = base + MEMORY_PATH.format(agent=agent)
             timeout = aiohttp.ClientTimeout(total=PROBE_TIMEOUT_S)
@@ -115,8 +118,8 @@ class HttpTransport:
                 if resp.status == 200:
                     self._suspected.pop(agent, None)
                     return
-        except (aiohttp.ClientError, TimeoutError, OSError):
-            pass
+        except (aiohttp.ClientError, TimeoutError, OSError, TransportError):
+            pass  # still suspected: pinged again in SUSPECT_PROBE_S
         finally:
             self._probing.discard(agent)
         if agent in self._suspected:
