@@ -379,8 +379,11 @@ class Memory(_Client):
             )
         else:
             transport = InProcessTransport({self.agent: node})
+        # agents behind one address share a process (a Container App): one failure
+        # domain, as the agents themselves count it
+        domains = {n: u for n, u in cfg.peers.items()}
         coordinator = Coordinator(
-            HashRing(names, vnodes=cfg.vnodes),
+            HashRing(names, vnodes=cfg.vnodes, domains=domains),
             transport,
             replication=cfg.replication,
             agent=self.agent,
