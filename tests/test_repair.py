@@ -227,11 +227,15 @@ class RepairMachine(RuleBasedStateMachine):
                     self.maybe.add(cand)
             return
         if new in self.forgotten:
-            # its forget was not acknowledged (it may have reached no replica): the fact is
-            # still there, and the client's retry of that forget removes it; or every owner
-            # of the body, which hold the tombstone, is down: stand-ins cannot know (the
-            # documented limit), and the forget wins when the owners are back
-            assert new in self.unacked_forgets or owners_down
+            # Its forget was not acknowledged (it may have reached no replica): the fact is
+            # still there, and the client's retry of that forget removes it. Or every owner
+            # of the body that holds the tombstone is down: stand-ins cannot know (the
+            # documented limit). Or write quorums need not meet (2W <= R, e.g. W=1 of R=2):
+            # the forget's replica and the remember's are not the same. In each case the
+            # forget wins when repair meets them.
+            c = self.h._coordinator
+            disjoint = 2 * min(c.write_quorum, c.replication) <= c.replication
+            assert new in self.unacked_forgets or owners_down or disjoint
             return
         self.content[new], self.token[new] = text, self.token[fid]
         self.maybe.discard(new)
