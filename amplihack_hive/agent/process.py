@@ -266,8 +266,7 @@ async def serve(opts: AgentOptions, stop: asyncio.Event) -> str | None:
         transport = HttpTransport(fixed, token=token, timeout_s=opts.timeout_s, local=nodes)
         members = lambda: None  # noqa: E731 - the deployment fixes the membership
         # agents behind one address (one Container App) share its fate
-        fixed_domains = {a: url for a, url in fixed.items()}
-        domains = lambda: fixed_domains  # noqa: E731
+        domains = lambda: dict(fixed)  # noqa: E731
     else:
         peers = PeerDirectory(opts.hive_dir)
         transport = HttpTransport(

@@ -612,13 +612,17 @@ def remove_agent(home: HomeArg, name: str, agent: str) -> HiveConfig:
         cfg = _load_checked(directory, name)
         cfg.agent(agent)  # NotFoundError
         if len(cfg.agents) == 1:
-            raise HiveStateError(
-                f"cannot remove {agent!r}, the last agent of hive {name!r}: a hive needs one"
-            )
+            raise _last_agent(name, agent)
         cfg.agents = [a for a in cfg.agents if a.name != agent]
         cfg.retiring = [a for a in cfg.retiring if a != agent]
         save(config_path(directory), cfg)
     return cfg
+
+
+def _last_agent(name: str, agent: str) -> HiveStateError:
+    return HiveStateError(
+        f"cannot remove {agent!r}, the last agent of hive {name!r}: a hive needs one"
+    )
 
 
 def mark_retiring(home: HomeArg, name: str, agent: str) -> HiveConfig:
@@ -633,9 +637,7 @@ def mark_retiring(home: HomeArg, name: str, agent: str) -> HiveConfig:
         cfg.agent(agent)  # NotFoundError
         if agent not in cfg.retiring:
             if len(cfg.ring_names) == 1:
-                raise HiveStateError(
-                    f"cannot remove {agent!r}, the last agent of hive {name!r}: a hive needs one"
-                )
+                raise _last_agent(name, agent)
             cfg.retiring.append(agent)
             save(config_path(directory), cfg)
     return cfg

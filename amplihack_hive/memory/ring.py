@@ -180,7 +180,7 @@ class HashRing:
         with the same epoch place every key alike. Agents send theirs with every reply, so
         a client holding another ring knows to refresh it."""
         state = self._state
-        cached = getattr(state, "epoch", None)
+        cached = state.epoch
         if cached is None:
             # placement depends on which nodes share a domain, not on the domains' names:
             # each domain is named by its first member here, so rings that group the same

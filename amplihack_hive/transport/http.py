@@ -73,8 +73,6 @@ class HttpTransport:
         self._suspected: dict[str, float] = {}
         self._probing: set[str] = set()
         self._probes: set[asyncio.Task[None]] = set()  # held until done (not collected)
-        #: The ring epoch agents answered with most recently (None until one did).
-        self.last_epoch: str | None = None
 
     def _client(self) -> tuple[aiohttp.ClientSession, asyncio.Semaphore]:
         if self._session is None or self._session.closed:
@@ -150,8 +148,6 @@ class HttpTransport:
         try:
             async with sem, session.post(url, json=body) as resp:
                 epoch = resp.headers.get(RING_HEADER)
-                if epoch:
-                    self.last_epoch = epoch
                 if agent:
                     self._suspected.pop(agent, None)  # it answered
                 if resp.status == 200:
