@@ -7,8 +7,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from typer.testing import Result
+
+if TYPE_CHECKING:
+    from amplihack_hive.hive.supervisor import Supervisor
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,3 +53,21 @@ def run_module(*args: str, cwd: Path, timeout: float = 90) -> subprocess.Complet
         text=True,
         timeout=timeout,
     )
+
+
+def started_hive(
+    home: Path, name: str, agents: int, *, backend: str = "kuzu", learn: list[str] | None = None
+) -> Supervisor:
+    """A created and started local hive (its agents real processes), having learned
+    ``learn`` through a client when given. The caller stops it."""
+    from amplihack_hive import Hive
+    from amplihack_hive.hive.config import create_hive
+    from amplihack_hive.hive.supervisor import Supervisor
+
+    create_hive(home, name, agents=agents, backend=backend)
+    sup = Supervisor(home, name)
+    sup.start(timeout=60)
+    if learn:
+        with Hive.connect(name, home) as client:
+            client.remember_many(learn)
+    return sup

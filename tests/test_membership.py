@@ -15,6 +15,7 @@ from typing import Any
 
 import psutil
 import pytest
+from helpers import started_hive
 from typer.testing import Result
 
 from amplihack_hive import Hive
@@ -60,12 +61,7 @@ def placement_ok(home: Path, name: str) -> None:
 
 def learned_hive(home: Path, name: str, agents: int) -> Supervisor:
     """A started Kuzu hive of ``agents`` agents that has learned FACTS."""
-    create_hive(home, name, agents=agents, backend="kuzu")
-    sup = Supervisor(home, name)
-    sup.start(timeout=60)
-    with Hive.connect(name, home) as client:
-        client.remember_many(FACTS)
-    return sup
+    return started_hive(home, name, agents, learn=FACTS)
 
 
 def held_by(home: Path, name: str, agent: str) -> int:
@@ -171,9 +167,7 @@ def test_remove_agent_of_an_agent_that_is_not_running_says_so(
 def test_stop_and_status_work_on_a_config_that_no_longer_loads(
     hive_home: Path, cli: Callable[..., Result]
 ) -> None:
-    create_hive(hive_home, "b", agents=2, backend="memory")
-    sup = Supervisor(hive_home, "b")
-    sup.start(timeout=60)
+    sup = started_hive(hive_home, "b", 2, backend="memory")
     pids = [r.pid for r in read_records(sup.dir)]
     try:
         config = sup.dir / "config.yaml"
@@ -198,9 +192,7 @@ def test_stop_and_status_work_on_a_config_that_no_longer_loads(
 def test_a_long_lived_client_follows_a_join_and_a_leave(
     hive_home: Path, cli: Callable[..., Result]
 ) -> None:
-    create_hive(hive_home, "f", agents=5, backend="memory")
-    sup = Supervisor(hive_home, "f")
-    sup.start(timeout=60)
+    sup = started_hive(hive_home, "f", 5, backend="memory")
     try:
         with Hive.connect("f", hive_home) as client:
             client.remember_many(FACTS)
@@ -231,9 +223,7 @@ def test_a_long_lived_client_follows_a_join_and_a_leave(
 
 
 def test_a_paused_agent_costs_the_client_one_timeout(hive_home: Path) -> None:
-    create_hive(hive_home, "p", agents=6, backend="memory")
-    sup = Supervisor(hive_home, "p")
-    sup.start(timeout=60)
+    sup = started_hive(hive_home, "p", 6, backend="memory")
     rec = next(r for r in read_records(sup.dir) if "agent-2" in r.agents)
     try:
         with Hive.connect("p", hive_home, timeout_s=2.0) as client:

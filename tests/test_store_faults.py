@@ -11,12 +11,12 @@ from pathlib import Path
 
 import psutil
 import pytest
+from helpers import started_hive
 
 from amplihack_hive import Hive
 from amplihack_hive.agent.process import EXIT_STORE_BROKEN
 from amplihack_hive.agent.runstate import read_records
 from amplihack_hive.errors import HiveStateError
-from amplihack_hive.hive.config import create_hive
 from amplihack_hive.hive.supervisor import Supervisor
 from amplihack_hive.memory.kuzu_store import KuzuStore
 from amplihack_hive.memory.node import MemoryNode
@@ -81,12 +81,8 @@ def recall_all(home: Path, name: str) -> None:
 
 
 def test_deleted_files_stop_the_agent_and_a_restart_rebuilds_it(hive_home: Path) -> None:
-    create_hive(hive_home, "d", agents=4, backend="kuzu")
-    sup = Supervisor(hive_home, "d")
-    sup.start(timeout=60)
+    sup = started_hive(hive_home, "d", 4, learn=FACTS)
     try:
-        with Hive.connect("d", hive_home) as client:
-            client.remember_many(FACTS)
         rec = next(r for r in read_records(sup.dir) if "agent-1" in r.agents)
         held = Hive.connect("d", hive_home)
         with held:
@@ -110,12 +106,8 @@ def test_deleted_files_stop_the_agent_and_a_restart_rebuilds_it(hive_home: Path)
 
 
 def test_a_database_that_does_not_open_is_moved_aside_and_rebuilt(hive_home: Path) -> None:
-    create_hive(hive_home, "c", agents=4, backend="kuzu")
-    sup = Supervisor(hive_home, "c")
-    sup.start(timeout=60)
+    sup = started_hive(hive_home, "c", 4, learn=FACTS)
     try:
-        with Hive.connect("c", hive_home) as client:
-            client.remember_many(FACTS)
         sup.stop()
         db = sup.dir / "data" / "agent-2"
         size = db.stat().st_size
