@@ -65,7 +65,7 @@ def status_json(cli: Cli, *args: str) -> tuple[int, dict[str, Any]]:
     assert document["target"] == "local"
     for agent in document["agents"]:
         assert set(agent) >= AGENT_KEYS
-        assert agent["state"] in ("healthy", "unhealthy", "stopped")
+        assert agent["state"] in ("healthy", "unhealthy", "restarting", "crashed", "stopped")
     return result.exit_code, document
 
 
@@ -510,7 +510,9 @@ def test_logs_of_a_running_hive(shared: Cli) -> None:
 @slow
 def test_lifecycle_kill_restart_and_stop(cli: Cli, hive_home: Path, tmp_path: Path) -> None:
     directory = hive_home / "life"
-    assert cli("create", "life", "--agents", "5", "--backend", "memory").exit_code == 0
+    # no restarts: the agents killed below stay down, so quorums can be taken away
+    made = cli("create", "life", "--agents", "5", "--backend", "memory", "--restart", "no")
+    assert made.exit_code == 0
     started = cli("start", "life", "--timeout", "60")
     assert (started.exit_code, started.stdout) == (0, "started 5 agents (0 already running)\n")
     assert started.stderr == ""
@@ -530,9 +532,12 @@ def test_lifecycle_kill_restart_and_stop(cli: Cli, hive_home: Path, tmp_path: Pa
     code, document = status_json(cli, "status", "life")
     assert code == 3
     states = {a["name"]: a["state"] for a in document["agents"]}
-    assert states == {**{n: "healthy" for n in pids}, "agent-3": "stopped"}
+    assert states == {**{n: "healthy" for n in pids}, "agent-3": "crashed"}
+    crashed = next(a for a in document["agents"] if a["name"] == "agent-3")
+    assert crashed["last_exit"]["signal"] == "SIGKILL" and crashed["restarts"] == 0
+    assert crashed["reason"] == "killed by SIGKILL; policy no"
     table = cli("status", "life")
-    assert table.exit_code == 3 and "stopped" in table.stdout
+    assert table.exit_code == 3 and "crashed" in table.stdout
     # one agent down: every fact still reaches a write quorum (R=3, quorum 2)
     one_down = cli("learn", "life", "--json", input="Courier 99 is off sick today\n")
     assert json.loads(one_down.stdout) == {"stored": 1, "failed": 0}

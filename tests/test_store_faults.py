@@ -9,14 +9,13 @@ import os
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 from helpers import started_hive
 
 from amplihack_hive import Hive
 from amplihack_hive.agent.process import EXIT_STORE_BROKEN
-from amplihack_hive.agent.runstate import read_records
 from amplihack_hive.errors import HiveStateError
+from amplihack_hive.hive.keeper import Exit, keeper_path, read_keeper
 from amplihack_hive.hive.supervisor import Supervisor
 from amplihack_hive.memory.kuzu_store import KuzuStore
 from amplihack_hive.memory.node import MemoryNode
@@ -55,13 +54,6 @@ def test_a_node_whose_database_is_deleted_acknowledges_nothing(tmp_path: Path) -
     store.close()
 
 
-def wait_exit(pid: int, timeout: float = 30) -> int | None:
-    try:
-        return psutil.Process(pid).wait(timeout)
-    except psutil.NoSuchProcess:
-        return None
-
-
 def held_within(home: Path, name: str, agent: str, at_least: int, timeout: float = 60) -> int:
     """The facts ``agent`` holds once it holds ``at_least`` (or when ``timeout`` is up)."""
     deadline = time.monotonic() + timeout
@@ -80,25 +72,41 @@ def recall_all(home: Path, name: str) -> None:
             assert hits and hits[0].content == FACTS[i], i
 
 
-def test_deleted_files_stop_the_agent_and_a_restart_rebuilds_it(hive_home: Path) -> None:
+def keeper_exit(sup: Supervisor, group: str, timeout: float = 30) -> Exit | None:
+    """How the agent process of ``group`` last ended, as its keeper recorded it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        kept = read_keeper(keeper_path(sup.dir, group))
+        if kept is not None and kept.last_exit is not None:
+            return kept.last_exit
+        time.sleep(0.1)
+    return None
+
+
+def test_deleted_files_stop_the_agent_and_its_keeper_restarts_it_rebuilt(
+    hive_home: Path,
+) -> None:
     sup = started_hive(hive_home, "d", 4, learn=FACTS)
     try:
-        rec = next(r for r in read_records(sup.dir) if "agent-1" in r.agents)
         held = Hive.connect("d", hive_home)
         with held:
             before = held.stats()["facts_per_agent"]["agent-1"]
         assert before > 0
         remove(database_files(sup, "agent-1"))
-        assert wait_exit(rec.pid) == EXIT_STORE_BROKEN
+        ended = keeper_exit(sup, "agent-1")
+        assert ended is not None and ended.code == EXIT_STORE_BROKEN
         log = (sup.dir / "logs" / "agent-1.log").read_text()
         assert " ERROR " in log and "is gone" in log
-        # the hive goes on without it (W=2 of 3), and says who is unhealthy and why
+        # the hive goes on without it (W=2 of 3)
         with Hive.connect("d", hive_home) as client:
             client.remember_many(["written while agent-1 is down m999x"])
-        rows = {r.name: r for r in Supervisor(hive_home, "d").status()}
-        assert rows["agent-1"].state == "stopped"
-        sup = Supervisor(hive_home, "d")
-        sup.start(timeout=60)
+        # its keeper starts it again: it opens a new database and rebuilds it from replicas
+        deadline = time.monotonic() + 60
+        while (row := {r.name: r for r in sup.status()}["agent-1"]).state != "healthy":
+            assert time.monotonic() < deadline, row
+            time.sleep(0.2)
+        assert row.restarts == 1 and row.last_exit is not None
+        assert row.last_exit["code"] == EXIT_STORE_BROKEN
         assert held_within(hive_home, "d", "agent-1", before) >= before  # rebuilt
         recall_all(hive_home, "d")
     finally:

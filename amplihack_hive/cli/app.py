@@ -70,6 +70,14 @@ class Backend(StrEnum):
     memory = "memory"
 
 
+class RestartPolicy(StrEnum):
+    """Choices of ``--restart``; the same as :data:`amplihack_hive.hive.config.RESTART_POLICIES`."""
+
+    on_failure = "on-failure"
+    always = "always"
+    no = "no"
+
+
 def _version_callback(value: bool) -> None:
     if value:
         say(f"amplihack-hive {__version__}")
@@ -135,6 +143,15 @@ def create(
             help="Agents hosted by one local process (fewer processes, less memory).",
         ),
     ] = 1,
+    restart: Annotated[
+        RestartPolicy,
+        typer.Option(
+            "--restart",
+            help="What a local hive does when an agent process dies: restart it when it "
+            "failed (on-failure), whenever it exits (always), or never (no). Backoff and "
+            "limits: the restart section of config.yaml.",
+        ),
+    ] = RestartPolicy.on_failure,
     force: Annotated[
         bool,
         typer.Option("--force", help="Delete an existing hive of that name (and its data) first."),
@@ -152,6 +169,7 @@ def create(
         prompt=prompt,
         force=force,
         agents_per_process=agents_per_process,
+        restart=restart.value,
     )
     directory = hive_dir(home, name)
     if json_output:

@@ -7,6 +7,12 @@
     backend: kuzu            # or memory
     buffer_pool_mb: 256      # Kuzu buffer pool per agent
     agents_per_process: 1
+    restart:                 # what a local hive does when an agent process dies
+      policy: on-failure     # on-failure (exit status not 0, or a signal), always, or no
+      max_restarts: 5        # give up ("crashed") after this many restarts ...
+      window_s: 60           # ... within this many seconds
+      backoff_s: 1.0         # wait before a restart, doubled each time ...
+      backoff_max_s: 30.0    # ... up to this
     agents:
       - name: agent-0
         prompt: ''
@@ -82,6 +88,25 @@ class AgentConfig:
     domain: str | None = None
 
 
+#: Restart policies of a local hive's agent processes (compose's ``restart:`` values).
+RESTART_POLICIES = ("on-failure", "always", "no")
+
+
+@dataclass
+class RestartConfig:
+    """What a local hive's keeper does when an agent process exits on its own: restart it
+    (``on-failure``: when it failed; ``always``: also after exit status 0; ``no``: never),
+    waiting ``backoff_s`` doubled per recent restart up to ``backoff_max_s``, and give up
+    after ``max_restarts`` restarts within ``window_s`` seconds (supervisord's
+    ``startretries``, compose's ``restart: on-failure``)."""
+
+    policy: str = "on-failure"
+    max_restarts: int = 5
+    window_s: float = 60.0
+    backoff_s: float = 1.0
+    backoff_max_s: float = 30.0
+
+
 @dataclass
 class AzureConfig:
     """Settings for the Azure Container Apps target (``render``, ``--target azure``)."""
@@ -102,6 +127,7 @@ class HiveConfig:
     backend: str = "kuzu"
     buffer_pool_mb: int = 256
     agents_per_process: int = 1
+    restart: RestartConfig = field(default_factory=RestartConfig)
     agents: list[AgentConfig] = field(default_factory=list)
     azure: AzureConfig = field(default_factory=AzureConfig)
     #: Agents ``remove-agent`` is taking out: off the ring already, still in ``agents``
@@ -226,6 +252,14 @@ class _Section:
             raise self.error(key, f"expected an integer >= {minimum}, got {value}")
         return value
 
+    def number(self, key: str, default: float, minimum: float = 0.0) -> float:
+        value = self.data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.error(key, f"expected a number >= {minimum:g}, got {_kind(value)}")
+        if not value >= minimum:  # also NaN
+            raise self.error(key, f"expected a number >= {minimum:g}, got {value}")
+        return float(value)
+
     def text(self, key: str, default: str | None, *, optional: bool, empty: bool = True) -> Any:
         value = self.data.get(key, default)
         if value is None and optional:
@@ -293,10 +327,28 @@ def _parse_azure(data: object, source: str) -> AzureConfig:
     )
 
 
+def _parse_restart(data: object, source: str) -> RestartConfig:
+    keys = ("policy", "max_restarts", "window_s", "backoff_s", "backoff_max_s")
+    section = _Section({} if data is None else data, source, "restart", keys)
+    defaults = RestartConfig()
+    policy = section.text("policy", defaults.policy, optional=False)
+    if policy not in RESTART_POLICIES:
+        raise section.error(
+            "policy", f"expected one of {', '.join(RESTART_POLICIES)}, got {policy!r}"
+        )
+    return RestartConfig(
+        policy=policy,
+        max_restarts=section.integer("max_restarts", defaults.max_restarts, minimum=0),
+        window_s=section.number("window_s", defaults.window_s, minimum=1.0),
+        backoff_s=section.number("backoff_s", defaults.backoff_s),
+        backoff_max_s=section.number("backoff_max_s", defaults.backoff_max_s),
+    )
+
+
 def parse(data: object, source: str = "<config>") -> HiveConfig:
     """Check plain data (as read from YAML) and build a HiveConfig; ConfigError if not valid."""
     keys = ("name", "replication", "backend", "buffer_pool_mb", "agents_per_process")
-    section = _Section(data, source, "", (*keys, "agents", "azure", "retiring"))
+    section = _Section(data, source, "", (*keys, "restart", "agents", "azure", "retiring"))
     defaults = HiveConfig(name="x")
     backend = section.text("backend", defaults.backend, optional=False)
     if backend not in BACKENDS:
@@ -307,6 +359,7 @@ def parse(data: object, source: str = "<config>") -> HiveConfig:
         backend=backend,
         buffer_pool_mb=section.integer("buffer_pool_mb", defaults.buffer_pool_mb),
         agents_per_process=section.integer("agents_per_process", defaults.agents_per_process),
+        restart=_parse_restart(section.data.get("restart"), source),
         agents=(agents := _parse_agents(section.required("agents"), source)),
         azure=_parse_azure(section.data.get("azure"), source),
         retiring=_parse_retiring(section, {a.name for a in agents}),
@@ -410,12 +463,15 @@ def _count(value: object, what: str, maximum: int | None = None) -> int:
 
 def _refuse_if_running(directory: Path, name: str) -> None:
     from amplihack_hive.agent.runstate import process_of, read_records  # psutil: only here
+    from amplihack_hive.hive.keeper import keeper_process, read_keepers
 
-    live = [rec for rec in read_records(directory) if process_of(rec, directory) is not None]
-    if live:
-        pids = ", ".join(str(rec.pid) for rec in live)
+    pids = [rec.pid for rec in read_records(directory) if process_of(rec, directory)]
+    # a keeper between two runs of its agent: the hive is running all the same
+    pids += [k.pid for k in read_keepers(directory) if keeper_process(k, directory)]
+    if pids:
+        pids_text = ", ".join(map(str, pids))
         raise HiveStateError(
-            f"hive {name!r} is running (agent processes {pids}); stop it first: "
+            f"hive {name!r} is running (agent processes {pids_text}); stop it first: "
             f"amplihack-hive stop {name}"
         )
 
@@ -442,6 +498,7 @@ def create_hive(
     prompt: str = "",
     force: bool = False,
     agents_per_process: int = 1,
+    restart: str = "on-failure",
 ) -> HiveConfig:
     """Write a new hive: config with agents ``agent-0..agent-{agents-1}`` and a new token.
 
@@ -459,11 +516,16 @@ def create_hive(
         raise InvalidInputError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if not isinstance(prompt, str):
         raise InvalidInputError(f"prompt must be a string, got {type(prompt).__name__}")
+    if restart not in RESTART_POLICIES:
+        raise InvalidInputError(
+            f"restart policy must be one of {', '.join(RESTART_POLICIES)}, got {restart!r}"
+        )
     cfg = HiveConfig(
         name=name,
         replication=replication,
         backend=backend,
         agents_per_process=agents_per_process,
+        restart=RestartConfig(policy=restart),
         # packed agents get explicit domains, so removing one never regroups the others
         agents=[
             AgentConfig(

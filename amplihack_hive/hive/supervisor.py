@@ -10,6 +10,7 @@ never mistaken for a running agent, and never signalled.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -37,6 +38,18 @@ from amplihack_hive.agent.runstate import (
 from amplihack_hive.errors import ConfigError, HiveError, HiveStateError
 from amplihack_hive.hive.config import HiveConfig, load_hive, pin_domains
 from amplihack_hive.hive.home import HomeArg, hive_dir
+from amplihack_hive.hive.keeper import (
+    CRASHED,
+    KEEPER_MODULE,
+    RESTARTING,
+    RUNNING,
+    KeeperState,
+    keeper_command,
+    keeper_path,
+    keeper_process,
+    read_keeper,
+    read_keepers,
+)
 from amplihack_hive.hive.token import read_token
 
 if TYPE_CHECKING:
@@ -59,7 +72,7 @@ Progress = Callable[[int, int], None]
 @dataclass
 class AgentStatus:
     name: str
-    state: str  # "healthy" | "unhealthy" | "stopped"
+    state: str  # "healthy" | "unhealthy" | "restarting" | "crashed" | "stopped"
     pid: int | None = None
     url: str | None = None
     facts: int | None = None
@@ -70,8 +83,12 @@ class AgentStatus:
     ready: bool | None = None
     hints_pending: int | None = None
     last_repair: float | None = None
-    #: why it is unhealthy, when it is
+    #: why it is not healthy, when it is not
     reason: str | None = None
+    #: restarts by its keeper since ``start``, and how its process last ended
+    #: (``{"code": int | None, "signal": str | None, "at": unix time}``)
+    restarts: int | None = None
+    last_exit: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -165,15 +182,26 @@ class Supervisor:
                 live.append((rec, proc))
         return live
 
+    def live_keepers(self) -> list[tuple[KeeperState, psutil.Process]]:
+        """Keepers whose process is alive and ours (a dead keeper's state stays, for
+        ``status``, until the next start or stop)."""
+        live = []
+        for kept in read_keepers(self.dir):
+            proc = keeper_process(kept, self.dir)
+            if proc is not None:
+                live.append((kept, proc))
+        return live
+
     def _orphans(self, known: set[int]) -> list[psutil.Process]:
-        """Agent processes of this hive that have no record (e.g. killed before writing)."""
+        """Agent and keeper processes of this hive that have no record (e.g. killed
+        before writing one)."""
         out = []
         for proc in psutil.process_iter(["pid", "cmdline"]):
             try:
                 cmd = proc.info["cmdline"] or []
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
-            if proc.pid in known or AGENT_MODULE not in cmd:
+            if proc.pid in known or (AGENT_MODULE not in cmd and KEEPER_MODULE not in cmd):
                 continue
             if "--hive-dir" in cmd and cmd[cmd.index("--hive-dir") + 1] == str(self.dir):
                 out.append(proc)
@@ -195,6 +223,8 @@ class Supervisor:
         read_token(self.dir)  # fail early, in the CLI, on a missing token
         self.dir.chmod(0o700)  # a hive made by an older version may be open to others
         hosted = {a for rec, _ in self.live_records() for a in rec.agents}
+        # a keeper restarting its agent hosts it too: starting another would run it twice
+        hosted |= {a for kept, _ in self.live_keepers() for a in kept.agents}
         domains = cfg.domains(agents_per_process)
         # agents already running keep the domain they run under
         published = MembersFile(self.dir).domains()
@@ -234,9 +264,12 @@ class Supervisor:
         # owner-only, like everything in the hive (a log quotes what agents were taught)
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         out: IO[bytes] = os.fdopen(fd, "ab")
+        keeper_path(self.dir, chunk[0]).unlink(missing_ok=True)  # a crashed one's, if any
+        options = agent_command(self.config, self.dir, chunk)[3:]  # after "python -m agent"
+        command = keeper_command(self.dir, chunk[0], chunk, self.config.restart, options)
         try:
             return self.spawn(
-                agent_command(self.config, self.dir, chunk),
+                command,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -257,11 +290,20 @@ class Supervisor:
         deadline = self.clock() + timeout
         healthy: set[str] = set()
         while True:
-            dead = [(c, p) for c, p in children if p.poll() is not None]
-            if dead:
-                chunk, proc = dead[0]
+            for chunk, keeper in children:
+                # an agent that exits while it starts fails the start (its keeper would
+                # only restart it into the same failure): stop its keeper and say why
+                kept = read_keeper(keeper_path(self.dir, chunk[0]))
+                ended = kept.last_exit if kept is not None else None
+                if keeper.poll() is None and ended is None:
+                    continue
+                if keeper.poll() is None:
+                    with contextlib.suppress(psutil.NoSuchProcess):
+                        _signal_group(psutil.Process(keeper.pid), signal.SIGTERM)
+                    keeper.wait(timeout=10)
+                how = str(ended) if ended else f"exited with code {keeper.returncode}"
                 raise HiveStateError(
-                    f"agent process for {', '.join(chunk)} exited with code {proc.returncode}: "
+                    f"agent process for {', '.join(chunk)} {how} while starting: "
                     f"{_last_line(log_path(self.dir, chunk[0]))} "
                     f"(see: amplihack-hive logs {self.name} {chunk[0]})"
                 )
@@ -335,23 +377,26 @@ class Supervisor:
             names = [a for a in cfg.agent_names if a not in cfg.retiring or a in by_agent]
         else:
             names = sorted(by_agent)
+        keepers = {a: kept for kept in read_keepers(self.dir) for a in kept.agents}
         for agent in names:
             rec = by_agent.get(agent)
+            kept = keepers.get(agent)
             if rec is None:
-                out.append(AgentStatus(agent, "stopped", seen_by_hive=seen.get(agent)))
+                row = self._not_running(agent, kept)
+                row.seen_by_hive = seen.get(agent)
+                out.append(_kept(row, kept))
                 continue
             h = health.get(rec.group)
             if h is None:
-                out.append(
-                    AgentStatus(
-                        agent,
-                        "unhealthy",
-                        rec.pid,
-                        rec.url,
-                        seen_by_hive=seen.get(agent),
-                        reason=f"no answer to /health within {HEALTH_TIMEOUT_S:g} s",
-                    )
+                row = AgentStatus(
+                    agent,
+                    "unhealthy",
+                    rec.pid,
+                    rec.url,
+                    seen_by_hive=seen.get(agent),
+                    reason=f"no answer to /health within {HEALTH_TIMEOUT_S:g} s",
                 )
+                out.append(_kept(row, kept))
                 continue
             s = stats.get(rec.group, {})
             per = s.get("agents", {}).get(agent, {})
@@ -365,23 +410,42 @@ class Supervisor:
                 if broken
                 else "rebuilding from its replicas"
             )
-            out.append(
-                AgentStatus(
-                    agent,
-                    "healthy" if ready else "unhealthy",
-                    rec.pid,
-                    rec.url,
-                    per.get("facts"),
-                    s.get("rss_mb"),
-                    s.get("uptime_s", h.get("uptime_s")),
-                    seen_by_hive=seen.get(agent, "alive"),
-                    ready=ready,
-                    hints_pending=per.get("hints_pending"),
-                    last_repair=last.get("finished"),
-                    reason=reason,
-                )
+            row = AgentStatus(
+                agent,
+                "healthy" if ready else "unhealthy",
+                rec.pid,
+                rec.url,
+                per.get("facts"),
+                s.get("rss_mb"),
+                s.get("uptime_s", h.get("uptime_s")),
+                seen_by_hive=seen.get(agent, "alive"),
+                ready=ready,
+                hints_pending=per.get("hints_pending"),
+                last_repair=last.get("finished"),
+                reason=reason,
             )
+            out.append(_kept(row, kept))
         return out
+
+    def _not_running(self, agent: str, kept: KeeperState | None) -> AgentStatus:
+        """The row of an agent with no live process: what its keeper says happened."""
+        if kept is None:
+            return AgentStatus(agent, "stopped")
+        alive = keeper_process(kept, self.dir) is not None
+        if alive and kept.state == RESTARTING:
+            wait = max(0.0, (kept.next_start or 0.0) - time.time())
+            why = f"{kept.last_exit}; restart {kept.restarts + 1} in {wait:.1f} s"
+            return AgentStatus(agent, "restarting", reason=why)
+        if alive:  # its process is starting and has not published its address yet
+            return AgentStatus(agent, "unhealthy", reason="starting")
+        if kept.state == CRASHED:
+            return AgentStatus(agent, "crashed", reason=kept.reason)
+        if kept.state in (RUNNING, RESTARTING):  # the keeper itself was killed
+            why = f"its keeper (pid {kept.pid}) is gone"
+            if kept.last_exit is not None:
+                why += f"; the agent process {kept.last_exit}"
+            return AgentStatus(agent, "crashed", reason=why)
+        return AgentStatus(agent, "stopped", reason=kept.reason)
 
     def _probe(
         self, records: list[ProcessRecord], paths: dict[str, float]
@@ -475,15 +539,19 @@ class Supervisor:
         if not set(rec.agents) & set(members):
             proc = process_of(rec, self.dir)
             if proc is not None:
-                _signal_group(proc, signal.SIGTERM)
+                _signal_group(proc, signal.SIGTERM)  # and its keeper: they share a group
                 psutil.wait_procs([proc], timeout=10)
+            keeper_path(self.dir, rec.group).unlink(missing_ok=True)
         return handed
 
     # -- stop ----------------------------------------------------------------------------
 
     def stop(self, timeout: float = 10.0) -> StopResult:
+        keepers = self.live_keepers()
         live = self.live_records()
-        procs = [p for _, p in live]
+        # keepers first (one signal reaches a keeper and its agent: they share a group),
+        # so that none takes its agent's exit for a crash and restarts it
+        procs = [p for _, p in keepers] + [p for _, p in live]
         procs += self._orphans({p.pid for p in procs})
         for proc in procs:
             _signal_group(proc, signal.SIGTERM)
@@ -498,7 +566,19 @@ class Supervisor:
         psutil.wait_procs(alive, timeout=5)
         for rec, _ in live:
             record_path(self.dir, rec.group).unlink(missing_ok=True)
-        return StopResult(stopped=sorted(a for rec, _ in live for a in rec.agents), killed=killed)
+        stopped = {a for rec, _ in live for a in rec.agents}
+        stopped |= {a for kept, _ in keepers for a in kept.agents}
+        for kept in read_keepers(self.dir):  # stopped now: no crash or restart to report
+            keeper_path(self.dir, kept.group).unlink(missing_ok=True)
+        return StopResult(stopped=sorted(stopped), killed=killed)
+
+
+def _kept(row: AgentStatus, kept: KeeperState | None) -> AgentStatus:
+    """``row`` with its keeper's restart count and last exit."""
+    if kept is not None:
+        row.restarts = kept.restarts
+        row.last_exit = None if kept.last_exit is None else asdict(kept.last_exit)
+    return row
 
 
 def _signal_group(proc: psutil.Process, sig: signal.Signals) -> None:
