@@ -339,7 +339,7 @@ def test_status_of_a_healthy_hive(shared: Cli) -> None:
     table = shared("status", "sh")
     assert table.exit_code == 0, table.stderr
     assert table.stderr == ""
-    for word in ("agent-0", "agent-2", "healthy", "RSS MB", "uptime", "http://127.0.0.1:"):
+    for word in ("agent-0", "agent-2", "healthy", "RSS MB", "uptime", "restarts", "127.0.0.1:"):
         assert word in table.stdout
     assert "3 of 3 agents healthy" in table.stdout
     code, document = status_json(shared, "status", "sh")
@@ -677,3 +677,38 @@ def test_logs_follow_in_a_real_process_ends_with_exit_0_on_ctrl_c(
             proc.communicate()
     assert proc.returncode == 0, err
     assert out == "" and "Traceback" not in err
+
+
+def test_restart_one_agent_then_all_and_status_at_80_columns(
+    cli: Cli, hive_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    assert cli("create", "rs", "--agents", "3", "--backend", "memory").exit_code == 0
+    assert cli("start", "rs").exit_code == 0
+    try:
+        before = {a["name"]: a["pid"] for a in status_json(cli, "status", "rs")[1]["agents"]}
+        one = cli("restart", "rs", "agent-1")
+        assert (one.exit_code, one.stdout) == (0, "restarted agent-1 of hive rs\n"), one.stderr
+        code, document = status_json(cli, "status", "rs")
+        after = {a["name"]: a["pid"] for a in document["agents"]}
+        assert code == 0
+        assert after["agent-1"] != before["agent-1"]
+        assert {k: v for k, v in after.items() if k != "agent-1"} == {
+            k: v for k, v in before.items() if k != "agent-1"
+        }
+        assert all(a["restarts"] == 0 for a in document["agents"])  # a restart is no crash
+        every = cli("restart", "rs")
+        assert (every.exit_code, every.stdout) == (0, "restarted 3 agents of hive rs\n")
+        again = {a["name"]: a["pid"] for a in status_json(cli, "status", "rs")[1]["agents"]}
+        assert not set(again.values()) & set(after.values())
+        assert_one_line_error(cli("restart", "rs", "agent-9"), "has no agent 'agent-9'")
+        # the table at 80 columns: names, states and URLs whole
+        table = cli("status", "rs")
+        assert table.exit_code == 0
+        lines = table.stdout.splitlines()
+        assert all(len(line) <= 80 for line in lines), table.stdout
+        for name, pid in again.items():
+            row = next(line for line in lines if line.startswith(name + " "))
+            assert "healthy" in row and str(pid) in row and " 127.0.0.1:" in row
+    finally:
+        assert cli("stop", "rs").exit_code == 0

@@ -1,4 +1,4 @@
-"""Lifecycle commands of a local hive: ``start``, ``status``, ``stop``, ``logs``.
+"""Lifecycle commands of a local hive: ``start``, ``status``, ``stop``, ``restart``, ``logs``.
 
 Each calls :class:`amplihack_hive.hive.supervisor.Supervisor` and prints the result;
 errors are raised as :class:`~amplihack_hive.errors.HiveError` and reported by the app's
@@ -225,9 +225,78 @@ def stop(
     say(Text(line))
 
 
+def restart(
+    ctx: typer.Context,
+    name: HiveName,
+    agent: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[AGENT]", show_default=False, help="One agent (default: every agent)."
+        ),
+    ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout",
+            min=0.0,
+            metavar="SECONDS",
+            help="How long to wait for every agent to be healthy again.",
+        ),
+    ] = 60.0,
+    stop_timeout: Annotated[
+        float,
+        typer.Option(
+            "--stop-timeout",
+            min=0.0,
+            metavar="SECONDS",
+            help="Grace period after SIGTERM before SIGKILL.",
+        ),
+    ] = 10.0,
+) -> None:
+    """Stop and start the hive's agents (or one agent), waiting until all are healthy.
+
+    An agent sharing its process with others (--agents-per-process) restarts with them.
+    A crashed agent is started again; its restart count starts over.
+    """
+    from amplihack_hive.hive.supervisor import Supervisor
+
+    if agent is not None:
+        validate_name(agent, "agent name")
+    supervisor = Supervisor(state(ctx).home, name)
+    total = len(supervisor.config.ring_names)
+    with progress_bar(f"restarting {name}") as bar:
+        task = bar.add_task(f"restarting {name}", total=total)
+
+        def show(healthy: int, of: int) -> None:
+            bar.update(task, completed=healthy, total=of)
+
+        result = supervisor.restart(
+            None if agent is None else [agent],
+            timeout=timeout,
+            stop_timeout=stop_timeout,
+            progress=show,
+        )
+    if agent is None:
+        line = f"restarted {_plural(len(result.stopped), 'agent')} of hive {name}"
+    else:
+        line = f"restarted {agent} of hive {name}"
+        along = [a for a in result.stopped if a != agent]
+        if along:
+            line += f" (with {', '.join(along)}: they share its process)"
+    if result.killed:
+        line += f" ({_plural(len(result.killed), 'process')} killed after {stop_timeout:g}s)"
+    say(Text(line))
+
+
 # --- status ------------------------------------------------------------------------------------
 
-_STATE_STYLE = {"healthy": "green", "unhealthy": "yellow", "stopped": "red"}
+_STATE_STYLE = {
+    "healthy": "green",
+    "unhealthy": "yellow",
+    "restarting": "yellow",
+    "crashed": "bold red",
+    "stopped": "red",
+}
 
 
 def _uptime(seconds: float | None) -> str:
@@ -250,26 +319,48 @@ def _cell(value: object, fmt: str = "{}") -> str:
     return "-" if value is None else fmt.format(value)
 
 
-_SEEN_STYLE = {"alive": "", "suspect": "yellow", "down": "red"}
-
-
 def status_table(rows: list[AgentStatus]) -> Table:
+    """One row per agent, in 80 columns: names, states and addresses whole (``--json``
+    has every field; why an agent is not healthy follows the table, one line each)."""
     from rich.table import Table  # not at import: most commands print no table
 
-    table = Table("agent", "state", "pid", "url", "facts", "RSS MB", "uptime", "seen", box=None)
-    table.columns[3].no_wrap = True  # a URL is copied whole, never cut
+    table = Table(
+        "agent",
+        "state",
+        "pid",
+        "address",
+        "facts",
+        "RSS MB",
+        "uptime",
+        "restarts",
+        box=None,
+        pad_edge=False,
+    )
+    for column in (0, 1, 2, 3):
+        table.columns[column].no_wrap = True
     for row in rows:
         table.add_row(
             Text(row.name),
             Text(row.state, style=_STATE_STYLE.get(row.state, "")),
             _cell(row.pid),
-            Text(_cell(row.url)),
+            Text(_cell(row.url).removeprefix("http://")),
             _cell(row.facts),
             _cell(row.rss_mb, "{:.1f}"),
             _uptime(row.uptime_s),
-            Text(_cell(row.seen_by_hive), style=_SEEN_STYLE.get(row.seen_by_hive or "", "")),
+            _cell(row.restarts),
         )
     return table
+
+
+def status_notes(rows: list[AgentStatus]) -> list[str]:
+    """Why each agent is not healthy, and which the other agents do not see alive."""
+    notes = []
+    for row in rows:
+        if row.state != "healthy" and row.reason:
+            notes.append(f"{row.name}: {row.state}: {row.reason}")
+        elif row.state == "healthy" and row.seen_by_hive not in (None, "alive"):
+            notes.append(f"{row.name}: healthy, but the other agents see it {row.seen_by_hive}")
+    return notes
 
 
 def status(
@@ -280,7 +371,8 @@ def status(
     resource_group: ResourceGroup = None,
     subscription: Subscription = None,
 ) -> None:
-    """One row per agent: state, pid, url, facts, RSS, uptime, and how the hive sees it.
+    """One row per agent: state, pid, address, facts, RSS, uptime, restarts, and why it is
+    not healthy (crashed, restarting, a broken store) or not seen alive by the others.
 
     Exit 0 when every agent is healthy, 3 when any is not (or the hive is stopped).
     With --target azure: one row per container app.
@@ -309,6 +401,8 @@ def status(
         )
     else:
         out().print(status_table(rows))
+        for note in status_notes(rows):
+            say(Text(note))
         say(Text(f"{healthy} of {_plural(len(rows), 'agent')} healthy"))
     if healthy != len(rows) or not rows:
         raise typer.Exit(EXIT_NOT_HEALTHY)
@@ -481,4 +575,5 @@ def register(app: typer.Typer) -> None:
     app.command("start", rich_help_panel=RUN_PANEL)(start)
     app.command("status", rich_help_panel=RUN_PANEL)(status)
     app.command("stop", rich_help_panel=RUN_PANEL)(stop)
+    app.command("restart", rich_help_panel=RUN_PANEL)(restart)
     app.command("logs", rich_help_panel=RUN_PANEL)(logs)

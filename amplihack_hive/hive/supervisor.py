@@ -35,7 +35,7 @@ from amplihack_hive.agent.runstate import (
     record_path,
     write_members,
 )
-from amplihack_hive.errors import ConfigError, HiveError, HiveStateError
+from amplihack_hive.errors import ConfigError, HiveError, HiveStateError, NotFoundError
 from amplihack_hive.hive.config import HiveConfig, load_hive, pin_domains
 from amplihack_hive.hive.home import HomeArg, hive_dir
 from amplihack_hive.hive.keeper import (
@@ -546,13 +546,22 @@ class Supervisor:
 
     # -- stop ----------------------------------------------------------------------------
 
-    def stop(self, timeout: float = 10.0) -> StopResult:
-        keepers = self.live_keepers()
-        live = self.live_records()
+    def stop(self, timeout: float = 10.0, agents: Iterable[str] | None = None) -> StopResult:
+        """Stop every agent process (or only those hosting ``agents``): SIGTERM, then
+        SIGKILL after ``timeout``. Their run records and keeper states are removed: a
+        stopped agent has no crash or restart to report."""
+        wanted = None if agents is None else set(agents)
+
+        def chosen(hosted: list[str]) -> bool:
+            return wanted is None or bool(wanted & set(hosted))
+
+        keepers = [(k, p) for k, p in self.live_keepers() if chosen(k.agents)]
+        live = [(r, p) for r, p in self.live_records() if chosen(r.agents)]
         # keepers first (one signal reaches a keeper and its agent: they share a group),
         # so that none takes its agent's exit for a crash and restarts it
         procs = [p for _, p in keepers] + [p for _, p in live]
-        procs += self._orphans({p.pid for p in procs})
+        if wanted is None:
+            procs += self._orphans({p.pid for p in procs})
         for proc in procs:
             _signal_group(proc, signal.SIGTERM)
         _, alive = psutil.wait_procs(procs, timeout=timeout)
@@ -568,9 +577,32 @@ class Supervisor:
             record_path(self.dir, rec.group).unlink(missing_ok=True)
         stopped = {a for rec, _ in live for a in rec.agents}
         stopped |= {a for kept, _ in keepers for a in kept.agents}
-        for kept in read_keepers(self.dir):  # stopped now: no crash or restart to report
-            keeper_path(self.dir, kept.group).unlink(missing_ok=True)
+        for kept in read_keepers(self.dir):
+            if chosen(kept.agents):
+                keeper_path(self.dir, kept.group).unlink(missing_ok=True)
         return StopResult(stopped=sorted(stopped), killed=killed)
+
+    def restart(
+        self,
+        agents: Sequence[str] | None = None,
+        *,
+        timeout: float = 60.0,
+        stop_timeout: float = 10.0,
+        progress: Progress | None = None,
+    ) -> StopResult:
+        """Stop the processes hosting ``agents`` (every agent when None; an agent packed
+        with others takes them along), then start what is not running and wait until
+        every agent is healthy. Returns what was stopped."""
+        cfg = self.config
+        for agent in agents or ():
+            if agent not in cfg.agent_names:
+                raise NotFoundError(
+                    f"hive {self.name!r} has no agent {agent!r}; "
+                    f"its agents: {', '.join(cfg.agent_names)}"
+                )
+        stopped = self.stop(timeout=stop_timeout, agents=agents)
+        self.start(timeout=timeout, progress=progress)
+        return stopped
 
 
 def _kept(row: AgentStatus, kept: KeeperState | None) -> AgentStatus:
