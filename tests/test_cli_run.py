@@ -17,13 +17,14 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
-from helpers import assert_one_line_error, run_module
+from helpers import REPO_ROOT, assert_one_line_error, installed, run_module
 from typer.testing import CliRunner, Result
 
 from amplihack_hive.agent.runstate import AGENT_MODULE
@@ -34,7 +35,6 @@ from amplihack_hive.hive.learn_input import InputItem, InputProblem
 from amplihack_hive.memory.records import MAX_CONTENT_BYTES, fact_id_for
 
 Cli = Callable[..., Result]
-REPO_ROOT = Path(__file__).resolve().parent.parent
 AGENT_KEYS = {"name", "state", "pid", "url", "facts", "rss_mb"}
 slow = pytest.mark.slow
 
@@ -712,3 +712,109 @@ def test_restart_one_agent_then_all_and_status_at_80_columns(
             assert "healthy" in row and str(pid) in row and " 127.0.0.1:" in row
     finally:
         assert cli("stop", "rs").exit_code == 0
+
+
+def test_learn_progress_lines_without_a_terminal() -> None:
+    from io import StringIO
+
+    from amplihack_hive.cli.commands_memory import LearnProgress
+
+    now = [0.0]
+    stream = StringIO()
+    with LearnProgress(1000, quiet=False, every=5.0, clock=lambda: now[0], stream=stream) as p:
+        for _ in range(10):
+            now[0] += 1.0
+            p.advance(100)
+    assert stream.getvalue().splitlines() == [
+        "learning: 500 of 1000 items sent (50%), 100 items/s",
+        "learning: 1000 of 1000 items sent (100%), 100 items/s",
+    ]
+    quiet = StringIO()
+    with LearnProgress(10, quiet=True, every=0.0, stream=quiet) as p:
+        p.advance(10)
+    assert quiet.getvalue() == ""
+
+
+@slow
+def test_ctrl_c_during_learn_says_how_many_were_stored_and_exits_130(tmp_path: Path) -> None:
+    home = tmp_path / "int-home"
+    base = ("--home", str(home))
+    made = run_module(*base, "create", "int", "--agents", "3", "--backend", "memory", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    big = tmp_path / "big.txt"
+    big.write_text(
+        "\n\n".join(f"Pallet {i} waits at bay B{i} for truck T{i}" for i in range(60000))
+    )
+    env = dict(os.environ)
+    if not installed():
+        env["PYTHONPATH"] = str(REPO_ROOT)
+    try:
+        assert run_module(*base, "start", "int", cwd=tmp_path).returncode == 0
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "amplihack_hive",
+                *base,
+                "learn",
+                "int",
+                str(big),
+                "--batch",
+                "100",
+            ],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(4.0)  # well into the 60,000 items
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == 130, (stdout, stderr)
+        assert "Traceback" not in stderr
+        assert "unreachable" not in stderr and "not stored" not in stderr  # no agent blamed
+        line = next(ln for ln in stderr.splitlines() if "interrupted:" in ln)
+        stored = int(line.split("interrupted: ")[1].split(" of ")[0])
+        assert " of 60000 items stored" in line and 0 < stored < 60000
+        status = run_module(*base, "status", "int", "--json", cwd=tmp_path)
+        held = sum(a["facts"] for a in json.loads(status.stdout)["agents"])
+        assert held >= stored * 3  # every acknowledged item is on its 3 replicas (R=3)
+    finally:
+        run_module(*base, "stop", "int", cwd=tmp_path)
+
+
+def test_recall_that_misses_a_term_owners_says_so_and_exits_3(cli: Cli, hive_home: Path) -> None:
+    from amplihack_hive.memory.records import CORPUS_TERM
+    from amplihack_hive.memory.ring import HashRing
+
+    names = [f"agent-{i}" for i in range(5)]
+    ring = HashRing(names)
+    corpus = set(ring.owners(CORPUS_TERM, 3))
+    # a word all of whose owners can be stopped while the corpus list stays reachable
+    word = next(
+        w for w in (f"crate{i}" for i in range(1000)) if not corpus <= set(ring.owners(w, 3))
+    )
+    made = cli("create", "inc", "--agents", "5", "--backend", "memory", "--restart", "no")
+    assert made.exit_code == 0
+    assert cli("start", "inc").exit_code == 0
+    try:
+        learned = cli("learn", "inc", "--json", input=f"The {word} sits on shelf S9")
+        assert json.loads(learned.stdout) == {"stored": 1, "failed": 0}
+        whole = cli("recall", "inc", word, "--json")
+        assert whole.exit_code == 0 and json.loads(whole.stdout)[0]["content"].startswith("The")
+        pids = {a["name"]: a["pid"] for a in status_json(cli, "status", "inc")[1]["agents"]}
+        gone = ring.owners(word, 3)
+        for agent in gone:
+            kill9(pids[agent])
+        partial = cli("recall", "inc", word, "--json")
+        assert partial.exit_code == 3, partial.stderr
+        assert json.loads(partial.stdout) == []  # the --json list all the same
+        assert "may be incomplete" in partial.stderr
+        assert all(agent in partial.stderr for agent in gone)
+        assert "ClientConnectorError" not in partial.stderr  # said in words, once
+        table = cli("recall", "inc", word)
+        assert table.exit_code == 3
+    finally:
+        assert cli("stop", "inc").exit_code == 0

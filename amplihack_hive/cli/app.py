@@ -31,6 +31,7 @@ from amplihack_hive.cli._output import (
     report_error,
     say,
     state,
+    warn,
 )
 from amplihack_hive.hive import config as hive_config
 from amplihack_hive.hive.home import HOME_ENV, hive_dir, resolve_home
@@ -51,6 +52,9 @@ class _HiveGroup(TyperGroup):
             obj = ctx.obj
             report_error(exc, verbose=isinstance(obj, CliState) and obj.verbose)
             raise typer.Exit(1) from None
+        except KeyboardInterrupt:  # Ctrl-C: no traceback, the shell's status for SIGINT
+            warn("interrupted")
+            raise typer.Exit(commands_memory.EXIT_INTERRUPTED) from None
 
 
 app = typer.Typer(

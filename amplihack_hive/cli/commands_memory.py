@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 from rich.text import Text
@@ -31,6 +33,8 @@ from amplihack_hive.errors import (
 )
 
 if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
     from amplihack_hive.api import Hive
     from amplihack_hive.hive.learn_input import InputItem, InputProblem
 
@@ -41,6 +45,8 @@ if TYPE_CHECKING:
 MEMORY_PANEL = "Teach and ask a running hive"
 #: Guards the retry budget shared by the batches in flight.
 _BUDGET_LOCK = threading.Lock()
+#: Exit status of ``recall`` when its result may be incomplete (``status`` uses 3 too).
+EXIT_INCOMPLETE = 3
 #: Problems listed on stderr before the rest are only counted.
 MAX_PROBLEMS_SHOWN = 10
 #: Extra store calls ``learn`` may spend splitting failed batches to find the bad items.
@@ -136,6 +142,62 @@ def _report(problems: list[InputProblem]) -> None:
         console.print(Text(f"... and {more} more failed item{'s' if more != 1 else ''}"))
 
 
+#: How often ``learn`` prints a progress line when stderr is not a terminal.
+PROGRESS_EVERY_S = 5.0
+#: The exit status of a command interrupted by Ctrl-C (128 + SIGINT), as shells use.
+EXIT_INTERRUPTED = 130
+
+
+class LearnProgress:
+    """``learn``'s progress on stderr: a bar on a terminal; otherwise (CI, nohup, a pipe)
+    a line every ``every`` seconds; nothing when ``quiet``."""
+
+    def __init__(
+        self,
+        total: int,
+        *,
+        quiet: bool,
+        every: float = PROGRESS_EVERY_S,
+        clock: Callable[[], float] = time.monotonic,
+        stream: TextIO | None = None,
+    ) -> None:
+        self.total, self.done, self.every, self.clock = total, 0, every, clock
+        self.stream = stream
+        self.started = self.last = clock()
+        self.quiet = quiet
+        self._bar: Progress | None = None
+        self._task: TaskID | None = None
+
+    def __enter__(self) -> LearnProgress:
+        console = out(stderr=True)
+        if not self.quiet and self.stream is None and console.is_terminal:
+            self._bar = progress_bar("learning")
+            self._bar.__enter__()
+            self._task = self._bar.add_task("learning", total=self.total)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+
+    def advance(self, count: int) -> None:
+        self.done += count
+        if self._bar is not None and self._task is not None:
+            self._bar.advance(self._task, count)
+            return
+        now = self.clock()
+        if self.quiet or now - self.last < self.every:
+            return
+        self.last = now
+        rate = self.done / max(now - self.started, 1e-9)
+        share = 100 * self.done / max(self.total, 1)
+        stream = self.stream or sys.stderr
+        stream.write(
+            f"learning: {self.done} of {self.total} items sent ({share:.0f}%), {rate:.0f} items/s\n"
+        )
+        stream.flush()
+
+
 def learn(
     ctx: typer.Context,
     name: HiveName,
@@ -170,50 +232,87 @@ def learn(
             "'busy' and are retried with backoff).",
         ),
     ] = 2,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet", "-q", help="No progress (a bar on a terminal, else a line every 5 s)."
+        ),
+    ] = False,
 ) -> None:
     """Teach the running hive: store every item of the input as a fact.
 
     Exit 1 if any item was not stored (each is reported with its line). Empty input
-    stores nothing and exits 0, with a warning.
+    stores nothing and exits 0, with a warning. Ctrl-C stops sending, waits for the
+    batches in flight, says how many items were stored and exits 130; learning the same
+    input again stores each item once.
     """
     from amplihack_hive.api import Hive
     from amplihack_hive.hive.learn_input import check_items, read_items
 
     home = state(ctx).home
+    interrupted = False
+    failed: list[InputProblem] = []  # items the hive did not store
     with Hive.connect(name, home) as client:
         items, problems = read_items(_read_input(path), fmt.value)
         items, refused = check_items(items)
-        problems += refused
+        problems += refused  # items refused before sending
         if not items and not problems:
             warn("the input holds no items; nothing to learn")
         stored = 0
         budget = [RETRY_BUDGET]
         chunks = [items[start : start + batch] for start in range(0, len(items), batch)]
         with (
-            progress_bar("learning", enabled=not json_output) as bar,
+            LearnProgress(len(items), quiet=quiet) as progress,
             ThreadPoolExecutor(in_flight, thread_name_prefix="learn") as pool,
         ):
-            task = bar.add_task("learning", total=len(items))
             # a bounded window: the next batch is sent as the oldest one is answered, so
             # the client prepares one while the agents store another
             window: deque[tuple[int, Future[int]]] = deque()
-            for chunk in chunks:
-                window.append((len(chunk), pool.submit(_store, client, chunk, problems, budget)))
-                if len(window) >= in_flight:
-                    size, done = window.popleft()
-                    stored += done.result()
-                    bar.advance(task, size)
-            for size, done in window:
-                stored += done.result()
-                bar.advance(task, size)
+            try:
+                for chunk in chunks:
+                    window.append((len(chunk), pool.submit(_store, client, chunk, failed, budget)))
+                    while len(window) >= in_flight or (window and chunk is chunks[-1]):
+                        size, done = window[0]
+                        stored += done.result()
+                        window.popleft()
+                        progress.advance(size)
+            except KeyboardInterrupt:
+                interrupted = True
+                stored += _settle(pool, window)
+    if interrupted:
+        # what failed after the interrupt is the interrupt's doing, not the agents'
+        _report(problems)
+        warn(
+            f"interrupted: {stored} of {len(items)} items stored; learning the same input "
+            f"again stores the rest (each item once)"
+        )
+        if json_output:
+            print_json({"stored": stored, "failed": len(problems), "interrupted": True})
+        raise typer.Exit(EXIT_INTERRUPTED)
+    problems += failed
     _report(problems)
-    failed = len(problems)
+    count = len(problems)
     if json_output:
-        print_json({"stored": stored, "failed": failed})
+        print_json({"stored": stored, "failed": count})
     else:
-        say(Text(f"stored {stored} item{'s' if stored != 1 else ''} ({failed} failed)"))
-    if failed:
+        say(Text(f"stored {stored} item{'s' if stored != 1 else ''} ({count} failed)"))
+    if count:
         raise typer.Exit(1)
+
+
+def _settle(pool: ThreadPoolExecutor, window: deque[tuple[int, Future[int]]]) -> int:
+    """After Ctrl-C: send nothing more, let the batches already sent finish (they are
+    bounded by the client's timeouts), and count what they stored. A second Ctrl-C stops
+    waiting."""
+    pool.shutdown(wait=False, cancel_futures=True)
+    stored = 0
+    try:
+        for _, done in window:
+            if not done.cancelled():
+                stored += done.result()
+    except KeyboardInterrupt:
+        pass  # the user will not wait: the batches still running are not counted
+    return stored
 
 
 # --- recall / ask ------------------------------------------------------------------------------
@@ -228,7 +327,11 @@ def recall(
     ] = 10,
     json_output: JsonFlag = False,
 ) -> None:
-    """The facts the hive recalls for QUESTION, best first."""
+    """The facts the hive recalls for QUESTION, best first.
+
+    Exit 3, with a warning naming them, when some agents did not answer: the result may
+    then be incomplete (the --json list is printed all the same).
+    """
     from rich.table import Table
 
     from amplihack_hive.api import Hive
@@ -239,14 +342,15 @@ def recall(
         warn_incomplete(hits.unreachable)
     if json_output:
         print_json([hit.to_dict() for hit in hits])
-        return
-    if not hits:
+    elif not hits:
         say(Text("nothing the hive remembers matches the question"))
-        return
-    table = Table("rank", "score", "content", box=None)
-    for rank, hit in enumerate(hits, start=1):
-        table.add_row(str(rank), f"{hit.score:.3f}", Text(hit.content))
-    out().print(table)
+    else:
+        table = Table("rank", "score", "content", box=None)
+        for rank, hit in enumerate(hits, start=1):
+            table.add_row(str(rank), f"{hit.score:.3f}", Text(hit.content))
+        out().print(table)
+    if not hits.complete:  # as status says "not every agent is healthy"
+        raise typer.Exit(EXIT_INCOMPLETE)
 
 
 def ask(

@@ -175,7 +175,8 @@ class _Op:
             for agent, reply in replies.items():
                 if isinstance(reply, Exception):
                     self.failed.add(agent)
-                    logger.warning("agent %s failed: %s; trying the next owner", agent, reply)
+                    # the result says who could not be reached; this is the detail (-v)
+                    logger.info("agent %s failed: %s; trying the next owner", agent, reply)
                 for key in groups[agent]:
                     if isinstance(reply, Exception) or (has is not None and not has(key, reply)):
                         pending[key].remove(agent)

@@ -170,7 +170,7 @@ class HttpTransport:
                 self._suspected.setdefault(agent, time.monotonic() + SUSPECT_PROBE_S)
                 if self.on_unreachable:
                     self.on_unreachable(agent)
-            raise TransportError(f"agent {agent or url} is unreachable: {exc!r}") from exc
+            raise TransportError(f"agent {agent or url} is unreachable: {_why(exc)}") from exc
 
     async def get(self, url: str) -> Message:
         session, sem = self._client()
@@ -183,7 +183,7 @@ class HttpTransport:
         except TransportError:
             raise
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
-            raise TransportError(f"{url} is unreachable: {exc!r}") from exc
+            raise TransportError(f"{url} is unreachable: {_why(exc)}") from exc
 
     async def close(self) -> None:
         if self._session is not None and not self._session.closed:
@@ -225,3 +225,15 @@ async def _describe_error(resp: aiohttp.ClientResponse, who: str) -> str:
     if resp.status == 401:
         return f"{who} refused the hive token (401)"
     return f"{who} answered {resp.status}: {detail or resp.reason}"
+
+
+def _why(exc: BaseException) -> str:
+    """Why a request got no answer, in a few words (not the client library's repr)."""
+    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+        return "no answer in time"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return exc.os_error.strerror or str(exc.os_error) or "cannot connect"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the connection closed before an answer"
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
