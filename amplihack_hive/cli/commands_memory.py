@@ -1,4 +1,4 @@
-"""Memory commands of a running local hive: ``learn``, ``recall``, ``ask``.
+"""Memory commands of a running local hive: ``learn``, ``recall``, ``ask``, ``mcp``.
 
 They talk to the agents through :meth:`amplihack_hive.Hive.connect`. ``learn`` reads its
 input with :mod:`amplihack_hive.hive.learn_input`, checks every item by the library's rules
@@ -373,8 +373,22 @@ def ask(
             say(Text(f"  [{number}] {source.content}", style="dim"))
 
 
+def mcp(ctx: typer.Context, name: HiveName) -> None:
+    """Serve the running hive to an MCP client over stdio.
+
+    Tools: remember, recall, ask, forget, status. Register it with your MCP client, e.g.
+    Claude Code: claude mcp add hive -- amplihack-hive mcp NAME. The client starts this
+    command; it runs until the client closes the connection. Needs the MCP SDK:
+    pip install 'amplihack-hive[mcp]'.
+    """
+    from amplihack_hive.mcp_server import serve
+
+    serve(name, state(ctx).home)
+
+
 def register(app: typer.Typer) -> None:
-    """Add learn, recall and ask to ``app``."""
+    """Add learn, recall, ask and mcp to ``app``."""
     app.command("learn", rich_help_panel=MEMORY_PANEL)(learn)
     app.command("recall", rich_help_panel=MEMORY_PANEL)(recall)
     app.command("ask", rich_help_panel=MEMORY_PANEL)(ask)
+    app.command("mcp", rich_help_panel=MEMORY_PANEL)(mcp)
