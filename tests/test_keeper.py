@@ -119,7 +119,7 @@ def test_policies(
     fake = FakeTime()
     spawn, calls = exits_with(*codes, fake=fake)
     k = keeper(tmp_path, RestartConfig(policy, max_restarts=2, backoff_s=0.1), spawn, fake)
-    k.run()
+    assert k.run() == (1 if final == CRASHED else 0)
     assert len(calls) == runs
     state = read_keeper(keeper_path(tmp_path, "agent-0"))
     assert state is not None and state.state == final

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress
     from rich.table import Table
 
-    from amplihack_hive.hive.supervisor import AgentStatus
+    from amplihack_hive.hive.supervisor import AgentStatus, Supervisor
 
 # The supervisor (psutil, asyncio, the HTTP transport and aiohttp), the run state and
 # rich.progress are imported inside the commands that use them, so that registering these
@@ -125,6 +126,25 @@ def start(
             help="Agents per local process for this start (default: the hive's config).",
         ),
     ] = None,
+    foreground: Annotated[
+        bool,
+        typer.Option(
+            "--foreground",
+            "-f",
+            help="Run attached: every agent's log on stdout, prefixed with its name; "
+            "Ctrl-C stops every agent gracefully. Exit 0 when all stopped cleanly, 1 when "
+            "an agent crashed or had to be killed.",
+        ),
+    ] = False,
+    stop_timeout: Annotated[
+        float,
+        typer.Option(
+            "--stop-timeout",
+            min=0.0,
+            metavar="SECONDS",
+            help="With --foreground: grace period after Ctrl-C before SIGKILL.",
+        ),
+    ] = 10.0,
     resource_group: ResourceGroup = None,
     location: Annotated[
         str | None, typer.Option("--location", help="Azure region.", rich_help_panel=AZURE)
@@ -143,7 +163,10 @@ def start(
 ) -> None:
     """Start the hive's agents as background processes; return once all are healthy.
 
-    Agents already running are left alone; agents that are down are started again.
+    Agents already running are left alone; agents that are down are started again. Each
+    agent process runs under a keeper that restarts it when it dies, by the hive's restart
+    policy (create --restart; the restart section of config.yaml). With --foreground: run
+    attached, logs on stdout, until Ctrl-C stops every agent.
     With --target azure: render the Bicep and deploy it with `az deployment group create`.
     """
     if target is Target.azure:
@@ -160,6 +183,11 @@ def start(
     from amplihack_hive.hive.supervisor import Supervisor
 
     supervisor = Supervisor(state(ctx).home, name)
+    if foreground:
+        if agents_per_process is not None:
+            supervisor.plan(agents_per_process)  # records the packing, as a start does
+        _run_foreground(supervisor, timeout, stop_timeout)
+        return
     total = len(supervisor.config.ring_names)
     with progress_bar(f"starting {name}") as bar:
         task = bar.add_task(f"starting {name}", total=total)
@@ -176,6 +204,23 @@ def start(
             f"({len(result.already_running)} already running)"
         )
     )
+
+
+def _run_foreground(supervisor: Supervisor, timeout: float, stop_timeout: float) -> None:
+    from amplihack_hive.hive.foreground import Foreground
+
+    names = supervisor.config.ring_names
+    width = max(len(n) for n in [*names, "hive"])
+    lock = threading.Lock()
+
+    def emit(label: str, line: str) -> None:
+        with lock:  # one pump thread per process: whole lines, never interleaved
+            sys.stdout.write(f"{label:<{width}} | {line}\n")
+            sys.stdout.flush()
+
+    code = Foreground(supervisor, emit, stop_timeout=stop_timeout).run(timeout)
+    if code:
+        raise typer.Exit(code)
 
 
 def stop(

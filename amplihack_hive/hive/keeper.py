@@ -225,7 +225,8 @@ class Keeper:
 
     def run(self) -> int:
         """Keep the agent running; the exit status of the keeper: 0 when stopped or when
-        the agent exited and is not to be restarted, 1 when it gave up."""
+        the agent exited cleanly and is not restarted, 1 when it failed and is not
+        restarted (given up, or policy ``no``)."""
         recent: deque[float] = deque()  # when the restarts within the window happened
         while True:
             if self.stopping:
@@ -247,7 +248,9 @@ class Keeper:
                 logger.warning(
                     "agent process %s; not restarted (policy %s)", ended, self.policy.policy
                 )
-                return self._finish(state, f"{ended}; policy {self.policy.policy}")
+                return self._finish(
+                    state, f"{ended}; policy {self.policy.policy}", code=int(ended.failed)
+                )
             now = self.clock()
             if now - began >= self.policy.window_s:
                 recent.clear()  # it ran a whole window: a new failure starts a new count

@@ -217,6 +217,21 @@ class Supervisor:
     ) -> StartResult:
         """Start the agents that are not running, ``agents_per_process`` per process (the
         config's value unless given), and wait until every agent is healthy."""
+        hosted, missing, chunks = self.plan(agents_per_process)
+        children = [(chunk, self.launch(chunk)) for chunk in chunks]
+        try:
+            self._wait_healthy(children, timeout, progress)
+        finally:
+            self.close()
+        names = set(self.config.agent_names)
+        return StartResult(started=missing, already_running=sorted(hosted & names))
+
+    def plan(
+        self, agents_per_process: int | None = None
+    ) -> tuple[set[str], list[str], list[list[str]]]:
+        """What a start does: the agents already hosted, the agents to start, and those
+        grouped one list per process to spawn. Publishes the membership (and records the
+        domains of packed agents) as a side effect, as a start must before spawning."""
         cfg = self.config
         if not cfg.agents:
             raise HiveStateError(f"hive {self.name!r} has no agents; add one with add-agent")
@@ -242,20 +257,12 @@ class Supervisor:
         groups: dict[str, list[str]] = {}
         for a in missing:
             groups.setdefault(domains[a], []).append(a)
-        chunks = list(groups.values())
-        children: list[tuple[list[str], subprocess.Popen[bytes]]] = []
         (self.dir / LOG_DIR).mkdir(mode=0o700, parents=True, exist_ok=True)
-        for chunk in chunks:
-            children.append((chunk, self._spawn(chunk)))
-        try:
-            self._wait_healthy(children, timeout, progress)
-        finally:
-            if self._loop is not None:
-                self._loop.close()
-                self._loop = None
-        return StartResult(started=missing, already_running=sorted(hosted & set(cfg.agent_names)))
+        return hosted, missing, list(groups.values())
 
-    def _spawn(self, chunk: list[str]) -> subprocess.Popen[bytes]:
+    def open_log(self, chunk: list[str]) -> IO[bytes]:
+        """The log file of the process hosting ``chunk``, opened to append; the other
+        agents of the chunk get a symlink to it."""
         log = log_path(self.dir, chunk[0])
         for other in chunk[1:]:
             link = log_path(self.dir, other)
@@ -263,22 +270,29 @@ class Supervisor:
             link.symlink_to(log.name)
         # owner-only, like everything in the hive (a log quotes what agents were taught)
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-        out: IO[bytes] = os.fdopen(fd, "ab")
+        return os.fdopen(fd, "ab")
+
+    def launch(self, chunk: list[str], *, attached: bool = False) -> subprocess.Popen[bytes]:
+        """Start the keeper of ``chunk`` (which starts its agent process): detached, in a
+        session of its own and writing its log; or ``attached`` (the foreground mode): in
+        our process group, so Ctrl-C reaches it, its output on a pipe to us."""
         keeper_path(self.dir, chunk[0]).unlink(missing_ok=True)  # a crashed one's, if any
         options = agent_command(self.config, self.dir, chunk)[3:]  # after "python -m agent"
         command = keeper_command(self.dir, chunk[0], chunk, self.config.restart, options)
+        out: IO[bytes] | int = subprocess.PIPE if attached else self.open_log(chunk)
         try:
             return self.spawn(
                 command,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,
+                start_new_session=not attached,
                 cwd=self.dir,
                 env=_agent_env(),
             )
         finally:
-            out.close()
+            if not isinstance(out, int):
+                out.close()
 
     def _wait_healthy(
         self,
@@ -307,7 +321,7 @@ class Supervisor:
                     f"{_last_line(log_path(self.dir, chunk[0]))} "
                     f"(see: amplihack-hive logs {self.name} {chunk[0]})"
                 )
-            healthy = self._ready_agents()
+            healthy = self.ready_agents()
             if progress:
                 progress(len(healthy & want), len(want))
             if want <= healthy:
@@ -321,7 +335,13 @@ class Supervisor:
                 )
             self.sleep(0.2)
 
-    def _ready_agents(self) -> set[str]:
+    def close(self) -> None:
+        """Close the event loop thread the health probes use (opened on first use)."""
+        if self._loop is not None:
+            self._loop.close()
+            self._loop = None
+
+    def ready_agents(self) -> set[str]:
         """Agents whose process answers /health and is ready (cheaper than status())."""
         live = self.live_records()
         if not live:
