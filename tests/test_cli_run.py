@@ -208,6 +208,42 @@ def test_logs_tail_each_file_once_with_prefixes(cli: Cli, hive_home: Path) -> No
     assert cli("logs", "h", "agent-2", "-n", "1000").stdout == "two a\ntwo b [not markup]\n"
 
 
+def test_logs_since_a_time_or_a_duration(cli: Cli, hive_home: Path) -> None:
+    from datetime import datetime, timedelta
+
+    assert cli("create", "h", "--agents", "1", "--backend", "memory").exit_code == 0
+    logs = hive_home / "h" / "logs"
+    logs.mkdir()
+    now = datetime.now().replace(microsecond=0)
+
+    def at(minutes_ago: int, text: str) -> str:
+        stamp = (now - timedelta(minutes=minutes_ago)).strftime("%Y-%m-%d %H:%M:%S")
+        return f"{stamp},123 INFO [1] x: {text}\n"
+
+    (logs / "agent-0.log").write_text(
+        at(30, "old")
+        + at(20, "older error")
+        + "Traceback (most recent call last):\n  a frame of the older error\n"
+        + at(5, "recent")
+        + "  a continuation of recent\n"
+        + at(1, "newest")
+    )
+    ten = cli("logs", "h", "agent-0", "--since", "10m")
+    assert ten.exit_code == 0, ten.stderr
+    assert [ln.split(": ", 1)[-1] for ln in ten.stdout.splitlines()] == [
+        "recent",
+        "  a continuation of recent",
+        "newest",
+    ]
+    since = (now - timedelta(minutes=25)).strftime("%Y-%m-%dT%H:%M:%S")
+    older = cli("logs", "h", "agent-0", "--since", since).stdout.splitlines()
+    assert len(older) == 6 and older[0].endswith("older error") and "frame" in older[2]
+    capped = cli("logs", "h", "agent-0", "--since", since, "-n", "1").stdout
+    assert capped.endswith("newest\n") and capped.count("\n") == 1
+    assert cli("logs", "h", "--since", "0s").stdout == ""  # nothing logged from now on
+    assert_one_line_error(cli("logs", "h", "--since", "tomorrow"), "--since 'tomorrow'")
+
+
 def test_logs_errors_and_no_logs_yet(cli: Cli, hive_home: Path) -> None:
     assert cli("create", "h", "--agents", "2", "--backend", "memory").exit_code == 0
     none = cli("logs", "h")

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -23,7 +24,7 @@ from rich.text import Text
 from amplihack_hive.cli._options import HiveName, JsonFlag
 from amplihack_hive.cli._output import out, print_json, say, state, warn
 from amplihack_hive.cli.commands_azure import start_azure, status_azure, stop_azure
-from amplihack_hive.errors import NotFoundError
+from amplihack_hive.errors import InvalidInputError, NotFoundError
 from amplihack_hive.hive.config import load_hive
 from amplihack_hive.hive.home import hive_dir
 from amplihack_hive.names import validate_name
@@ -484,6 +485,57 @@ def tail_lines(path: Path, count: int) -> tuple[list[str], int]:
     return lines[-count:], size
 
 
+_DURATION = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+#: The time at the start of every agent log line (logging's asctime, local time).
+_STAMP_LEN = len("2026-12-01 09:30:00")
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """``--since``: a duration ago (``90s``, ``10m``, ``2h``, ``1d``) or a local time
+    (``2026-12-01T09:30[:00]``, ``2026-12-01 09:30``, or ``09:30`` today)."""
+    now = now or datetime.now()
+    value = text.strip()
+    unit = value[-1:].lower()
+    if unit in _DURATION and value[:-1].replace(".", "", 1).isdigit():
+        return now - timedelta(seconds=float(value[:-1]) * _DURATION[unit])
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        pass
+    try:
+        clock = datetime.strptime(value, "%H:%M:%S" if value.count(":") == 2 else "%H:%M")
+    except ValueError:
+        raise InvalidInputError(
+            f"--since {text!r}: expected a duration (30s, 10m, 2h, 1d) or a local time "
+            f"(2026-12-01T09:30, 09:30)"
+        ) from None
+    return datetime.combine(now.date(), clock.time())
+
+
+def _stamp(line: str) -> datetime | None:
+    try:
+        return datetime.strptime(line[:_STAMP_LEN], "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return None
+
+
+def lines_since(path: Path, after: datetime) -> tuple[list[str], int]:
+    """The lines of ``path`` logged at or after ``after`` (a line without a time, such as
+    a traceback's, goes with the line before it), and the file's size."""
+    shown: list[str] = []
+    keep = False
+    with path.open("rb") as handle:
+        for raw in handle:
+            line = raw.decode("utf-8", errors="replace").rstrip("\n")
+            stamp = _stamp(line)
+            if stamp is not None:
+                keep = stamp >= after.replace(microsecond=0)
+            if keep:
+                shown.append(line)
+        size = handle.tell()
+    return shown, size
+
+
 def _log_files(directory: Path, agents: list[str]) -> list[_LogFile]:
     """The log files of ``agents`` (plus stray logs of agents no longer in the config when
     all are shown), each real file once: agents packed in one process share a file through
@@ -523,8 +575,24 @@ def logs(
         typer.Option("--follow", "-f", help="Keep printing new lines until Ctrl-C."),
     ] = False,
     lines: Annotated[
-        int, typer.Option("--lines", "-n", min=0, metavar="N", help="Lines to show per log.")
-    ] = 50,
+        int | None,
+        typer.Option(
+            "--lines",
+            "-n",
+            min=0,
+            metavar="N",
+            help="Lines to show per log (default 50; with --since, all since then).",
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            metavar="WHEN",
+            help="Only lines logged since WHEN: a duration ago (30s, 10m, 2h, 1d) or a "
+            "local time (2026-12-01T09:30, 09:30).",
+        ),
+    ] = None,
 ) -> None:
     """Show the agents' logs: the last N lines of each, then new lines with --follow.
 
@@ -533,6 +601,9 @@ def logs(
     """
     from amplihack_hive.agent.runstate import LOG_DIR, log_path
 
+    after = None if since is None else parse_since(since)
+    if lines is None:
+        lines = None if after is not None else 50
     home = state(ctx).home
     directory = hive_dir(home, name)
     cfg = load_hive(home, name)
@@ -564,7 +635,12 @@ def logs(
     try:
         for log in files:
             log.inode = _inode(log.path)
-            shown, log.offset = tail_lines(log.path, lines)
+            if after is not None:
+                shown, log.offset = lines_since(log.path, after)
+                if lines is not None:  # the last N of them
+                    shown = shown[-lines:] if lines else []
+            else:
+                shown, log.offset = tail_lines(log.path, lines or 0)
             for line in shown:
                 _emit(log.label if labelled else None, line)
         sys.stdout.flush()
