@@ -7,14 +7,21 @@ HIVE := $(VENV)/bin/amplihack-hive
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# What the tool needs to run: the package (editable) and its runtime dependencies only.
+$(VENV)/.runtime: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $@
+
+# Tests, checks and benchmarks: the dev tools on top (pytest, ruff, mypy, checkov, mcp, ...).
+$(VENV)/.installed: $(VENV)/.runtime
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
 # The main job on embedded defaults: a local hive of 5 agents on Kuzu, no cloud, no key.
-demo: install
+# It installs only what the tool needs to run (not the dev tools).
+demo: $(VENV)/.runtime
 	$(HIVE) create demo --agents 5 --force
 	$(HIVE) start demo
 	$(HIVE) learn demo amplihack_hive/samples/team.txt
