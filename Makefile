@@ -52,6 +52,7 @@ bench: install
 	$(PY) -m benchmarks.bench_rss
 	$(PY) -m benchmarks.bench_placement
 	$(PY) -m benchmarks.bench_faults
+	$(PY) -m benchmarks.bench_restart
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

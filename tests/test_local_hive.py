@@ -111,7 +111,7 @@ def test_killed_agent_is_restarted_by_its_keeper_with_its_data(
     os.kill(victim.pid, signal.SIGKILL)
     psutil.Process(victim.pid).wait(timeout=10) if psutil.pid_exists(victim.pid) else None
     row = next(r for r in hive.status() if r.name == "agent-3")
-    # the keeper restarts it after a 1 s backoff: restarting, or already back
+    # the keeper restarts it after a 0.5 s backoff: restarting, or already back
     assert row.state in ("restarting", "unhealthy", "healthy"), row
     with Hive.connect("t", hive_home) as client:  # the hive answers meanwhile
         assert client.recall("backup key locker")[0].id == fid

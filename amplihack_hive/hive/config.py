@@ -11,7 +11,7 @@
       policy: on-failure     # on-failure (exit status not 0, or a signal), always, or no
       max_restarts: 5        # give up ("crashed") after this many restarts ...
       window_s: 60           # ... within this many seconds
-      backoff_s: 1.0         # wait before a restart, doubled each time ...
+      backoff_s: 0.5         # wait before a restart, doubled each time ...
       backoff_max_s: 30.0    # ... up to this
     agents:
       - name: agent-0
@@ -103,7 +103,7 @@ class RestartConfig:
     policy: str = "on-failure"
     max_restarts: int = 5
     window_s: float = 60.0
-    backoff_s: float = 1.0
+    backoff_s: float = 0.5
     backoff_max_s: float = 30.0
 
 

@@ -192,6 +192,26 @@ class Supervisor:
                 live.append((kept, proc))
         return live
 
+    def _hosting_keepers(self, settle_s: float = 3.0) -> list[KeeperState]:
+        """The live keepers that will keep their agents: running or restarting them. A
+        keeper whose agent just died decides within moments whether to restart it; it is
+        waited for, so that a start right after a crash neither skips the agent (its keeper
+        is giving up) nor runs it twice (its keeper restarts it)."""
+        deadline = self.clock() + settle_s
+        while True:
+            undecided = []
+            hosting = []
+            for kept, _ in self.live_keepers():
+                if kept.state == RESTARTING or (kept.state == RUNNING and _alive(kept.child_pid)):
+                    hosting.append(kept)
+                elif kept.state == RUNNING:  # its agent is gone: restart or give up?
+                    undecided.append(kept)
+                else:  # crashed or exited: it is on its way out
+                    undecided.append(kept)
+            if not undecided or self.clock() >= deadline:
+                return hosting + [k for k in undecided if k.state == RUNNING]
+            self.sleep(0.05)
+
     def _orphans(self, known: set[int]) -> list[psutil.Process]:
         """Agent and keeper processes of this hive that have no record (e.g. killed
         before writing one)."""
@@ -239,7 +259,7 @@ class Supervisor:
         self.dir.chmod(0o700)  # a hive made by an older version may be open to others
         hosted = {a for rec, _ in self.live_records() for a in rec.agents}
         # a keeper restarting its agent hosts it too: starting another would run it twice
-        hosted |= {a for kept, _ in self.live_keepers() for a in kept.agents}
+        hosted |= {a for kept in self._hosting_keepers() for a in kept.agents}
         domains = cfg.domains(agents_per_process)
         # agents already running keep the domain they run under
         published = MembersFile(self.dir).domains()
@@ -623,6 +643,15 @@ class Supervisor:
         stopped = self.stop(timeout=stop_timeout, agents=agents)
         self.start(timeout=timeout, progress=progress)
         return stopped
+
+
+def _alive(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def _kept(row: AgentStatus, kept: KeeperState | None) -> AgentStatus:
