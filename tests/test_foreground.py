@@ -100,6 +100,9 @@ def test_foreground_prefixes_every_line_and_ctrl_c_stops_every_agent(
     assert labels == {"agent-0", "agent-1", "hive"}
     assert any(line.startswith("agent-0 | ") and "listening on" in line for line in lines)
     assert sum("amplihack_hive.agent.process: stopped" in line for line in lines) == 2
+    # a brand-new hive had nothing to rebuild, and its log does not say it did
+    assert sum("in step with its replicas; serving reads" in line for line in lines) == 2
+    assert not any("rebuilt from its replicas" in line for line in lines)
     assert lines[-1] == "hive    | interrupted; stopped 2 agents"
     assert hive_processes(made) == set()
     # the log files got the same lines

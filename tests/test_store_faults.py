@@ -108,6 +108,8 @@ def test_deleted_files_stop_the_agent_and_its_keeper_restarts_it_rebuilt(
         assert row.restarts == 1 and row.last_exit is not None
         assert row.last_exit["code"] == EXIT_STORE_BROKEN
         assert held_within(hive_home, "d", "agent-1", before) >= before  # rebuilt
+        log = (sup.dir / "logs" / "agent-1.log").read_text()
+        assert "agent agent-1 rebuilt from its replicas (" in log
         recall_all(hive_home, "d")
     finally:
         sup.stop()

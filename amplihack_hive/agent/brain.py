@@ -69,8 +69,12 @@ class AgentBrain:
         self.upkeep_s = upkeep_s
         self.probe_s = probe_s
         self.repair_s = repair_s
+        #: Items stored and questions answered by this process as coordinator (its own
+        #: /learn and /ask; clients that coordinate themselves are counted by the nodes).
         self.learned = 0
         self.answered = 0
+        #: Records pulled from replicas per hosted agent until it was ready.
+        self._pulled: dict[str, int] = {}
         #: Why this process must stop (a store it hosts is broken), once it is known.
         self.fatal: str | None = None
         #: Called once when :attr:`fatal` is set (the agent process stops serving).
@@ -148,9 +152,18 @@ class AgentBrain:
                 peers = None if node.ready else self.coordinator.ring.nodes
                 report = await repairer.round(peers)
                 reports[name] = report.to_dict()
+                if not node.ready:
+                    pulled = self._pulled[name] = self._pulled.get(name, 0) + report.pulled
                 if not node.ready and (not report.failed_peers or self._rounds >= 3):
                     node.ready = True
-                    logger.info("agent %s rebuilt from its replicas; serving reads", name)
+                    if pulled:
+                        logger.info(
+                            "agent %s rebuilt from its replicas (%d records); serving reads",
+                            name,
+                            pulled,
+                        )
+                    else:
+                        logger.info("agent %s in step with its replicas; serving reads", name)
             self._rounds += 1
             return reports
 
@@ -295,9 +308,16 @@ class AgentBrain:
                     # an agent still rebuilding retries soon (its peers may be starting too)
                     next_repair = last_repair + (self.repair_s if self.ready else self.probe_s)
                 if clock >= next_log:
+                    served = {
+                        kind: sum(node.served[kind] for node in self.nodes.values())
+                        for kind in ("writes", "reads")
+                    }
                     logger.info(
-                        "upkeep: %s, learned %d, answered %d, suspects %s",
+                        "upkeep: facts held %s; requests served %d writes, %d reads; as "
+                        "coordinator %d items learned, %d questions answered; suspects %s",
                         {n: s["facts"] for n, s in (await self.local_stats()).items()},
+                        served["writes"],
+                        served["reads"],
                         self.learned,
                         self.answered,
                         sorted(self.detector.suspects()) if self.detector else [],

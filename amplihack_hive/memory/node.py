@@ -97,6 +97,8 @@ class MemoryNode:
         #: None. A broken node answers every request with an error: it acknowledges
         #: nothing more, and coordinators go to the other replicas.
         self.broken: str | None = None
+        #: Requests answered since start: writes (puts, forgets, imports) and reads.
+        self.served = {"writes": 0, "reads": 0}
         self._ops: dict[str, Callable[[Message], Message]] = {
             "put": self._put,
             "postings": self._postings,
@@ -178,8 +180,12 @@ class MemoryNode:
             raise HiveStateError(f"agent {self.name} is rebuilding its replicas")
         try:
             reply = handler(message)
-            if op in WRITES and self.repair is not None:
-                self.repair.touched(by_client=op in CLIENT_WRITES)
+            if op in WRITES:
+                self.served["writes"] += 1
+                if self.repair is not None:
+                    self.repair.touched(by_client=op in CLIENT_WRITES)
+            elif op in READS:
+                self.served["reads"] += 1
             return reply
         except StorageError as exc:
             # files gone or the posting index latched (store.check), or the engine failed to
