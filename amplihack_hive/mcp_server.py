@@ -140,7 +140,8 @@ def build_server(hive: "Hive", name: str, home: Path | None = None) -> "MCPServe
         from amplihack_hive.hive.supervisor import Supervisor
 
         try:
-            rows = Supervisor(home, name).status()
+            with Supervisor(home, name) as supervisor:
+                rows = supervisor.status()
         except HiveError as exc:
             raise _tool_error(exc) from exc
         keys = ("name", "state", "facts", "restarts", "reason", "uptime_s")

@@ -804,7 +804,13 @@ def test_ctrl_c_during_learn_says_how_many_were_stored_and_exits_130(tmp_path: P
             stderr=subprocess.PIPE,
             text=True,
         )
-        time.sleep(4.0)  # well into the 60,000 items
+        deadline = time.monotonic() + 120
+        while True:  # until the hive holds some of the items: well into the learn
+            status = run_module(*base, "status", "int", "--json", cwd=tmp_path)
+            if sum(a["facts"] or 0 for a in json.loads(status.stdout)["agents"]) > 0:
+                break
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.5)
         assert proc.poll() is None, proc.communicate()
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=60)

@@ -230,14 +230,11 @@ def remove_agent(ctx: typer.Context, name: HiveName, agent: AgentName) -> None:
     """Remove an agent from a hive's config. On a running hive, the agent first hands its
     records to the agents that own them now, then stops. If that does not finish (a
     timeout), the agent is already off the ring: run remove-agent again to finish."""
-    from amplihack_hive.hive.supervisor import Supervisor
-
     home = state(ctx).home
-    supervisor = Supervisor(home, name)
-    supervisor.config.agent(agent)  # NotFoundError before anything happens
+    commands_run.open_supervisor(ctx, name).config.agent(agent)  # NotFoundError first
     # off the ring first, in the config: a start meanwhile never puts it back
     hive_config.mark_retiring(home, name, agent)
-    supervisor = Supervisor(home, name)
+    supervisor = commands_run.open_supervisor(ctx, name)
     if supervisor.live_records():
         running = any(agent in rec.agents for rec, _ in supervisor.live_records())
         handed = supervisor.retire(agent)

@@ -102,6 +102,15 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
+def open_supervisor(ctx: typer.Context, name: str) -> Supervisor:
+    """The supervisor of hive ``name``, closed (its probes' loop and pool) with the command."""
+    from amplihack_hive.hive.supervisor import Supervisor
+
+    supervisor = Supervisor(state(ctx).home, name)
+    ctx.call_on_close(supervisor.close)
+    return supervisor
+
+
 # --- start / stop ----------------------------------------------------------------------------
 
 
@@ -181,9 +190,7 @@ def start(
             dry_run=dry_run,
         )
         return
-    from amplihack_hive.hive.supervisor import Supervisor
-
-    supervisor = Supervisor(state(ctx).home, name)
+    supervisor = open_supervisor(ctx, name)
     if foreground:
         if agents_per_process is not None:
             supervisor.plan(agents_per_process)  # records the packing, as a start does
@@ -256,9 +263,7 @@ def stop(
             delete=delete,
         )
         return
-    from amplihack_hive.hive.supervisor import Supervisor
-
-    supervisor = Supervisor(state(ctx).home, name)
+    supervisor = open_supervisor(ctx, name)
     if supervisor.config_error is not None:
         warn(f"{supervisor.config_error}; stopping the agents its run records name")
     result = supervisor.stop(timeout=timeout)
@@ -304,11 +309,9 @@ def restart(
     An agent sharing its process with others (--agents-per-process) restarts with them.
     A crashed agent is started again; its restart count starts over.
     """
-    from amplihack_hive.hive.supervisor import Supervisor
-
     if agent is not None:
         validate_name(agent, "agent name")
-    supervisor = Supervisor(state(ctx).home, name)
+    supervisor = open_supervisor(ctx, name)
     total = len(supervisor.config.ring_names)
     with progress_bar(f"restarting {name}") as bar:
         task = bar.add_task(f"restarting {name}", total=total)
@@ -434,9 +437,7 @@ def status(
         if code:
             raise typer.Exit(code)
         return
-    from amplihack_hive.hive.supervisor import Supervisor
-
-    supervisor = Supervisor(state(ctx).home, name)
+    supervisor = open_supervisor(ctx, name)
     if supervisor.config_error is not None:
         warn(f"{supervisor.config_error}; showing the agents its run records name")
     rows = supervisor.status()

@@ -128,7 +128,7 @@ class Foreground:
                 kept = read_keeper(keeper_path(self.supervisor.dir, label))
                 state = kept.state if kept else "exited"
                 reason = (kept.reason if kept else None) or f"keeper exit {proc.returncode}"
-                self.emit(label, f"{state}: {reason}")
-                if proc.returncode or state == CRASHED:
+                if proc.returncode or state == CRASHED:  # counted before it is said
                     self.crashed.append(label)
+                self.emit(label, f"{state}: {reason}")
             self.sleep(0.2)

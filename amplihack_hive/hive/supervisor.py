@@ -53,7 +53,7 @@ from amplihack_hive.hive.keeper import (
 from amplihack_hive.hive.token import read_token
 
 if TYPE_CHECKING:
-    from amplihack_hive._loop import LoopThread
+    from amplihack_hive.hive.probe import AgentProbe
 
 # asyncio, the event loop thread and the HTTP transport (aiohttp) are imported by the
 # methods that talk to agents: `remove-agent` on a stopped hive needs none of them.
@@ -158,7 +158,7 @@ class Supervisor:
         self.spawn = spawn
         self.clock = clock
         self.sleep = sleep
-        self._loop: LoopThread | None = None
+        self._probe: AgentProbe | None = None
 
     @property
     def config(self) -> HiveConfig:
@@ -355,43 +355,37 @@ class Supervisor:
                 )
             self.sleep(0.2)
 
+    def __enter__(self) -> Supervisor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
-        """Close the event loop thread the health probes use (opened on first use)."""
-        if self._loop is not None:
-            self._loop.close()
-            self._loop = None
+        """Close the probes' connection pool and event loop thread (opened on first use)."""
+        if self._probe is not None:
+            self._probe.close()
+            self._probe = None
+
+    @property
+    def probe(self) -> AgentProbe:
+        """The one HTTP client (and event loop) of this supervisor's probes."""
+        if self._probe is None:
+            from amplihack_hive.hive.probe import AgentProbe
+
+            self._probe = AgentProbe(read_token(self.dir))
+        return self._probe
 
     def ready_agents(self) -> set[str]:
         """Agents whose process answers /health and is ready (cheaper than status())."""
         live = self.live_records()
-        if not live:
-            return set()
-        import asyncio
-
-        from amplihack_hive._loop import LoopThread
-        from amplihack_hive.transport.http import HttpTransport
-
-        token = read_token(self.dir)
-
-        async def probe() -> set[str]:
-            transport = HttpTransport({}, token=token, timeout_s=2.0)
-            try:
-                replies = await asyncio.gather(
-                    *(transport.get(r.url + "/health") for r, _ in live), return_exceptions=True
-                )
-            finally:
-                await transport.close()
-            ready: set[str] = set()
-            for (rec, _), reply in zip(live, replies, strict=True):
-                if isinstance(reply, BaseException) and not isinstance(reply, HiveError):
-                    raise reply
-                if isinstance(reply, dict) and reply.get("ready", True):
-                    ready.update(rec.agents)
-            return ready
-
-        if self._loop is None:
-            self._loop = LoopThread("amplihack-hive-supervisor")
-        return self._loop.run(probe())
+        replies = self.probe.fetch({rec.group: (rec.url + "/health", 2.0) for rec, _ in live})
+        ready: set[str] = set()
+        for rec, _ in live:
+            reply = replies[rec.group]
+            if isinstance(reply, dict) and reply.get("ready", True):
+                ready.update(rec.agents)
+        return ready
 
     # -- status --------------------------------------------------------------------------
 
@@ -404,7 +398,7 @@ class Supervisor:
         by_agent = {a: rec for rec, _ in live for a in rec.agents}
         records = [rec for rec, _ in live]
         probed = (
-            self._probe(records, {"/health": HEALTH_TIMEOUT_S, "/stats": STATS_TIMEOUT_S})
+            self._fetch_paths(records, {"/health": HEALTH_TIMEOUT_S, "/stats": STATS_TIMEOUT_S})
             if live
             else {}
         )
@@ -487,45 +481,21 @@ class Supervisor:
             return AgentStatus(agent, "crashed", reason=why)
         return AgentStatus(agent, "stopped", reason=kept.reason)
 
-    def _probe(
+    def _fetch_paths(
         self, records: list[ProcessRecord], paths: dict[str, float]
     ) -> dict[str, dict[str, dict[str, Any]]]:
         """``GET`` each of ``paths`` (path -> timeout, s) of every process, all at once;
         per path, the replies of the processes that answered."""
-        import asyncio
-
-        from amplihack_hive._loop import LoopThread
-        from amplihack_hive.transport.http import HttpTransport
-
-        token = read_token(self.dir)
-
-        async def probe(path: str, timeout_s: float) -> dict[str, dict[str, Any]]:
-            transport = HttpTransport({}, token=token, timeout_s=timeout_s)
-            try:
-                replies = await asyncio.gather(
-                    *(transport.get(r.url + path) for r in records), return_exceptions=True
-                )
-            finally:
-                await transport.close()
-            out = {}
-            for rec, reply in zip(records, replies, strict=True):
-                if isinstance(reply, HiveError):
-                    logger.info("%s does not answer %s: %s", rec.group, path, reply)
-                elif isinstance(reply, BaseException):
-                    raise reply
-                else:
-                    out[rec.group] = reply
-            return out
-
-        async def probe_all() -> dict[str, dict[str, dict[str, Any]]]:
-            found = await asyncio.gather(*(probe(p, t) for p, t in paths.items()))
-            return dict(zip(paths, found, strict=True))
-
-        loop = LoopThread("amplihack-hive-probe")
-        try:
-            return loop.run(probe_all())
-        finally:
-            loop.close()
+        asked = {
+            (rec.group, path): (rec.url + path, t) for rec in records for path, t in paths.items()
+        }
+        out: dict[str, dict[str, dict[str, Any]]] = {path: {} for path in paths}
+        for (group, path), reply in self.probe.fetch(asked).items():
+            if isinstance(reply, HiveError):
+                logger.info("%s does not answer %s: %s", group, path, reply)
+            else:
+                out[path][group] = reply
+        return out
 
     # -- membership ----------------------------------------------------------------------
 
@@ -542,40 +512,28 @@ class Supervisor:
         write_members(self.dir, members, domains)
         if rec is None:
             return 0  # not running: the others rebuild its ranges from their replicas
-        from amplihack_hive._loop import LoopThread
-        from amplihack_hive.transport.http import HttpTransport
-
-        token = read_token(self.dir)
         deadline = self.clock() + timeout
+        wait = max(5.0, timeout / 4)
 
-        async def step(repair: bool) -> dict[str, Any]:
-            transport = HttpTransport({}, token=token, timeout_s=max(5.0, timeout / 4))
-            try:
-                if repair:
-                    await transport.post(rec.url + "/v1/admin/repair", {})
-                stats = await transport.get(rec.url + "/stats")
-            finally:
-                await transport.close()
-            held: dict[str, Any] = stats["agents"].get(agent, {})
+        def step(repair: bool) -> dict[str, Any]:
+            if repair:
+                self.probe.post(rec.url + "/v1/admin/repair", {}, wait)
+            held: dict[str, Any] = self.probe.get(rec.url + "/stats", wait)["agents"].get(agent, {})
             return held
 
-        loop = LoopThread("amplihack-hive-retire")
-        try:
-            handed = int(loop.run(step(False)).get("facts") or 0)
-            while True:
-                self.sleep(1.5)  # every agent re-reads the membership once a second
-                left = loop.run(step(True))
-                if not left.get("facts") and not left.get("postings"):
-                    break
-                if self.clock() >= deadline:
-                    raise HiveStateError(
-                        f"agent {agent} still holds {left.get('facts')} facts and "
-                        f"{left.get('postings')} postings after {timeout:g}s; it keeps running "
-                        f"(its owners may be down); it stays in the config: run remove-agent "
-                        f"again to retry"
-                    )
-        finally:
-            loop.close()
+        handed = int(step(False).get("facts") or 0)
+        while True:
+            self.sleep(1.5)  # every agent re-reads the membership once a second
+            left = step(True)
+            if not left.get("facts") and not left.get("postings"):
+                break
+            if self.clock() >= deadline:
+                raise HiveStateError(
+                    f"agent {agent} still holds {left.get('facts')} facts and "
+                    f"{left.get('postings')} postings after {timeout:g}s; it keeps running "
+                    f"(its owners may be down); it stays in the config: run remove-agent "
+                    f"again to retry"
+                )
         if not set(rec.agents) & set(members):
             proc = process_of(rec, self.dir)
             if proc is not None:
