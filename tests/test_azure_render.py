@@ -163,10 +163,18 @@ def test_rendered_bicep_parses_with_pycep(
     peers = main["variables"]["peers"]["value"]["function"]["parameters"]["original_string"]
     entries = peers.split(",")
     assert [entry.split("=")[0] for entry in entries] == [f"agent-{i}" for i in range(agents)]
+    assert [app["entry"] for app in rendered] == [True] + [False] * (apps - 1)
     for app in rendered:
         assert is_valid_name(app["name"]) and len(app["name"]) <= 32
+        # the entry app is reached at its external address, the others internally
+        host = app["name"] if app["entry"] else f"{app['name']}.internal"
         for agent in app["agents"].split(","):
-            assert f"{agent}=https://{app['name']}.internal.{{domain}}" in entries
+            assert f"{agent}=https://{host}.{{domain}}" in entries
+    # the apps roll one at a time, the entry app is external, and its URL is an output
+    module = main["modules"]["agentApps"]
+    assert {"type": "batchSize", "argument": 1} in module["decorators"]
+    assert module["config"]["config"]["params"]["external"] == "app.entry"
+    assert main["outputs"]["entryUrl"]["value"] == f"https://{rendered[0]['name']}.${{domain}}"
     # every module main.bicep uses is rendered next to it
     for module in main["modules"].values():
         assert module["detail"]["path"] in trees
@@ -194,9 +202,16 @@ def test_rendered_bicep_keeps_the_security_properties(hive_home: Path, tmp_path:
     config = app["config"]
     configuration = config["properties"]["configuration"]
     template = config["properties"]["template"]
-    # internal-only ingress, TLS only, one replica exactly
-    assert configuration["ingress"]["external"] is False
+    # internal-only ingress unless the entry app, TLS only, one replica exactly
+    assert configuration["ingress"]["external"] == "external"
+    assert app_module["parameters"]["external"]["default"] is False
     assert configuration["ingress"]["allowInsecure"] is False
+    # the entry app lets in only the allowed ranges (when any are configured)
+    restrictions = configuration["ingress"]["ipSecurityRestrictions"]["operator"]["operands"]
+    assert restrictions == {"condition": "external", "true_value": "ipRules", "false_value": []}
+    rule = app_module["variables"]["ipRules"]["value"]["config"]
+    assert rule == {"name": "allow-${i}", "ipAddressRange": "range", "action": "Allow"}
+    assert main["parameters"]["allowedIps"]["default"] == []
     assert template["scale"] == {"minReplicas": 1, "maxReplicas": 1}
     # the image is pulled with the user-assigned identity, never a password
     registries = configuration["registries"]["operator"]["operands"]["false_value"]
@@ -213,14 +228,20 @@ def test_rendered_bicep_keeps_the_security_properties(hive_home: Path, tmp_path:
     assert app_module["variables"]["apiKeyEnv"]["value"]["operator"]["operands"]["false_value"] == [
         {"name": "AMPLIHACK_HIVE_API_KEY", "secretRef": "api-key"}
     ]
-    # probes on the health endpoint, carrying no header (a probe header cannot be a secret)
+    # probes on the open endpoints, carrying no header (a probe header cannot be a secret):
+    # alive (/healthz) to start and live, in step with its replicas (/readyz) to be ready
     assert [probe["type"] for probe in container["probes"]] == ["Startup", "Liveness", "Readiness"]
-    assert all(probe["httpGet"] == "healthCheck" for probe in container["probes"])
+    assert [probe["httpGet"] for probe in container["probes"]] == [
+        "healthCheck",
+        "healthCheck",
+        "readyCheck",
+    ]
     assert app_module["variables"]["healthCheck"]["value"] == {
         "path": "/healthz",
         "port": "port",
         "scheme": "HTTP",
     }
+    assert app_module["variables"]["readyCheck"]["value"]["path"] == "/readyz"
     # Kuzu data on the replica's own volume
     assert template["volumes"] == [{"name": "data", "storageType": "EmptyDir"}]
     assert container["volumeMounts"] == [{"volumeName": "data", "mountPath": "dataDir"}]
@@ -236,6 +257,29 @@ def test_rendered_bicep_keeps_the_security_properties(hive_home: Path, tmp_path:
     # the hive's token is nowhere in what was rendered
     token = read_token(hive_dir(hive_home, "sec"))
     assert all(token.encode() not in data for data in snapshot(out).values())
+
+
+def test_allowed_ips_from_the_config_reach_the_entry_app_only(
+    hive_home: Path, tmp_path: Path
+) -> None:
+    cfg = make_hive(hive_home, "ips", 7)
+    cfg.azure.allowed_ips = ["203.0.113.7", "198.51.100.0/24"]
+    hive_config.save(config_path(hive_dir(hive_home, "ips")), cfg)
+    out = tmp_path / "out"
+    render_hive(hive_home, "ips", out)
+    main = parse(out / "main.bicep")
+    assert main["parameters"]["allowedIps"]["default"] == ["203.0.113.7/32", "198.51.100.0/24"]
+    params = main["modules"]["agentApps"]["config"]["config"]["params"]
+    operands = params["allowedIps"]["operator"]["operands"]
+    assert operands == {"condition": "app.entry", "true_value": "allowedIps", "false_value": []}
+    bad = hive_config.load_hive(hive_home, "ips")
+    raw = (config_path(hive_dir(hive_home, "ips"))).read_text()
+    (config_path(hive_dir(hive_home, "ips"))).write_text(
+        raw.replace("- 198.51.100.0/24", "- 198.51.100.0/33")
+    )
+    with pytest.raises(ConfigError, match=r"azure.allowed_ips: '198.51.100.0/33' is not"):
+        hive_config.load_hive(hive_home, "ips")
+    assert bad.azure.allowed_ips == ["203.0.113.7/32", "198.51.100.0/24"]
 
 
 def test_small_render_matches_the_golden_files(hive_home: Path, tmp_path: Path) -> None:

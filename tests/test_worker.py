@@ -19,6 +19,7 @@ from amplihack_hive.memory.coordinator import Coordinator
 from amplihack_hive.memory.kuzu_store import KuzuStore
 from amplihack_hive.memory.node import MemoryNode
 from amplihack_hive.memory.ring import HashRing
+from amplihack_hive.memory.store import InMemoryStore
 from amplihack_hive.memory.worker import StoreWorker
 from amplihack_hive.transport.http import HttpTransport
 
@@ -157,3 +158,40 @@ def test_http_503_with_retry_after_is_retried_by_the_transport(tmp_path: Path) -
         asyncio.run(main())
     finally:
         node.close()
+
+
+def test_readyz_says_ready_only_once_every_agent_is_in_step_and_needs_no_token(
+    tmp_path: Path,
+) -> None:
+    import aiohttp
+
+    node = MemoryNode("agent-0", InMemoryStore())
+    node.ready = False  # as an agent is until its first repair round
+    ring = HashRing(["agent-0"])
+    brain = AgentBrain({"agent-0": node}, Coordinator(ring, HttpTransport({}, token=TOKEN)))
+
+    async def main() -> None:
+        runner = web.AppRunner(make_app(brain, TOKEN))
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        url = f"http://127.0.0.1:{port}"
+        try:
+            async with aiohttp.ClientSession() as session:  # no token: a platform probe
+                async with session.get(url + "/readyz") as resp:
+                    assert (resp.status, await resp.json()) == (503, {"status": "rebuilding"})
+                node.ready = True
+                async with session.get(url + "/readyz") as resp:
+                    assert (resp.status, await resp.json()) == (200, {"status": "ready"})
+                node.mark_broken("its files are gone")
+                async with session.get(url + "/readyz") as resp:
+                    assert resp.status == 503
+                async with session.get(url + "/health") as resp:
+                    assert resp.status == 401  # everything else needs the token
+                async with session.post(url + "/readyz") as resp:
+                    assert resp.status in (401, 405)
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(main())

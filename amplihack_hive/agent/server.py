@@ -57,6 +57,11 @@ INLINE_JSON_BYTES = 4096
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+#: Paths answered without the token: liveness and readiness for platform probes, which
+#: cannot send secrets; each says one word and nothing about the hive.
+OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+
+
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
@@ -94,7 +99,7 @@ def make_app(brain: AgentBrain, token: str) -> web.Application:
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         given = request.headers.get("Authorization", "")
-        open_path = request.path == "/healthz" and request.method == "GET"
+        open_path = request.path in OPEN_PATHS and request.method == "GET"
         if not open_path and not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
             return _error(401, "missing or wrong hive token")
         try:
@@ -146,6 +151,13 @@ def make_app(brain: AgentBrain, token: str) -> web.Application:
     async def healthz(request: web.Request) -> web.Response:
         # unauthenticated liveness for platform probes: says nothing about the hive
         return web.json_response({"status": "ok"})
+
+    async def readyz(request: web.Request) -> web.Response:
+        # unauthenticated readiness for the platform: 200 once every agent of this process
+        # is in step with its replicas (a rolling update waits for it), 503 before
+        ready = brain.ready and all(node.broken is None for node in brain.nodes.values())
+        status = "ready" if ready else "rebuilding"
+        return web.json_response({"status": status}, status=200 if ready else 503)
 
     async def health(request: web.Request) -> web.Response:
         return web.json_response(
@@ -215,6 +227,7 @@ def make_app(brain: AgentBrain, token: str) -> web.Application:
     app.add_routes(
         [
             web.get("/healthz", healthz),
+            web.get("/readyz", readyz),
             web.get("/health", health),
             web.get("/stats", stats),
             web.post("/learn", learn),

@@ -64,6 +64,8 @@ class HivePlan:
     buffer_pool_mb: int
     location: str
     image: str | None
+    #: client address ranges (CIDR) let into the entry app; empty for any
+    allowed_ips: tuple[str, ...] = ()
 
     @property
     def peers(self) -> list[tuple[str, str]]:
@@ -147,4 +149,5 @@ def plan_hive(
         buffer_pool_mb=cfg.buffer_pool_mb,
         location=check_location(location if location is not None else cfg.azure.location),
         image=check_image(chosen_image) if chosen_image is not None else None,
+        allowed_ips=tuple(cfg.azure.allowed_ips),
     )

@@ -66,7 +66,15 @@ def _context(plan: HivePlan) -> dict[str, Any]:
         "memory_rule": MEMORY_RULE,
         "location": plan.location,
         "image": plan.image,
+        "allowed_ips_json": _bicep_array(plan.allowed_ips),
     }
+
+
+def _bicep_array(values: tuple[str, ...]) -> str:
+    """A Bicep array literal of strings (one per line, as every Bicep version reads)."""
+    if not values:
+        return "[]"
+    return "[\n" + "".join(f"  '{v}'\n" for v in values) + "]"
 
 
 def parameters_document(plan: HivePlan) -> dict[str, Any]:

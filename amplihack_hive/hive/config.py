@@ -25,6 +25,7 @@
       image: null
       agents_per_app: 5
       subscription: null
+      allowed_ips: []        # CIDR ranges let into the entry app (empty: any; token always)
 
 :func:`load` refuses anything else (unknown or duplicate keys, wrong types, invalid or
 duplicate names, out-of-range numbers) with a :class:`ConfigError` that names the file, the
@@ -116,6 +117,9 @@ class AzureConfig:
     image: str | None = None
     agents_per_app: int = 5
     subscription: str | None = None
+    #: Client address ranges (CIDR, e.g. 203.0.113.0/24) let into the hive's entry app;
+    #: empty: any address (every request still needs the hive token).
+    allowed_ips: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -316,9 +320,10 @@ def _parse_agents(data: object, source: str) -> list[AgentConfig]:
 
 def _parse_azure(data: object, source: str) -> AzureConfig:
     keys = ("resource_group", "location", "image", "agents_per_app", "subscription")
-    section = _Section({} if data is None else data, source, "azure", keys)
+    section = _Section({} if data is None else data, source, "azure", (*keys, "allowed_ips"))
     defaults = AzureConfig()
     return AzureConfig(
+        allowed_ips=_parse_cidrs(section),
         resource_group=section.text("resource_group", None, optional=True, empty=False),
         location=section.text("location", defaults.location, optional=False, empty=False),
         image=section.text("image", None, optional=True, empty=False),
@@ -343,6 +348,23 @@ def _parse_restart(data: object, source: str) -> RestartConfig:
         backoff_s=section.number("backoff_s", defaults.backoff_s),
         backoff_max_s=section.number("backoff_max_s", defaults.backoff_max_s),
     )
+
+
+def _parse_cidrs(section: _Section) -> list[str]:
+    import ipaddress
+
+    value = section.data.get("allowed_ips") or []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise section.error("allowed_ips", f"expected a list of CIDR ranges, got {_kind(value)}")
+    out = []
+    for item in value:
+        try:
+            out.append(str(ipaddress.ip_network(item.strip(), strict=False)))
+        except ValueError:
+            raise section.error(
+                "allowed_ips", f"{item!r} is not an address range (e.g. 203.0.113.0/24)"
+            ) from None
+    return out
 
 
 def parse(data: object, source: str = "<config>") -> HiveConfig:

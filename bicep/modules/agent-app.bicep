@@ -1,13 +1,20 @@
 // One Container App = one agent process hosting a group of the hive's agents.
 //
 // Container Apps replicas are not individually addressable, so each app is a stable,
-// addressable group: exactly one replica (min = max = 1), internal-only ingress, reached by
-// the other agents at https://<app name>.internal.<environment default domain>.
+// addressable group: exactly one replica (min = max = 1). Its ingress is internal-only,
+// reached by the other agents at https://<app name>.internal.<environment default domain>,
+// except on the hive's entry app (external = true): TLS from the platform at
+// https://<app name>.<environment default domain>, open only to allowedIps when given, and
+// every request but /healthz and /readyz needs the hive token; the agent behind it
+// coordinates learn, recall and ask for clients outside (`--target azure`).
 // The hive token (and the optional API key) are Container App secrets, filled from secure
 // parameters and handed to the container through secretRef; they never appear in plain
-// environment variables, in a parameters file or in an output.
-// Kuzu data lives on the replica's local EmptyDir volume: Azure Files has no POSIX locks,
-// and a restarted agent is rebuilt from its replicas by anti-entropy repair.
+// environment variables, in main.parameters.json or in an output.
+// Kuzu data lives on the replica's local EmptyDir volume (Azure Files has no POSIX locks):
+// a restarted app's agents are rebuilt from their replicas in the other apps. The readiness
+// probe (/readyz) passes only once they are, so a deployment that rolls the apps one at a
+// time (main.bicep's @batchSize(1)) never restarts a second app before the first has
+// rebuilt; losing every app at once (the whole environment) loses the hive's data.
 
 @description('Container App name: <hive>-<first agent of the group>, at most 32 characters.')
 @minLength(2)
@@ -76,8 +83,19 @@ param apiKey string = ''
 @description('Port the agent process listens on inside the container.')
 param port int = 8080
 
+@description('The hive\'s entry app: external ingress (clients outside the environment reach the hive here).')
+param external bool = false
+
+@description('With external: the only client address ranges (CIDR) let in; empty for any (the token still guards every request).')
+param allowedIps array = []
+
 var dataDir = '/data'
-var publicUrl = 'https://${name}.internal.${environmentDomain}'
+var publicUrl = external ? 'https://${name}.${environmentDomain}' : 'https://${name}.internal.${environmentDomain}'
+var ipRules = [for (range, i) in allowedIps: {
+  name: 'allow-${i}'
+  ipAddressRange: range
+  action: 'Allow'
+}]
 
 var tokenSecrets = [
   {
@@ -98,11 +116,17 @@ var apiKeyEnv = empty(apiKey) ? [] : [
   }
 ]
 
-// The probes call /healthz, the agent's unauthenticated liveness endpoint: a probe's
-// httpHeaders take plain values only (no secretRef), so sending the token there would put
-// it in the app's template for anyone with read access. /healthz says "ok" and nothing else.
+// The probes call /healthz (alive) and /readyz (in step with its replicas), the agent's two
+// unauthenticated endpoints: a probe's httpHeaders take plain values only (no secretRef), so
+// sending the token there would put it in the app's template for anyone with read access.
+// Each says one word and nothing else.
 var healthCheck = {
   path: '/healthz'
+  port: port
+  scheme: 'HTTP'
+}
+var readyCheck = {
+  path: '/readyz'
   port: port
   scheme: 'HTTP'
 }
@@ -123,10 +147,11 @@ resource app 'Microsoft.App/containerApps@2024-03-01' = {
     configuration: {
       activeRevisionsMode: 'Single'
       ingress: {
-        external: false
+        external: external
         targetPort: port
         transport: 'http'
         allowInsecure: false
+        ipSecurityRestrictions: external ? ipRules : []
       }
       registries: empty(registryServer) ? [] : [
         {
@@ -194,7 +219,7 @@ resource app 'Microsoft.App/containerApps@2024-03-01' = {
             }
             {
               type: 'Readiness'
-              httpGet: healthCheck
+              httpGet: readyCheck
               periodSeconds: 5
               timeoutSeconds: 3
               failureThreshold: 3
@@ -225,5 +250,5 @@ resource app 'Microsoft.App/containerApps@2024-03-01' = {
 @description('Name of the app.')
 output name string = app.name
 
-@description('Address the other agents use for this app\'s agents.')
+@description('Address of this app\'s agents (the hive\'s entry point when external).')
 output url string = publicUrl

@@ -3,9 +3,12 @@
 //
 // Rendered by `amplihack-hive render demo` from the hive's config.yaml: edit the config
 // and render again rather than editing this file. Deploy with
-//   amplihack-hive start demo --target azure --resource-group RG
-// which runs `az deployment group create` with main.parameters.json and passes the hive
-// token as a secure parameter (never written to a parameters file).
+//   amplihack-hive up demo --target azure --resource-group RG --image REF
+// (or `start ... --target azure`), which runs `az deployment group create` with
+// main.parameters.json and passes the hive token as a secure parameter, from a private
+// temporary parameters file deleted after the run (never in main.parameters.json).
+// The apps are deployed one at a time (@batchSize(1)), each once the one before is ready
+// (its agents rebuilt from their replicas): a new revision never restarts the whole hive.
 targetScope = 'resourceGroup'
 
 @description('Azure region of every resource.')
@@ -33,6 +36,9 @@ param hiveToken string
 @secure()
 param apiKey string = ''
 
+@description('Client address ranges (CIDR) let into the hive\'s entry app; empty for any (every request still needs the hive token).')
+param allowedIps array = []
+
 var hiveName = 'demo'
 var tags = {
   'amplihack-hive': hiveName
@@ -46,12 +52,14 @@ var apps = [
     agents: 'agent-0,agent-1'
     cpu: '0.75'
     memory: '1.5Gi'
+    entry: true
   }
   {
     name: 'demo-agent-2'
     agents: 'agent-2'
     cpu: '0.5'
     memory: '1Gi'
+    entry: false
   }
 ]
 
@@ -92,11 +100,16 @@ module acrPull 'modules/acr-pull.bicep' = if (grantAcrPull && !empty(acrName)) {
   }
 }
 
-// Where each agent is reached: agent=https://<its app>.internal.<environment domain>,
+// Where each agent is reached: agent=https://<its app>.internal.<environment domain>
+// (the entry app, demo-agent-0, has external ingress: https://<app>.<domain>),
 // comma-separated. One plain literal and one replace(): quick to parse, any Bicep version.
 var domain = environment.outputs.defaultDomain
-var peers = replace('agent-0=https://demo-agent-0.internal.{domain},agent-1=https://demo-agent-0.internal.{domain},agent-2=https://demo-agent-2.internal.{domain}', '{domain}', domain)
+var peers = replace('agent-0=https://demo-agent-0.{domain},agent-1=https://demo-agent-0.{domain},agent-2=https://demo-agent-2.internal.{domain}', '{domain}', domain)
 
+// One app at a time: each waits until the one before is ready (its readiness probe passes
+// once its agents are in step with their replicas), so a new revision rolls through the
+// hive and every record keeps live replicas all along (Cassandra's rolling restart).
+@batchSize(1)
 module agentApps 'modules/agent-app.bicep' = [for app in apps: {
   name: 'app-${app.name}'
   params: {
@@ -118,6 +131,8 @@ module agentApps 'modules/agent-app.bicep' = [for app in apps: {
     memory: app.memory
     hiveToken: hiveToken
     apiKey: apiKey
+    external: app.entry
+    allowedIps: app.entry ? allowedIps : []
   }
   dependsOn: [
     acrPull
@@ -129,3 +144,6 @@ output appNames array = [for app in apps: app.name]
 
 @description('DNS suffix of the hive\'s Container Apps environment.')
 output environmentDomain string = domain
+
+@description('The hive\'s entry point for clients (learn, recall, ask, status --target azure).')
+output entryUrl string = 'https://demo-agent-0.${domain}'
