@@ -33,8 +33,9 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     for var in list(os.environ):
         if var.startswith("AMPLIHACK_MEMORY_"):
             monkeypatch.delenv(var)
-    # no test may reach a real model: the LLM answerer is enabled by this key
+    # no test may reach a real model: the LLM answerer is enabled by these keys
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv("AMPLIHACK_HIVE_API_KEY", raising=False)
     yield hive_home
 
 

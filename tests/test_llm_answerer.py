@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -85,3 +86,15 @@ def test_the_answerer_is_off_without_a_key_and_never_shows_it(
     monkeypatch.setenv("ANTHROPIC_API_KEY", "secret-key")
     llm = LlmAnswerer.from_env()
     assert llm is not None and "secret-key" not in repr(llm)
+
+
+def test_the_key_the_azure_apps_get_turns_the_answerer_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """agent-app.bicep hands the key over as AMPLIHACK_HIVE_API_KEY (a secretRef)."""
+    module = (Path(__file__).resolve().parent.parent / "bicep/modules/agent-app.bicep").read_text()
+    assert "name: 'AMPLIHACK_HIVE_API_KEY'" in module
+    monkeypatch.setenv("AMPLIHACK_HIVE_API_KEY", "from-the-secret")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "from-the-shell")
+    llm = LlmAnswerer.from_env()
+    assert llm is not None and llm.api_key == "from-the-secret"

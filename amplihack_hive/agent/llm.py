@@ -1,5 +1,6 @@
 """An optional LLM answerer: used by an agent's /ask only when an API key is configured.
 
+``AMPLIHACK_HIVE_API_KEY`` (what the Azure deployment sets, from a secret) or
 ``ANTHROPIC_API_KEY`` enables it (``AMPLIHACK_HIVE_LLM_MODEL`` picks the model,
 ``ANTHROPIC_BASE_URL`` the endpoint). It answers from the recalled facts only; when the call
 fails the agent logs why and answers extractively, so asking never depends on the model.
@@ -10,6 +11,9 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+
+#: The hive's own name for the model's key (the Azure apps get it through a secretRef).
+API_KEY_ENV = "AMPLIHACK_HIVE_API_KEY"
 
 import aiohttp
 
@@ -35,7 +39,10 @@ class LlmAnswerer:
 
     @classmethod
     def from_env(cls) -> LlmAnswerer | None:
-        key = os.environ.get("ANTHROPIC_API_KEY", "").strip()
+        key = (
+            os.environ.get(API_KEY_ENV, "").strip()
+            or os.environ.get("ANTHROPIC_API_KEY", "").strip()
+        )
         if not key:
             return None
         return cls(
