@@ -12,13 +12,13 @@ import logging
 import os
 from dataclasses import dataclass
 
-#: The hive's own name for the model's key (the Azure apps get it through a secretRef).
-API_KEY_ENV = "AMPLIHACK_HIVE_API_KEY"
-
 import aiohttp
 
 from amplihack_hive.errors import TransportError
 from amplihack_hive.memory.coordinator import Hit
+
+#: The hive's own name for the model's key (the Azure apps get it through a secretRef).
+API_KEY_ENV = "AMPLIHACK_HIVE_API_KEY"
 
 logger = logging.getLogger(__name__)
 

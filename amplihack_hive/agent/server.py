@@ -202,7 +202,13 @@ def make_app(brain: AgentBrain, token: str) -> web.Application:
         question = field(data, "question", str)
         limit = field(data, "limit", int, 10)
         hits = await brain.coordinator.recall(question, limit)
-        return web.json_response({"hits": [h.to_dict() for h in hits], "complete": hits.complete})
+        return web.json_response(
+            {
+                "hits": [h.to_dict() for h in hits],
+                "complete": hits.complete,
+                "unreachable": list(hits.unreachable),
+            }
+        )
 
     async def ask(request: web.Request) -> web.Response:
         data = await body(request)
