@@ -860,3 +860,47 @@ def test_recall_that_misses_a_term_owners_says_so_and_exits_3(cli: Cli, hive_hom
         assert table.exit_code == 3
     finally:
         assert cli("stop", "inc").exit_code == 0
+
+
+def test_learn_recall_and_ask_through_an_entry_url_as_on_azure(
+    cli: Cli, hive_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--target azure talks to one agent's URL, which coordinates (the Azure entry app);
+    here the far end is a real local agent on loopback, with the hive's token."""
+    from amplihack_hive.azure.deployment import save_entry
+
+    assert cli("create", "az", "--agents", "3", "--backend", "memory").exit_code == 0
+    assert cli("start", "az").exit_code == 0
+    try:
+        entry = status_json(cli, "status", "az")[1]["agents"][1]["url"]
+        url = ("--target", "azure", "--url", entry)
+        facts = "The forklift project has 80,000 euros left\n\nOwls hunt at night"
+        learned = cli("learn", "az", "--json", *url, input=facts)
+        assert learned.exit_code == 0, learned.stderr
+        assert json.loads(learned.stdout) == {"stored": 2, "failed": 0}
+        hits = json.loads(cli("recall", "az", "forklift euros", "--json", *url).stdout)
+        assert hits[0]["content"] == "The forklift project has 80,000 euros left"
+        answer = json.loads(
+            cli("ask", "az", "How much money does the forklift have?", "--json", *url).stdout
+        )
+        assert "80,000" in answer["answer"] and answer["complete"] is True
+        # the local client sees what went in through the entry
+        local = json.loads(cli("recall", "az", "owls", "--json").stdout)
+        assert local[0]["content"] == "Owls hunt at night"
+        # without --url: the entry a deployment recorded
+        save_entry(hive_home, "az", entry, "rg")
+        recorded = cli("recall", "az", "owls", "--target", "azure", "--json")
+        assert recorded.exit_code == 0 and json.loads(recorded.stdout)[0]["content"].startswith(
+            "Owls"
+        )
+        (hive_home / "az" / "azure" / "entry.json").unlink()
+        assert_one_line_error(cli("recall", "az", "owls", "--target", "azure"), "pass --url")
+        assert_one_line_error(cli("recall", "az", "owls", "--url", entry), "--target azure")
+        wrong = cli(
+            "recall", "az", "owls", "--target", "azure", "--url", entry.replace("http://", "ftp://")
+        )
+        assert_one_line_error(wrong, "https://")
+        monkeypatch.setenv("AMPLIHACK_HIVE_TOKEN", "not-the-token")  # as a CI job sets it
+        assert_one_line_error(cli("recall", "az", "owls", *url), "refused the hive token")
+    finally:
+        assert cli("stop", "az").exit_code == 0

@@ -36,7 +36,7 @@ from amplihack_hive.azure.render import (
 from amplihack_hive.azure.settings import SUBSCRIPTION_ENV, resolve_resource_group
 from amplihack_hive.errors import ConfigError, NotFoundError, TransportError
 from amplihack_hive.hive.config import load_hive
-from amplihack_hive.hive.home import HomeArg, hive_dir
+from amplihack_hive.hive.home import HomeArg, hive_dir, write_file_atomic
 from amplihack_hive.hive.token import read_token
 
 logger = logging.getLogger(__name__)
@@ -247,4 +247,51 @@ def deploy(
             f"az deployment group create failed (exit {completed.returncode}) for hive {name!r} "
             f"in resource group {plan.resource_group!r}; az's message is above"
         )
-    return DeployResult(plan, ran=True, outputs=_outputs(completed.stdout or ""))
+    outputs = _outputs(completed.stdout or "")
+    if outputs.get(ENTRY_OUTPUT):
+        save_entry(home, name, str(outputs[ENTRY_OUTPUT]), plan.resource_group)
+    return DeployResult(plan, ran=True, outputs=outputs)
+
+
+#: The deployment output that says where clients reach the hive (main.bicep's entryUrl).
+ENTRY_OUTPUT = "entryUrl"
+ENTRY_FILE = "entry.json"
+#: Where a client finds a deployed hive when it has no saved entry (CI jobs).
+URL_ENV = "AMPLIHACK_HIVE_URL"
+
+
+def save_entry(home: HomeArg, name: str, url: str, resource_group: str) -> Path:
+    """Remember where clients reach the deployed hive (``<hive>/azure/entry.json``)."""
+    path = hive_dir(home, name) / "azure" / ENTRY_FILE
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    body = {"url": url, "resource_group": resource_group}
+    write_file_atomic(path, json.dumps(body, indent=1).encode())
+    return path
+
+
+def entry_url(
+    home: HomeArg, name: str, url: str | None = None, environ: Mapping[str, str] | None = None
+) -> str:
+    """Where the deployed hive ``name`` takes clients: ``url`` if given, else
+    ``$AMPLIHACK_HIVE_URL``, else what its last deployment from here recorded."""
+    env = os.environ if environ is None else environ
+    chosen = url or env.get(URL_ENV, "").strip()
+    if chosen:
+        return chosen
+    path = hive_dir(home, name) / "azure" / ENTRY_FILE
+    try:
+        return str(json.loads(path.read_text())["url"])
+    except FileNotFoundError:
+        raise NotFoundError(
+            f"no address for hive {name!r} on Azure: pass --url https://... (the entryUrl "
+            f"output of its deployment) or set ${URL_ENV}, or deploy it from here with "
+            f"amplihack-hive up {name} --target azure"
+        ) from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path}: unreadable ({exc}); pass --url instead") from None
+
+
+def entry_token(home: HomeArg, name: str, environ: Mapping[str, str] | None = None) -> str:
+    """The token clients send: ``$AMPLIHACK_HIVE_TOKEN``, else the hive's token file."""
+    env = os.environ if environ is None else environ
+    return env.get(TOKEN_ENV, "").strip() or read_token(hive_dir(home, name))

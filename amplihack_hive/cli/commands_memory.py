@@ -24,7 +24,7 @@ from rich.text import Text
 
 from amplihack_hive.cli._options import HiveName, JsonFlag
 from amplihack_hive.cli._output import out, print_json, say, state, warn, warn_incomplete
-from amplihack_hive.cli.commands_run import progress_bar
+from amplihack_hive.cli.commands_run import AZURE, Target, TargetOption, progress_bar
 from amplihack_hive.errors import (
     HiveError,
     InvalidInputError,
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
     from amplihack_hive.api import Hive
     from amplihack_hive.hive.learn_input import InputItem, InputProblem
+    from amplihack_hive.remote import RemoteHive
 
 # The library (amplihack_hive.api: the memory core, the HTTP transport and aiohttp) and
 # learn_input are imported inside the commands that use them: registering these commands
@@ -63,6 +64,37 @@ class InputFormat(StrEnum):
 Question = Annotated[
     str, typer.Argument(metavar="QUESTION", show_default=False, help="What to ask.")
 ]
+
+
+UrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        metavar="URL",
+        help="With --target azure: the hive's entry URL (default: $AMPLIHACK_HIVE_URL, else "
+        "what up / start --target azure recorded); the token is $AMPLIHACK_HIVE_TOKEN or the "
+        "hive's token file.",
+        rich_help_panel=AZURE,
+    ),
+]
+
+
+def open_client(
+    ctx: typer.Context, name: str, target: Target, url: str | None
+) -> Hive | RemoteHive:
+    """The client of hive ``name``: its local agents (the client coordinates), or on Azure
+    its entry app (the agent there coordinates)."""
+    home = state(ctx).home
+    if target is Target.azure:
+        from amplihack_hive.azure.deployment import entry_token, entry_url
+        from amplihack_hive.remote import RemoteHive
+
+        return RemoteHive(entry_url(home, name, url), entry_token(home, name))
+    if url is not None:
+        raise InvalidInputError("--url goes with --target azure")
+    from amplihack_hive.api import Hive
+
+    return Hive.connect(name, home)
 
 
 # --- learn ---------------------------------------------------------------------------------------
@@ -93,7 +125,7 @@ def _cause(exc: HiveError) -> str:
 
 
 def _store(
-    client: Hive, chunk: list[InputItem], failed: list[InputProblem], budget: list[int]
+    client: Hive | RemoteHive, chunk: list[InputItem], failed: list[InputProblem], budget: list[int]
 ) -> int:
     """Store ``chunk``; return how many items were stored, appending the others to
     ``failed``. A write that reached a quorum for only some facts says which
@@ -238,6 +270,8 @@ def learn(
             "--quiet", "-q", help="No progress (a bar on a terminal, else a line every 5 s)."
         ),
     ] = False,
+    target: TargetOption = Target.local,
+    url: UrlOption = None,
 ) -> None:
     """Teach the running hive: store every item of the input as a fact.
 
@@ -246,13 +280,11 @@ def learn(
     batches in flight, says how many items were stored and exits 130; learning the same
     input again stores each item once.
     """
-    from amplihack_hive.api import Hive
     from amplihack_hive.hive.learn_input import check_items, read_items
 
-    home = state(ctx).home
     interrupted = False
     failed: list[InputProblem] = []  # items the hive did not store
-    with Hive.connect(name, home) as client:
+    with open_client(ctx, name, target, url) as client:
         items, problems = read_items(_read_input(path), fmt.value)
         items, refused = check_items(items)
         problems += refused  # items refused before sending
@@ -326,6 +358,8 @@ def recall(
         int, typer.Option("--limit", "-k", min=1, metavar="K", help="At most K facts.")
     ] = 10,
     json_output: JsonFlag = False,
+    target: TargetOption = Target.local,
+    url: UrlOption = None,
 ) -> None:
     """The facts the hive recalls for QUESTION, best first.
 
@@ -334,9 +368,7 @@ def recall(
     """
     from rich.table import Table
 
-    from amplihack_hive.api import Hive
-
-    with Hive.connect(name, state(ctx).home) as client:
+    with open_client(ctx, name, target, url) as client:
         hits = client.recall(question, limit)
     if not hits.complete:
         warn_incomplete(hits.unreachable)
@@ -354,12 +386,16 @@ def recall(
 
 
 def ask(
-    ctx: typer.Context, name: HiveName, question: Question, json_output: JsonFlag = False
+    ctx: typer.Context,
+    name: HiveName,
+    question: Question,
+    json_output: JsonFlag = False,
+    target: TargetOption = Target.local,
+    url: UrlOption = None,
 ) -> None:
-    """An answer to QUESTION built from the facts the hive recalls (no LLM needed)."""
-    from amplihack_hive.api import Hive
-
-    with Hive.connect(name, state(ctx).home) as client:
+    """An answer to QUESTION built from the facts the hive recalls (no LLM needed; on Azure
+    the agents' model answers when the deployment has an API key)."""
+    with open_client(ctx, name, target, url) as client:
         answer = client.ask(question)
     if not answer.complete:
         warn_incomplete(answer.unreachable)
