@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -580,7 +581,9 @@ if code:
     sys.exit(code)
 print(json.dumps({"properties": {"outputs": {
     "appNames": {"type": "Array", "value": ["prod-agent-0", "prod-agent-5"]},
-    "environmentDomain": {"type": "String", "value": "x.eastus.azurecontainerapps.io"}}}}))
+    "environmentDomain": {"type": "String", "value": "x.eastus.azurecontainerapps.io"},
+    "entryUrl": {"type": "String",
+                 "value": "https://prod-agent-0.x.eastus.azurecontainerapps.io"}}}}))
 """
 
 
@@ -609,7 +612,12 @@ def test_deploy_runs_az_with_the_secrets_in_a_private_file(
     assert result.outputs == {
         "appNames": ["prod-agent-0", "prod-agent-5"],
         "environmentDomain": "x.eastus.azurecontainerapps.io",
+        "entryUrl": "https://prod-agent-0.x.eastus.azurecontainerapps.io",
     }
+    # where clients reach it is recorded for learn / recall / ask --target azure
+    entry = hive_dir(hive_home, deployable) / "azure" / "entry.json"
+    assert json.loads(entry.read_text())["url"] == result.outputs["entryUrl"]
+    assert stat.S_IMODE(entry.stat().st_mode) == 0o600
     record = json.loads(fake_az.read_text())
     argv = record["argv"]
     assert argv[:5] == ["deployment", "group", "create", "--resource-group", "rg-prod"]
