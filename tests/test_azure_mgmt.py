@@ -770,3 +770,23 @@ def test_server_error_after_retries_is_a_transport_error(
             client_options={**options, "retry_total": 1},
         )
     assert len(arm.seen("GET", r"/containerApps$")) == 2
+
+
+def test_down_deletes_the_hive_apps_forgets_its_entry_and_can_run_again(
+    hive_home: Path,
+    hive: object,
+    arm: FakeArm,
+    options: dict[str, Any],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from amplihack_hive.azure.deployment import save_entry
+    from amplihack_hive.cli.commands_azure import down_azure
+
+    populate(arm)
+    entry = save_entry(hive_home, HIVE, "https://swarm-agent-0.example.io", RG)
+    down_azure(hive_home, HIVE, credential=StaticTokenCredential(), client_options=options)
+    assert "deleted 5 container apps of hive swarm" in capsys.readouterr().out
+    assert sorted(arm.groups[RG]) == ["other-agent-0", "unrelated"]
+    assert not entry.exists()
+    down_azure(hive_home, HIVE, credential=StaticTokenCredential(), client_options=options)
+    assert "nothing to tear down" in capsys.readouterr().out

@@ -31,7 +31,13 @@ from amplihack_hive.azure import deploy, plan_hive, render_hive
 from amplihack_hive.azure.deployment import API_KEY_ENV, MASK, TOKEN_ENV
 from amplihack_hive.azure.plan import app_size
 from amplihack_hive.cli.commands_azure import start_azure
-from amplihack_hive.errors import ConfigError, InvalidInputError, NotFoundError, TransportError
+from amplihack_hive.errors import (
+    ConfigError,
+    HiveStateError,
+    InvalidInputError,
+    NotFoundError,
+    TransportError,
+)
 from amplihack_hive.hive import config as hive_config
 from amplihack_hive.hive.home import config_path, hive_dir
 from amplihack_hive.hive.token import read_token
@@ -709,3 +715,96 @@ def test_checkov_reports_no_failed_check_on_the_dockerfile(tmp_path: Path) -> No
     summary = run_checkov(tmp_path, framework="dockerfile")
     assert summary["failed"] == 0 and summary["skipped"] == 0
     assert summary["passed"] > 0
+
+
+# --- up: build, deploy, wait ---------------------------------------------------------------------
+
+FAKE_AZ_UP = """#!/usr/bin/env python3
+import json, os, sys
+with open(os.environ["FAKE_AZ_LOG"], "a") as log:
+    log.write(json.dumps(sys.argv[1:]) + "\\n")
+if sys.argv[1:3] == ["deployment", "group"]:
+    print(json.dumps({"properties": {"outputs": {
+        "appNames": {"type": "Array", "value": ["up-agent-0"]},
+        "entryUrl": {"type": "String", "value": os.environ["FAKE_ENTRY_URL"]}}}}))
+"""
+
+
+@pytest.mark.slow
+def test_up_builds_deploys_and_waits_until_the_entry_sees_every_agent(
+    hive_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """az is a fake that records its calls; the entry URL it reports is a real agent of a
+    local hive of the same name (so the wait is a real one, over HTTP with the token)."""
+    from helpers import started_hive
+
+    from amplihack_hive.azure.up import azure_up
+
+    sup = started_hive(hive_home, "up", 3, backend="memory")
+    try:
+        cfg = hive_config.load_hive(hive_home, "up")
+        cfg.azure.resource_group = "rg-up"
+        hive_config.save(config_path(hive_dir(hive_home, "up")), cfg)
+        bin_dir = tmp_path / "bin"
+        bin_dir.mkdir()
+        (bin_dir / "az").write_text(FAKE_AZ_UP)
+        (bin_dir / "az").chmod(0o755)
+        monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+        log = tmp_path / "az.log"
+        monkeypatch.setenv("FAKE_AZ_LOG", str(log))
+        entry = next(r for r in sup.status() if r.name == "agent-0").url
+        assert entry is not None
+        monkeypatch.setenv("FAKE_ENTRY_URL", entry)
+        project = tmp_path / "project"
+        project.mkdir()
+        (project / "Dockerfile").write_text("FROM python:3.12.7-slim-bookworm\n")
+        lines: list[str] = []
+        result = azure_up(
+            hive_home,
+            "up",
+            registry="hiveacr",
+            context=project,
+            tag="t1",
+            progress=lines.append,
+        )
+        calls = [json.loads(line) for line in log.read_text().splitlines()]
+        assert calls[0][:6] == [
+            "acr",
+            "build",
+            "--registry",
+            "hiveacr",
+            "--image",
+            "amplihack-hive:t1",
+        ]
+        assert calls[0][-1] == str(project)
+        assert calls[1][:5] == ["deployment", "group", "create", "--resource-group", "rg-up"]
+        assert result.image == "hiveacr.azurecr.io/amplihack-hive:t1" and result.built
+        assert (result.url, result.agents_alive, result.agents) == (entry, 3, 3)
+        assert "deploying (the apps roll one at a time)" in lines
+        # the rendered template carries the built image
+        parameters = json.loads(
+            (hive_dir(hive_home, "up") / "azure" / "main.parameters.json").read_text()
+        )
+        assert parameters["parameters"]["image"]["value"] == result.image
+        # re-runnable: up again with the image built, no build this time
+        again = azure_up(hive_home, "up", image=result.image)
+        assert not again.built and again.agents_alive == 3
+        assert len(log.read_text().splitlines()) == 3
+        # an agent down: up waits, then says what it saw
+        sup.stop(agents=["agent-2"], timeout=10)
+        clock = iter(range(0, 10_000, 100))
+        with pytest.raises(HiveStateError, match="2 of 3 agents alive"):
+            azure_up(
+                hive_home,
+                "up",
+                image=result.image,
+                timeout_s=250,
+                clock=lambda: float(next(clock)),
+                sleep=lambda s: None,
+            )
+        with pytest.raises(InvalidInputError, match="not both"):
+            azure_up(hive_home, "up", image=result.image, registry="hiveacr")
+        with pytest.raises(NotFoundError, match="no Dockerfile"):
+            azure_up(hive_home, "up", registry="hiveacr", context=tmp_path)
+    finally:
+        sup.stop()

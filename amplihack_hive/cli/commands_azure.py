@@ -17,6 +17,7 @@ import typer
 from rich.text import Text
 
 from amplihack_hive.cli._output import out, print_json, say, state
+from amplihack_hive.errors import InvalidInputError
 from amplihack_hive.hive.home import HomeArg
 
 if TYPE_CHECKING:
@@ -75,9 +76,155 @@ def render(
     say(Text(f"rendered hive {name} into {base}: {listed}"))
 
 
+def _need_azure(target: str) -> None:
+    if target != "azure":
+        raise InvalidInputError(
+            "up and down deploy to and tear down from Azure: pass --target azure "
+            "(a local hive: start / stop)"
+        )
+
+
+TargetAzure = Annotated[
+    str,
+    typer.Option(
+        "--target", metavar="azure", help="Where to deploy: azure (the only target of up/down)."
+    ),
+]
+GroupOption = Annotated[
+    str | None,
+    typer.Option("--resource-group", "-g", help="Azure resource group (else the config's)."),
+]
+SubscriptionOption = Annotated[
+    str | None,
+    typer.Option("--subscription", help="Azure subscription id (else $AZURE_SUBSCRIPTION_ID)."),
+]
+
+
+def up(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", show_default=False, help="Hive name.")],
+    target: TargetAzure = "local",
+    resource_group: GroupOption = None,
+    image: Annotated[
+        str | None,
+        typer.Option("--image", metavar="REF", help="A built agent image (skips the build)."),
+    ] = None,
+    registry: Annotated[
+        str | None,
+        typer.Option(
+            "--registry",
+            metavar="ACR",
+            help="Build the image in this Azure Container Registry (az acr build) and use it.",
+        ),
+    ] = None,
+    context: Annotated[
+        Path | None,
+        typer.Option("--context", metavar="DIR", help="Folder with the Dockerfile (default: .)."),
+    ] = None,
+    tag: Annotated[
+        str | None, typer.Option("--tag", help="Image tag (default: the package version).")
+    ] = None,
+    location: Annotated[str | None, typer.Option("--location", help="Azure region.")] = None,
+    subscription: SubscriptionOption = None,
+    timeout: Annotated[
+        float,
+        typer.Option("--timeout", min=0.0, metavar="SECONDS", help="How long to wait for up."),
+    ] = 900.0,
+    json_output: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
+) -> None:
+    """Deploy or update the hive on Azure and wait until it answers (re-runnable, like azd up).
+
+    Builds the agent image in your registry (--registry, from the Dockerfile) unless --image
+    names one, deploys with az deployment group create (the apps roll one at a time, each
+    once the one before is rebuilt from its replicas), then waits until the entry app is
+    ready and sees every agent alive. Then learn, recall and ask take --target azure.
+    """
+    from amplihack_hive.azure.up import azure_up
+
+    _need_azure(target)
+
+    def step(line: str) -> None:
+        out(stderr=True).print(Text(line, style="dim"))
+
+    result = azure_up(
+        state(ctx).home,
+        name,
+        resource_group,
+        image=image,
+        registry=registry,
+        context=context,
+        tag=tag,
+        location=location,
+        subscription=subscription,
+        timeout_s=timeout,
+        progress=step,
+    )
+    if json_output:
+        print_json(result.to_dict())
+        return
+    where = f" at {result.url}" if result.url else ""
+    say(
+        Text(
+            f"hive {name} is up{where}: {result.agents_alive} of {result.agents} agents "
+            f"alive ({result.image}; {result.waited_s:.0f}s)"
+        )
+    )
+
+
+def down(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", show_default=False, help="Hive name.")],
+    target: TargetAzure = "local",
+    resource_group: GroupOption = None,
+    subscription: SubscriptionOption = None,
+    json_output: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
+) -> None:
+    """Tear the hive down on Azure: delete its container apps, with their data (re-runnable).
+
+    The environment, the Log Analytics workspace and the pull identity stay (little or
+    nothing to pay idle; the next up reuses them): az group delete removes everything.
+    """
+    _need_azure(target)
+    down_azure(
+        state(ctx).home,
+        name,
+        subscription=subscription,
+        resource_group=resource_group,
+        json_output=json_output,
+    )
+
+
+def down_azure(
+    home: HomeArg,
+    name: str,
+    *,
+    subscription: str | None = None,
+    resource_group: str | None = None,
+    json_output: bool = False,
+    **azure_options: Any,
+) -> None:
+    """Delete the hive's apps, forget its entry URL, and say what was done.
+
+    ``azure_options`` (``credential``, ``client_options``) go to :func:`azure_stop`."""
+    from amplihack_hive.azure.mgmt import azure_stop
+    from amplihack_hive.azure.up import forget_entry
+
+    outcomes = azure_stop(home, name, subscription, resource_group, delete=True, **azure_options)
+    forget_entry(home, name)
+    if json_output:
+        print_json({"hive": name, "target": "azure", "apps": [o.to_dict() for o in outcomes]})
+        return
+    if not outcomes:
+        say(Text(f"hive {name} has no container apps on Azure: nothing to tear down"))
+        return
+    say(Text(f"deleted {len(outcomes)} container apps of hive {name}"))
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
     app.command("render", rich_help_panel=AZURE_PANEL)(render)
+    app.command("up", rich_help_panel=AZURE_PANEL)(up)
+    app.command("down", rich_help_panel=AZURE_PANEL)(down)
 
 
 # --- called by start/status/stop --target azure ------------------------------------------

@@ -573,6 +573,7 @@ class Supervisor:
         psutil.wait_procs(alive, timeout=5)
         for rec, _ in live:
             record_path(self.dir, rec.group).unlink(missing_ok=True)
+        self.close()  # nothing left to probe (a later call opens the probe again)
         stopped = {a for rec, _ in live for a in rec.agents}
         stopped |= {a for kept, _ in keepers for a in kept.agents}
         for kept in read_keepers(self.dir):
