@@ -188,6 +188,12 @@ def test_force_refuses_to_wipe_a_running_hive(hive_home: Path) -> None:
     code = "import time; time.sleep(60)"
     proc = subprocess.Popen([sys.executable, "-c", code, AGENT_MODULE, str(directory)])
     try:
+        # until it has exec'd: before that its command line is still ours (pytest's), and a
+        # loaded machine can take a while (this is what made the test flaky under load)
+        deadline = time.monotonic() + 30
+        while AGENT_MODULE not in psutil.Process(proc.pid).cmdline():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
         record = ProcessRecord(
             group="agent-0",
             pid=proc.pid,
