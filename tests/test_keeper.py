@@ -236,3 +236,37 @@ def test_agent_failing_while_starting_fails_the_start_and_leaves_no_keeper(
         sup.start(timeout=60)
     assert sup.live_keepers() == []
     assert _row(sup, "agent-0").state == "stopped"
+
+
+def test_start_times_out_on_the_injected_clock_and_names_the_late_agents(
+    hive_home: Path,
+) -> None:
+    """The supervisor's process factory and clock are seams: here the "keeper" it spawns
+    is a process that never starts an agent, and the clock jumps, so the start's timeout
+    is reached at once and reported."""
+    create_hive(hive_home, "slow", agents=2, replication=1, backend="memory")
+    spawned: list[subprocess.Popen[bytes]] = []
+
+    def spawn(command: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        assert "amplihack_hive.hive.keeper" in command and kwargs["start_new_session"]
+        proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+        spawned.append(proc)
+        return proc
+
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 10.0
+        return now[0]
+
+    sup = Supervisor(hive_home, "slow", spawn=spawn, clock=clock, sleep=lambda s: None)
+    from amplihack_hive.errors import HiveStateError
+
+    try:
+        with pytest.raises(HiveStateError, match=r"2 of 2 agents not healthy after 25s: agent-0"):
+            sup.start(timeout=25)
+        assert len(spawned) == 2  # one process per agent (no packing)
+    finally:
+        for proc in spawned:
+            proc.kill()
+            proc.wait()
