@@ -393,8 +393,10 @@ def ask(
     target: TargetOption = Target.local,
     url: UrlOption = None,
 ) -> None:
-    """An answer to QUESTION built from the facts the hive recalls (no LLM needed; on Azure
-    the agents' model answers when the deployment has an API key)."""
+    """An answer to QUESTION built from the facts the hive recalls.
+
+    No language model is needed; on Azure the agents' model answers when the deployment
+    has an API key."""
     with open_client(ctx, name, target, url) as client:
         answer = client.ask(question)
     if not answer.complete:

@@ -420,8 +420,10 @@ def status(
     resource_group: ResourceGroup = None,
     subscription: Subscription = None,
 ) -> None:
-    """One row per agent: state, pid, address, facts, RSS, uptime, restarts, and why it is
-    not healthy (crashed, restarting, a broken store) or not seen alive by the others.
+    """One row per agent: state, pid, address, facts, RSS, uptime and restarts.
+
+    Under the table, why an agent is not healthy (crashed, restarting, a broken store) or
+    not seen alive by the others.
 
     Exit 0 when every agent is healthy, 3 when any is not (or the hive is stopped).
     With --target azure: one row per container app.
