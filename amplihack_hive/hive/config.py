@@ -63,6 +63,7 @@ from amplihack_hive.hive.home import (
     hive_names,
     write_file_atomic,
 )
+from amplihack_hive.hive.restart import RESTART_POLICIES, RestartConfig
 from amplihack_hive.hive.token import create_token
 from amplihack_hive.memory.backends import BACKENDS
 from amplihack_hive.names import validate_name
@@ -87,25 +88,6 @@ class AgentConfig:
     prompt: str = ""
     kuzu_db: str | None = None
     domain: str | None = None
-
-
-#: Restart policies of a local hive's agent processes (compose's ``restart:`` values).
-RESTART_POLICIES = ("on-failure", "always", "no")
-
-
-@dataclass
-class RestartConfig:
-    """What a local hive's keeper does when an agent process exits on its own: restart it
-    (``on-failure``: when it failed; ``always``: also after exit status 0; ``no``: never),
-    waiting ``backoff_s`` doubled per recent restart up to ``backoff_max_s``, and give up
-    after ``max_restarts`` restarts within ``window_s`` seconds (supervisord's
-    ``startretries``, compose's ``restart: on-failure``)."""
-
-    policy: str = "on-failure"
-    max_restarts: int = 5
-    window_s: float = 60.0
-    backoff_s: float = 0.5
-    backoff_max_s: float = 30.0
 
 
 @dataclass

@@ -4,7 +4,7 @@
 of its own; the keeper runs ``python -m amplihack_hive.agent <agent options>`` as its child
 (same process group, so ``stop``'s signal to the group reaches both) and, when the agent
 exits on its own, restarts
-it under :class:`~amplihack_hive.hive.config.RestartConfig`: exponential backoff, and a cap
+it under :class:`~amplihack_hive.hive.restart.RestartConfig`: exponential backoff, and a cap
 on restarts per window after which it gives up and says ``crashed`` (supervisord's
 ``startretries``, compose's ``restart: on-failure``). A SIGTERM or SIGINT to the keeper is a
 stop: it passes it on, waits for the agent, and never restarts it.
@@ -35,8 +35,8 @@ from typing import Any
 import psutil
 
 from amplihack_hive.agent.runstate import AGENT_MODULE
-from amplihack_hive.hive.config import RESTART_POLICIES, RestartConfig
 from amplihack_hive.hive.home import write_file_atomic
+from amplihack_hive.hive.restart import RESTART_POLICIES, RestartConfig
 
 logger = logging.getLogger("amplihack_hive.keeper")
 
