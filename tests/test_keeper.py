@@ -270,3 +270,14 @@ def test_start_times_out_on_the_injected_clock_and_names_the_late_agents(
         for proc in spawned:
             proc.kill()
             proc.wait()
+
+
+def test_an_agent_that_cannot_be_started_is_crashed_with_the_reason(tmp_path: Path) -> None:
+    def spawn(command: Sequence[str]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([str(tmp_path / "no-such-python")])
+
+    fake = FakeTime()
+    assert keeper(tmp_path, RestartConfig(), spawn, fake).run() == 1
+    state = read_keeper(keeper_path(tmp_path, "agent-0"))
+    assert state is not None and state.state == CRASHED
+    assert state.reason is not None and "cannot start the agent process" in state.reason

@@ -231,7 +231,11 @@ class Keeper:
         while True:
             if self.stopping:
                 return self._finish(EXITED, "stopped")
-            self.child = self.spawn(self.command)
+            try:
+                self.child = self.spawn(self.command)
+            except OSError as exc:  # nothing to run (the interpreter gone, no memory)
+                logger.error("cannot start the agent process: %s", exc)
+                return self._finish(CRASHED, f"cannot start the agent process: {exc}", code=1)
             if self.stopping:  # the stop came while it was being spawned
                 self.stop()
             self._publish(state=RUNNING, child_pid=self.child.pid, next_start=None)
