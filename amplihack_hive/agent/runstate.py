@@ -103,16 +103,22 @@ def read_records(hive: Path) -> list[ProcessRecord]:
 
 def process_of(record: ProcessRecord, hive: Path) -> psutil.Process | None:
     """The live process of ``record``, or None if it is gone or is not ours (PID reuse)."""
+    return our_process(record.pid, record.create_time, AGENT_MODULE, hive)
+
+
+def our_process(pid: int, create_time: float, module: str, hive: Path) -> psutil.Process | None:
+    """The live process ``pid`` if it started at ``create_time`` and runs ``module`` for
+    ``hive``; None if it is gone, a zombie, or another program (a reused PID)."""
     try:
-        proc = psutil.Process(record.pid)
-        if abs(proc.create_time() - record.create_time) > 1.0:
+        proc = psutil.Process(pid)
+        if abs(proc.create_time() - create_time) > 1.0:
             return None
         if proc.status() == psutil.STATUS_ZOMBIE:
             return None
         cmdline = proc.cmdline()
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return None
-    if AGENT_MODULE not in cmdline or str(hive) not in cmdline:
+    if module not in cmdline or str(hive) not in cmdline:
         return None
     return proc
 

@@ -76,6 +76,12 @@ Subscription = Annotated[
 ]
 
 
+OneAgent = Annotated[
+    str | None,
+    typer.Argument(metavar="[AGENT]", show_default=False, help="One agent (default: every agent)."),
+]
+
+
 def progress_bar(description: str, *, enabled: bool = True) -> Progress:
     """A rich progress bar on stderr, shown only when stderr is a terminal."""
     from rich.progress import (
@@ -279,12 +285,7 @@ def stop(
 def restart(
     ctx: typer.Context,
     name: HiveName,
-    agent: Annotated[
-        str | None,
-        typer.Argument(
-            metavar="[AGENT]", show_default=False, help="One agent (default: every agent)."
-        ),
-    ] = None,
+    agent: OneAgent = None,
     timeout: Annotated[
         float,
         typer.Option(
@@ -567,12 +568,7 @@ def _emit(label: str | None, line: str) -> None:
 def logs(
     ctx: typer.Context,
     name: HiveName,
-    agent: Annotated[
-        str | None,
-        typer.Argument(
-            metavar="[AGENT]", show_default=False, help="One agent (default: every agent)."
-        ),
-    ] = None,
+    agent: OneAgent = None,
     follow: Annotated[
         bool,
         typer.Option("--follow", "-f", help="Keep printing new lines until Ctrl-C."),

@@ -34,7 +34,7 @@ from typing import Any
 
 import psutil
 
-from amplihack_hive.agent.runstate import AGENT_MODULE
+from amplihack_hive.agent.runstate import AGENT_MODULE, our_process
 from amplihack_hive.hive.home import write_file_atomic
 from amplihack_hive.hive.restart import RESTART_POLICIES, RestartConfig
 
@@ -136,18 +136,7 @@ def read_keepers(hive: Path) -> list[KeeperState]:
 
 def keeper_process(state: KeeperState, hive: Path) -> psutil.Process | None:
     """The live keeper process of ``state``, or None (gone, a zombie, or a reused PID)."""
-    try:
-        proc = psutil.Process(state.pid)
-        if abs(proc.create_time() - state.create_time) > 1.0:
-            return None
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return None
-        cmdline = proc.cmdline()
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-        return None
-    if KEEPER_MODULE not in cmdline or str(hive) not in cmdline:
-        return None
-    return proc
+    return our_process(state.pid, state.create_time, KEEPER_MODULE, hive)
 
 
 def keeper_command(
