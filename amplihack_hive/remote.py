@@ -14,7 +14,7 @@ from typing import Any
 
 from amplihack_hive._loop import LoopThread
 from amplihack_hive.agent.answer import Answer
-from amplihack_hive.errors import InvalidInputError, WriteQuorumError
+from amplihack_hive.errors import InvalidInputError, TransportError, WriteQuorumError
 from amplihack_hive.memory.coordinator import Hit, Hits
 from amplihack_hive.transport.http import HttpTransport
 
@@ -59,8 +59,9 @@ class RemoteHive:
         :class:`WriteQuorumError` (``stored`` and ``failed`` say which)."""
         ids: list[str] = []
         pending = list(items)
-        for start in range(0, len(pending), max(1, min(batch, BATCH))):
-            chunk = pending[start : start + batch]
+        size = max(1, min(batch, BATCH))
+        for start in range(0, len(pending), size):
+            chunk = pending[start : start + size]
             reply = self._post("/learn", {"items": chunk})
             stored = [str(i) for i in reply.get("ids") or []]
             errors = reply.get("errors") or []
@@ -69,12 +70,15 @@ class RemoteHive:
                 first = refused[0]
                 raise InvalidInputError(f"item {first['index']}: {first.get('error')}")
             failed = [str(e["id"]) for e in errors if e.get("id")]
-            if failed or errors:
+            if errors and not failed:  # the whole batch failed: nothing is known stored
+                reason = "; ".join(sorted({str(e.get("error")) for e in errors}))
+                raise TransportError(f"{len(chunk)} items not stored: {reason}")
+            if failed:
                 reason = "; ".join(sorted({str(e.get("error")) for e in errors}))
                 raise WriteQuorumError(
-                    f"{len(failed) or len(chunk)} items not stored: {reason}",
+                    f"{len(failed)} items not stored: {reason}",
                     stored=ids + stored,
-                    failed=failed or [],
+                    failed=failed,
                 )
             ids += stored
         return ids

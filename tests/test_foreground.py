@@ -133,3 +133,23 @@ def test_foreground_refuses_a_hive_running_in_the_background(hive_home: Path, ma
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.startswith("error: hive 'fg' is already running in the background")
     assert len(result.stderr.splitlines()) == 1
+
+
+def test_restart_from_another_shell_leaves_the_foreground_command_running(
+    hive_home: Path, made: Path
+) -> None:
+    """The foreground hive shares the command's process group (and whatever it is piped
+    to): another shell's restart signals the agent's processes one by one, not the group."""
+    attached = Attached(hive_home, "fg")
+    attached.until("all 2 agents healthy")
+    before = json.loads(run_module("status", "fg", "--json", cwd=hive_home).stdout)
+    restarted = run_module("restart", "fg", "agent-1", cwd=hive_home)
+    assert restarted.returncode == 0, restarted.stderr
+    assert attached.proc.poll() is None  # the foreground command was not signalled
+    after = json.loads(run_module("status", "fg", "--json", cwd=hive_home).stdout)
+    pids = {a["name"]: a["pid"] for a in after["agents"]}
+    old = {a["name"]: a["pid"] for a in before["agents"]}
+    assert pids["agent-0"] == old["agent-0"] and pids["agent-1"] != old["agent-1"]
+    code, lines, _ = attached.ctrl_c()
+    assert code == 0, lines[-5:]
+    assert hive_processes(made) == set()

@@ -198,9 +198,7 @@ def start(
         return
     supervisor = open_supervisor(ctx, name)
     if foreground:
-        if agents_per_process is not None:
-            supervisor.plan(agents_per_process)  # records the packing, as a start does
-        _run_foreground(supervisor, timeout, stop_timeout)
+        _run_foreground(supervisor, timeout, stop_timeout, agents_per_process)
         return
     total = len(supervisor.config.ring_names)
     with progress_bar(f"starting {name}") as bar:
@@ -220,7 +218,9 @@ def start(
     )
 
 
-def _run_foreground(supervisor: Supervisor, timeout: float, stop_timeout: float) -> None:
+def _run_foreground(
+    supervisor: Supervisor, timeout: float, stop_timeout: float, agents_per_process: int | None
+) -> None:
     from amplihack_hive.hive.foreground import Foreground
 
     names = supervisor.config.ring_names
@@ -232,7 +232,7 @@ def _run_foreground(supervisor: Supervisor, timeout: float, stop_timeout: float)
             sys.stdout.write(f"{label:<{width}} | {line}\n")
             sys.stdout.flush()
 
-    code = Foreground(supervisor, emit, stop_timeout=stop_timeout).run(timeout)
+    code = Foreground(supervisor, emit, stop_timeout=stop_timeout).run(timeout, agents_per_process)
     if code:
         raise typer.Exit(code)
 

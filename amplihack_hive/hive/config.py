@@ -341,10 +341,13 @@ def _parse_cidrs(section: _Section) -> list[str]:
     out = []
     for item in value:
         try:
-            out.append(str(ipaddress.ip_network(item.strip(), strict=False)))
+            network = ipaddress.ip_network(item.strip(), strict=False)
+            if network.version != 4:
+                raise ValueError("Container Apps ingress takes IPv4 ranges only")
+            out.append(str(network))
         except ValueError:
             raise section.error(
-                "allowed_ips", f"{item!r} is not an address range (e.g. 203.0.113.0/24)"
+                "allowed_ips", f"{item!r} is not an IPv4 address range (e.g. 203.0.113.0/24)"
             ) from None
     return out
 

@@ -46,10 +46,10 @@ class Foreground:
         self.sleep, self.clock = sleep, clock
         self.crashed: list[str] = []
 
-    def run(self, timeout: float = 60.0) -> int:
+    def run(self, timeout: float = 60.0, agents_per_process: int | None = None) -> int:
         """Start every agent attached, say when all are healthy, and wait for Ctrl-C."""
         sup = self.supervisor
-        hosted, _, chunks = sup.plan()
+        hosted, _, chunks = sup.plan(agents_per_process)
         if hosted:
             raise HiveStateError(
                 f"hive {sup.name!r} is already running in the background ({len(hosted)} "
@@ -78,7 +78,9 @@ class Foreground:
             except KeyboardInterrupt:
                 interrupted = True
         finally:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C: the stop goes on
+            # a second Ctrl-C (or SIGTERM): the stop goes on
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
             try:
                 sup.close()
                 result = sup.stop(timeout=self.stop_timeout)
@@ -101,10 +103,16 @@ class Foreground:
         try:
             if stream is None:
                 return
+            shown = True
             for raw in iter(stream.readline, b""):
                 log.write(raw)
                 log.flush()
-                self.emit(label, raw.decode("utf-8", errors="replace").rstrip("\n"))
+                if not shown:
+                    continue
+                try:
+                    self.emit(label, raw.decode("utf-8", errors="replace").rstrip("\n"))
+                except OSError:  # our stdout went away (| head): keep draining to the log
+                    shown = False
         finally:
             log.close()
 

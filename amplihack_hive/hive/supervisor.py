@@ -152,7 +152,7 @@ class Supervisor:
         try:
             self._config = load_hive(home, name)
         except ConfigError as exc:
-            if not read_records(self.dir):
+            if not read_records(self.dir) and not read_keepers(self.dir):
                 raise
             self.config_error = exc
         self.spawn = spawn
@@ -511,7 +511,10 @@ class Supervisor:
         domains = MembersFile(self.dir).domains() or self.config.domains()
         write_members(self.dir, members, domains)
         if rec is None:
-            return 0  # not running: the others rebuild its ranges from their replicas
+            # not running (or its keeper between two runs): the others rebuild its
+            # ranges from their replicas; a keeper must not start it again
+            self._stop_retired(agent, members)
+            return 0
         deadline = self.clock() + timeout
         wait = max(5.0, timeout / 4)
 
@@ -534,13 +537,15 @@ class Supervisor:
                     f"(its owners may be down); it stays in the config: run remove-agent "
                     f"again to retry"
                 )
-        if not set(rec.agents) & set(members):
-            proc = process_of(rec, self.dir)
-            if proc is not None:
-                _signal_group(proc, signal.SIGTERM)  # and its keeper: they share a group
-                psutil.wait_procs([proc], timeout=10)
-            keeper_path(self.dir, rec.group).unlink(missing_ok=True)
+        self._stop_retired(agent, members)
         return handed
+
+    def _stop_retired(self, agent: str, members: list[str]) -> None:
+        """Stop the process (and keeper) hosting ``agent`` if it hosts no member left."""
+        hosts = [r.agents for r, _ in self.live_records() if agent in r.agents]
+        hosts += [k.agents for k, _ in self.live_keepers() if agent in k.agents]
+        if hosts and not any(set(h) & set(members) for h in hosts):
+            self.stop(timeout=10, agents=[agent])
 
     # -- stop ----------------------------------------------------------------------------
 
@@ -622,14 +627,16 @@ def _kept(row: AgentStatus, kept: KeeperState | None) -> AgentStatus:
 
 
 def _signal_group(proc: psutil.Process, sig: signal.Signals) -> None:
-    """Signal the agent's process group (it leads its own session), or just the process
-    when it shares our group (never signal ourselves)."""
+    """Signal the process group ``proc`` leads (a detached keeper and its agent, which
+    share it), or just ``proc`` when it leads none: an agent under its keeper, or a
+    foreground hive's processes, whose group is that of the foreground command (and of
+    whatever it is piped to), never to be signalled whole from another shell."""
     try:
         pgid = os.getpgid(proc.pid)
-        if pgid == os.getpgid(0):
-            os.kill(proc.pid, sig)
-        else:
+        if pgid == proc.pid and pgid != os.getpgid(0):
             os.killpg(pgid, sig)
+        else:
+            os.kill(proc.pid, sig)
     except ProcessLookupError:
         pass
     except PermissionError as exc:
