@@ -7,11 +7,12 @@ group (one line, exit 1). ``status`` exits 3 when any agent is not healthy.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -102,6 +103,18 @@ def progress_bar(description: str, *, enabled: bool = True) -> Progress:
         transient=True,
         disable=not (enabled and console.is_terminal),
     )
+
+
+@contextlib.contextmanager
+def healthy_bar(label: str, total: int) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar of agents healthy (on a terminal); yields its ``progress`` callback."""
+    with progress_bar(label) as bar:
+        task = bar.add_task(label, total=total)
+
+        def show(healthy: int, of: int) -> None:
+            bar.update(task, completed=healthy, total=of)
+
+        yield show
 
 
 def _plural(count: int, word: str) -> str:
@@ -200,13 +213,7 @@ def start(
     if foreground:
         _run_foreground(supervisor, timeout, stop_timeout, agents_per_process)
         return
-    total = len(supervisor.config.ring_names)
-    with progress_bar(f"starting {name}") as bar:
-        task = bar.add_task(f"starting {name}", total=total)
-
-        def show(healthy: int, of: int) -> None:
-            bar.update(task, completed=healthy, total=of)
-
+    with healthy_bar(f"starting {name}", len(supervisor.config.ring_names)) as show:
         result = supervisor.start(
             timeout=timeout, progress=show, agents_per_process=agents_per_process
         )
@@ -313,13 +320,7 @@ def restart(
     if agent is not None:
         validate_name(agent, "agent name")
     supervisor = open_supervisor(ctx, name)
-    total = len(supervisor.config.ring_names)
-    with progress_bar(f"restarting {name}") as bar:
-        task = bar.add_task(f"restarting {name}", total=total)
-
-        def show(healthy: int, of: int) -> None:
-            bar.update(task, completed=healthy, total=of)
-
+    with healthy_bar(f"restarting {name}", len(supervisor.config.ring_names)) as show:
         result = supervisor.restart(
             None if agent is None else [agent],
             timeout=timeout,
