@@ -118,19 +118,28 @@ def test_close_waits_for_the_running_call_then_refuses() -> None:
     asyncio.run(main())
 
 
+def one_agent_brain(node: MemoryNode) -> AgentBrain:
+    ring = HashRing(["agent-0"])
+    return AgentBrain({"agent-0": node}, Coordinator(ring, HttpTransport({}, token=TOKEN)))
+
+
+async def serve(brain: AgentBrain) -> tuple[web.AppRunner, str]:
+    """The agent's real app on a loopback port; its runner (to clean up) and base URL."""
+    runner = web.AppRunner(make_app(brain, TOKEN))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, f"http://127.0.0.1:{port}"
+
+
 def test_http_503_with_retry_after_is_retried_by_the_transport(tmp_path: Path) -> None:
     store = KuzuStore(tmp_path / "db", buffer_pool_mb=16, max_db_size_mb=64)
     node = MemoryNode("agent-0", store, worker=StoreWorker("agent-0", max_pending=1))
-    ring = HashRing(["agent-0"])
-    brain = AgentBrain({"agent-0": node}, Coordinator(ring, HttpTransport({}, token=TOKEN)))
+    brain = one_agent_brain(node)
 
     async def main() -> None:
-        runner = web.AppRunner(make_app(brain, TOKEN))
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        url = f"http://127.0.0.1:{port}"
+        runner, url = await serve(brain)
         transport = HttpTransport({"agent-0": url}, token=TOKEN, timeout_s=5)
         gate = threading.Event()
         try:
@@ -167,16 +176,10 @@ def test_readyz_says_ready_only_once_every_agent_is_in_step_and_needs_no_token(
 
     node = MemoryNode("agent-0", InMemoryStore())
     node.ready = False  # as an agent is until its first repair round
-    ring = HashRing(["agent-0"])
-    brain = AgentBrain({"agent-0": node}, Coordinator(ring, HttpTransport({}, token=TOKEN)))
+    brain = one_agent_brain(node)
 
     async def main() -> None:
-        runner = web.AppRunner(make_app(brain, TOKEN))
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        url = f"http://127.0.0.1:{port}"
+        runner, url = await serve(brain)
         try:
             async with aiohttp.ClientSession() as session:  # no token: a platform probe
                 async with session.get(url + "/readyz") as resp:
