@@ -19,14 +19,14 @@ if TYPE_CHECKING:
     from amplihack_hive.api import Hive, Memory
     from amplihack_hive.errors import HiveError
     from amplihack_hive.memory.config import MemoryConfig
-    from amplihack_hive.memory.coordinator import Hit, Hits
+    from amplihack_hive.memory.hits import Hit, Hits
 
 __all__ = ["Hit", "Hits", "Hive", "HiveError", "Memory", "MemoryConfig", "__version__"]
 
 #: Where each public name is defined.
 _LAZY = {
-    "Hit": "amplihack_hive.memory.coordinator",
-    "Hits": "amplihack_hive.memory.coordinator",
+    "Hit": "amplihack_hive.memory.hits",
+    "Hits": "amplihack_hive.memory.hits",
     "Hive": "amplihack_hive.api",
     "HiveError": "amplihack_hive.errors",
     "Memory": "amplihack_hive.api",

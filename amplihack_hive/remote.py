@@ -1,25 +1,45 @@
-"""A hive reached through one agent that coordinates for its clients: the Azure entry app
-(``learn``, ``recall``, ``ask --target azure``), or any agent's public URL.
+"""A hive reached through agents that coordinate for their clients: the Azure entry app
+(``learn``, ``recall``, ``ask --target azure``), or a local hive's agents (``recall``).
 
 :class:`RemoteHive` speaks the agents' client API (``POST /learn``, ``/recall``, ``/ask``,
 ``/forget``, with the hive token) and gives back the library's own types, so the CLI's
 commands run the same code against a local hive (:meth:`amplihack_hive.Hive.connect`, which
-coordinates in the client) and a remote one (coordinated by the agent behind the URL).
+coordinates in the client) and one reached through an agent (which coordinates).
+
+It is written on the standard library's :mod:`http.client` (one kept-alive connection per
+thread and URL), not aiohttp: a ``recall`` in a shell loop pays for a process start each
+time, and this client imports in milliseconds (no event loop, no numpy).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import http.client
+import json
+import random
+import ssl
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from amplihack_hive._loop import LoopThread
 from amplihack_hive.agent.answer import Answer
-from amplihack_hive.errors import InvalidInputError, TransportError, WriteQuorumError
-from amplihack_hive.memory.coordinator import Hit, Hits
-from amplihack_hive.transport.http import HttpTransport
+from amplihack_hive.errors import (
+    BusyError,
+    HiveStateError,
+    InvalidInputError,
+    TransportError,
+    WriteQuorumError,
+)
+from amplihack_hive.memory.hits import Hit, Hits
 
 #: Items per ``POST /learn`` (the agents take at most this many at once).
 BATCH = 200
+#: Attempts of one request an agent refuses as busy (503 + Retry-After), and the longest
+#: pause between two (as the agents' own transport does).
+BUSY_ATTEMPTS = 6
+BUSY_MAX_PAUSE_S = 2.0
 
 
 def _hit(data: dict[str, Any]) -> Hit:
@@ -41,18 +61,132 @@ def _hits(data: dict[str, Any]) -> Hits:
     return hits
 
 
-class RemoteHive:
-    """The client of a hive behind ``url`` (``https://...``; the token is the hive's)."""
+def _check_url(url: str) -> str:
+    if not url.startswith(("https://", "http://")):
+        raise InvalidInputError(f"a hive URL starts with https:// (got {url!r})")
+    if not urlsplit(url).hostname:
+        raise InvalidInputError(f"a hive URL names a host (got {url!r})")
+    return url.rstrip("/")
 
-    def __init__(self, url: str, token: str, *, timeout_s: float = 120.0) -> None:
-        if not url.startswith(("https://", "http://")):
-            raise InvalidInputError(f"a hive URL starts with https:// (got {url!r})")
-        self.url = url.rstrip("/")
-        self._loop = LoopThread("amplihack-hive-remote")
-        self._transport = HttpTransport({}, token=token, timeout_s=timeout_s)
+
+def through_agents(name: str, home: str | Path | None = None, **kwargs: Any) -> RemoteHive:
+    """The client of running local hive ``name`` through its agents: a request goes to one
+    of the agent processes (in random order, so a loop of them spreads), which coordinates
+    it as :meth:`amplihack_hive.Hive.connect` would in the client, with its own failure
+    detector and ring."""
+    from amplihack_hive.agent.runstate import process_of, read_records
+    from amplihack_hive.hive.config import load_hive
+    from amplihack_hive.hive.home import hive_dir
+    from amplihack_hive.hive.token import read_token
+
+    load_hive(home, name)  # a hive that does not exist, or a broken config, says so here
+    directory = hive_dir(home, name)
+    urls = sorted({rec.url for rec in read_records(directory) if process_of(rec, directory)})
+    if not urls:
+        raise HiveStateError(
+            f"hive {name!r} is not running; start it with: amplihack-hive start {name}"
+        )
+    random.shuffle(urls)
+    return RemoteHive(urls, read_token(directory), **kwargs)
+
+
+class _Unreachable(TransportError):
+    """No answer from one URL (refused, reset, timed out): the next URL may answer."""
+
+
+class RemoteHive:
+    """The client of a hive behind ``url`` (``https://...``; the token is the hive's), or
+    behind any of several agents' URLs: a request goes to the first that answers (a
+    connection refused or dropped moves on to the next; an answer, even an error, ends it)."""
+
+    def __init__(self, url: str | Sequence[str], token: str, *, timeout_s: float = 120.0) -> None:
+        urls = [url] if isinstance(url, str) else list(url)
+        if not urls:
+            raise InvalidInputError("no URL to reach the hive at")
+        self.urls = [_check_url(u) for u in urls]
+        self.url = self.urls[0]
+        self._token = token
+        self._timeout_s = timeout_s
+        self._local = threading.local()  # each thread its own connections
+
+    # -- HTTP -----------------------------------------------------------------------------
+
+    def _connection(self, base: str) -> http.client.HTTPConnection:
+        pool: dict[str, http.client.HTTPConnection] = self._local.__dict__.setdefault("pool", {})
+        conn = pool.get(base)
+        if conn is None:
+            parts = urlsplit(base)
+            host, port = parts.hostname or "", parts.port
+            if parts.scheme == "https":
+                conn = http.client.HTTPSConnection(
+                    host, port, timeout=self._timeout_s, context=ssl.create_default_context()
+                )
+            else:
+                conn = http.client.HTTPConnection(host, port, timeout=self._timeout_s)
+            pool[base] = conn
+        return conn
+
+    def _drop(self, base: str) -> None:
+        conn = self._local.__dict__.get("pool", {}).pop(base, None)
+        if conn is not None:
+            conn.close()
+
+    def _once(self, base: str, path: str, payload: bytes) -> dict[str, Any]:
+        """One request to one URL. A connection the server closed (a kept-alive one it
+        dropped while idle) is reopened and the request sent once more: every request of
+        this API is idempotent (the same content is the same fact)."""
+        prefix = urlsplit(base).path
+        headers = {
+            "Authorization": f"Bearer {self._token}",
+            "Content-Type": "application/json",
+        }
+        for attempt in (1, 2):
+            conn = self._connection(base)
+            try:
+                conn.request("POST", prefix + path, body=payload, headers=headers)
+                resp = conn.getresponse()
+                body = resp.read()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
+                self._drop(base)
+                if attempt == 1:
+                    continue
+                raise _Unreachable(f"{base} is unreachable: the connection closed") from exc
+            except TimeoutError as exc:
+                self._drop(base)
+                raise _Unreachable(f"{base} is unreachable: no answer in time") from exc
+            except (OSError, http.client.HTTPException) as exc:
+                self._drop(base)
+                why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+                raise _Unreachable(f"{base} is unreachable: {why}") from exc
+            return _reply(base, resp, body)
+        raise AssertionError("unreachable")
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        return self._loop.run(self._transport.post(self.url + path, body))
+        """POST to the first URL that answers; an agent that says it is busy is asked
+        again after the pause it named (growing, with jitter), up to BUSY_ATTEMPTS."""
+        payload = json.dumps(body, separators=(",", ":")).encode()
+        pause = 0.05
+        for attempt in range(BUSY_ATTEMPTS):
+            try:
+                return self._first_answer(path, payload)
+            except BusyError as exc:
+                if attempt == BUSY_ATTEMPTS - 1:
+                    raise
+                wait = min(max(exc.retry_after, pause), BUSY_MAX_PAUSE_S)
+                time.sleep(wait * random.uniform(1.0, 1.5))
+                pause *= 2
+        raise AssertionError("unreachable")
+
+    def _first_answer(self, path: str, payload: bytes) -> dict[str, Any]:
+        failures: list[str] = []
+        for base in self.urls:
+            try:
+                return self._once(base, path, payload)
+            except _Unreachable as exc:
+                failures.append(str(exc))
+        raise TransportError(failures[0] if len(failures) == 1 else "; ".join(failures))
+
+    # -- the client API -------------------------------------------------------------------
 
     def remember_many(self, items: Iterable[Any], *, batch: int = BATCH) -> list[str]:
         """Store items; their ids in order. Items not stored on a write quorum raise
@@ -109,13 +243,43 @@ class RemoteHive:
         return bool(self._post("/forget", {"id": fact_id}).get("forgotten"))
 
     def close(self) -> None:
-        try:
-            self._loop.run(self._transport.close())
-        finally:
-            self._loop.close()
+        """Close this thread's connections (other threads' close when they end)."""
+        for base in list(self._local.__dict__.get("pool", {})):
+            self._drop(base)
 
     def __enter__(self) -> RemoteHive:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _reply(base: str, resp: http.client.HTTPResponse, body: bytes) -> dict[str, Any]:
+    """The JSON object of a 200, else the error it stands for."""
+    if resp.status == 200:
+        try:
+            data = json.loads(body)
+        except ValueError as exc:
+            raise TransportError(f"{base} answered with something that is not JSON") from exc
+        if not isinstance(data, dict):
+            raise TransportError(f"{base} answered with a non-object")
+        return data
+    detail = None
+    try:
+        parsed = json.loads(body)
+        detail = parsed.get("error") if isinstance(parsed, dict) else None
+    except ValueError:
+        pass  # not JSON: the status line says enough
+    if resp.status == 401:
+        raise TransportError(f"{base} refused the hive token (401)")
+    if resp.status == 400 and detail:  # the request was refused as the library refuses it
+        raise InvalidInputError(str(detail))
+    message = f"{base} answered {resp.status}: {detail or resp.reason}"
+    retry_after = resp.getheader("Retry-After")
+    if resp.status == 503 and retry_after is not None:
+        try:
+            wait = max(0.0, float(retry_after))
+        except ValueError:
+            wait = 1.0
+        raise BusyError(message, retry_after=wait)
+    raise TransportError(message)

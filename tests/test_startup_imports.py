@@ -197,3 +197,30 @@ def test_import_amplihack_hive_loads_nothing_until_used(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == f"['amplihack_hive'] {__version__}\n"
+
+
+# --- recall: one agent coordinates, the command imports none of the memory -------------------
+
+
+def test_recall_through_an_agent_imports_no_heavy_module(run: Callable[..., Run]) -> None:
+    """A ``recall`` in a shell loop pays a process start each time: the command sends the
+    question to one agent (which coordinates) with the standard library's HTTP client."""
+    run("create", "r", "--agents", "3", "--backend", "memory").check()
+    run("start", "r").check()
+    try:
+        facts = "Marcus Okafor is on call this week\n\nOwls hunt at night\n"
+        learned = subprocess.run(
+            [sys.executable, "-m", "amplihack_hive", "learn", "r", "-", "--quiet"],
+            input=facts,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert learned.returncode == 0, learned.stderr
+        result = run("recall", "r", "who is on call", "--json").check()
+        assert json.loads(result.stdout)[0]["content"] == "Marcus Okafor is on call this week"
+        assert result.loaded(HEAVY) == [], result.args
+        assert "amplihack_hive.memory.coordinator" not in result.modules
+    finally:
+        run("stop", "r").check()

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from amplihack_hive.memory.coordinator import Hit
+from amplihack_hive.memory.hits import Hit
 from amplihack_hive.memory.text import tokenize
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")

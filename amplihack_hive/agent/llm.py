@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from amplihack_hive.errors import TransportError
-from amplihack_hive.memory.coordinator import Hit
+from amplihack_hive.memory.hits import Hit
 
 #: The hive's own name for the model's key (the Azure apps get it through a secretRef).
 API_KEY_ENV = "AMPLIHACK_HIVE_API_KEY"

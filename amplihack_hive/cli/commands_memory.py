@@ -80,10 +80,12 @@ UrlOption = Annotated[
 
 
 def open_client(
-    ctx: typer.Context, name: str, target: Target, url: str | None
+    ctx: typer.Context, name: str, target: Target, url: str | None, *, through_agent: bool = False
 ) -> Hive | RemoteHive:
-    """The client of hive ``name``: its local agents (the client coordinates), or on Azure
-    its entry app (the agent there coordinates)."""
+    """The client of hive ``name``: its local agents (the client coordinates; with
+    ``through_agent``, one agent does, which spares this process the coordinator's imports:
+    what ``recall`` in a shell loop pays for), or on Azure its entry app (the agent there
+    coordinates)."""
     home = state(ctx).home
     if target is Target.azure:
         from amplihack_hive.azure.deployment import entry_token, entry_url
@@ -92,6 +94,10 @@ def open_client(
         return RemoteHive(entry_url(home, name, url), entry_token(home, name))
     if url is not None:
         raise InvalidInputError("--url goes with --target azure")
+    if through_agent:
+        from amplihack_hive.remote import through_agents
+
+        return through_agents(name, home)
     from amplihack_hive.api import Hive
 
     return Hive.connect(name, home)
@@ -368,7 +374,7 @@ def recall(
     """
     from rich.table import Table
 
-    with open_client(ctx, name, target, url) as client:
+    with open_client(ctx, name, target, url, through_agent=True) as client:
         hits = client.recall(question, limit)
     if not hits.complete:
         warn_incomplete(hits.unreachable)

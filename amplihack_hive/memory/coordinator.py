@@ -23,7 +23,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from amplihack_hive.errors import (
@@ -32,6 +32,7 @@ from amplihack_hive.errors import (
     TransportError,
     WriteQuorumError,
 )
+from amplihack_hive.memory.hits import Hit, Hits
 from amplihack_hive.memory.index import (
     TermList,
     add_exact,
@@ -69,36 +70,6 @@ class Transport(Protocol):
     async def request(self, agent: str, message: Message) -> Message:
         """Send one request; raise TransportError when the agent cannot answer."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class Hit:
-    id: str
-    content: str
-    score: float
-    kind: str
-    created: float
-    subject: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "content": self.content,
-            "score": round(self.score, 6),
-            "kind": self.kind,
-            "created": self.created,
-            "subject": self.subject,
-            "metadata": self.metadata,
-        }
-
-
-class Hits(list[Hit]):
-    """Recall results, best first. ``complete`` is False when some replica set could not be
-    reached, so the answer may miss facts."""
-
-    complete: bool = True
-    unreachable: tuple[str, ...] = ()
 
 
 @dataclass

@@ -1,0 +1,40 @@
+"""Recall results: :class:`Hit` (one recalled fact) and :class:`Hits` (best first).
+
+Kept apart from the coordinator (which needs numpy) so that the clients that only read
+results, such as ``recall`` through one agent's HTTP API, import nothing heavy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    id: str
+    content: str
+    score: float
+    kind: str
+    created: float
+    subject: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "content": self.content,
+            "score": round(self.score, 6),
+            "kind": self.kind,
+            "created": self.created,
+            "subject": self.subject,
+            "metadata": self.metadata,
+        }
+
+
+class Hits(list[Hit]):
+    """Recall results, best first. ``complete`` is False when some replica set could not be
+    reached, so the answer may miss facts."""
+
+    complete: bool = True
+    unreachable: tuple[str, ...] = ()
