@@ -22,6 +22,7 @@ from amplihack_hive.memory.backends import BACKENDS, open_store
 from amplihack_hive.memory.config import MemoryConfig
 from amplihack_hive.memory.coordinator import Coordinator, Hits, Transport
 from amplihack_hive.memory.node import MemoryNode
+from amplihack_hive.memory.protocol import Stats, encode
 from amplihack_hive.memory.repair import Repairer, RepairReport, RepairService
 from amplihack_hive.memory.ring import HashRing
 from amplihack_hive.memory.store import Store
@@ -108,7 +109,7 @@ class _Client:
     def _agent_stats(self) -> dict[str, dict[str, Any] | None]:
         async def gather() -> dict[str, dict[str, Any] | None]:
             replies = await asyncio.gather(
-                *(self._transport.request(a, {"op": "stats"}) for a in self._agents),
+                *(self._transport.request(a, Stats()) for a in self._agents),
                 return_exceptions=True,
             )
             out: dict[str, dict[str, Any] | None] = {}
@@ -119,7 +120,7 @@ class _Client:
                 elif isinstance(reply, BaseException):
                     raise reply
                 else:
-                    out[agent] = reply
+                    out[agent] = encode(reply)
             return out
 
         return self._loop.run(gather())

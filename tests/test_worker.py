@@ -18,6 +18,7 @@ from amplihack_hive.errors import BusyError
 from amplihack_hive.memory.coordinator import Coordinator
 from amplihack_hive.memory.kuzu_store import KuzuStore
 from amplihack_hive.memory.node import MemoryNode
+from amplihack_hive.memory.protocol import Stats, StatsReply
 from amplihack_hive.memory.ring import HashRing
 from amplihack_hive.memory.store import InMemoryStore
 from amplihack_hive.memory.worker import StoreWorker
@@ -155,8 +156,8 @@ def test_http_503_with_retry_after_is_retried_by_the_transport(tmp_path: Path) -
             assert time.perf_counter() - started < 1.0
             # the transport backs off and retries; once the store is free it gets through
             asyncio.get_running_loop().call_later(0.3, gate.set)
-            reply = await transport.request("agent-0", {"op": "stats"})
-            assert reply["agent"] == "agent-0"
+            reply = await transport.request("agent-0", Stats())
+            assert isinstance(reply, StatsReply) and reply.agent == "agent-0"
             await busy
         finally:
             gate.set()

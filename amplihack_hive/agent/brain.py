@@ -24,6 +24,7 @@ from amplihack_hive.agent.llm import LlmAnswerer
 from amplihack_hive.errors import HiveError, InvalidInputError, TransportError, WriteQuorumError
 from amplihack_hive.memory.coordinator import Coordinator
 from amplihack_hive.memory.node import MemoryNode
+from amplihack_hive.memory.protocol import Put, Stats, StatsReply, expect
 from amplihack_hive.memory.records import CORPUS_TERM, Fact, Posting
 from amplihack_hive.memory.repair import Repairer
 from amplihack_hive.memory.ring import HashRing
@@ -108,13 +109,13 @@ class AgentBrain:
         """Records per hosted agent (counted on each store's worker)."""
         out: dict[str, dict[str, Any]] = {}
         for name, n in self.nodes.items():
-            counts = await n.run(n.handle, {"op": "stats"})
+            counts = expect(await n.run(n.answer, Stats()), StatsReply)
             last = self.repairers[name].last if name in self.repairers else None
             out[name] = {
-                "facts": counts["facts"],
-                "postings": counts["postings"],
+                "facts": counts.facts,
+                "postings": counts.postings,
                 "ready": n.ready,
-                "hints_pending": counts["hints_pending"],
+                "hints_pending": counts.hints_pending,
                 "last_repair": last.to_dict() if last else None,
             }
         return out
@@ -242,9 +243,8 @@ class AgentBrain:
             postings = await node.run(node.store.pending_corpus)
             if not postings:
                 continue
-            rows = [p.to_list() for p in postings]
-            for i in range(0, len(rows), BACKFILL_CHUNK):
-                message = {"op": "put", "facts": [], "postings": rows[i : i + BACKFILL_CHUNK]}
+            for i in range(0, len(postings), BACKFILL_CHUNK):
+                message = Put([], postings[i : i + BACKFILL_CHUNK])
                 replies = await asyncio.gather(
                     *(self.coordinator.transport.request(a, message) for a in owners),
                     return_exceptions=True,
@@ -261,7 +261,7 @@ class AgentBrain:
                     break
             else:
                 await node.run(node.store.corpus_done)
-                logger.info("agent %s: put %d facts on the corpus list", node.name, len(rows))
+                logger.info("agent %s: put %d facts on the corpus list", node.name, len(postings))
         return done
 
     def _defer_repair(self, since_last: float) -> bool:

@@ -42,6 +42,7 @@ from amplihack_hive.errors import ConfigError, HiveError, StorageError
 from amplihack_hive.memory.backends import open_store
 from amplihack_hive.memory.coordinator import Coordinator
 from amplihack_hive.memory.node import MemoryNode
+from amplihack_hive.memory.protocol import Ping
 from amplihack_hive.memory.repair import RepairService
 from amplihack_hive.memory.ring import HashRing
 from amplihack_hive.memory.store import Store
@@ -287,7 +288,7 @@ async def serve(opts: AgentOptions, stop: asyncio.Event) -> str | None:
     )
 
     async def ping(peer: str) -> object:
-        return await transport.request(peer, {"op": "ping"})
+        return await transport.request(peer, Ping())
 
     detector = FailureDetector(opts.agents[0], ping)
     brain = AgentBrain(

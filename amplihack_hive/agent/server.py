@@ -39,6 +39,7 @@ from amplihack_hive.errors import (
     StorageError,
     TransportError,
 )
+from amplihack_hive.memory.protocol import decode_request, encode
 from amplihack_hive.transport.http import RING_HEADER
 
 logger = logging.getLogger(__name__)
@@ -226,7 +227,8 @@ def make_app(brain: AgentBrain, token: str) -> web.Application:
             raise NotFoundError(f"agent {agent!r} is not hosted here")
         raw = await request.read()
         if len(raw) <= INLINE_JSON_BYTES:  # pings and small reads: parsed here, at once
-            return web.json_response(await node.serve(_decode(raw)))
+            reply = await node.serve(decode_request(_decode(raw)))
+            return web.json_response(encode(reply))
         return web.Response(body=await node.serve_encoded(raw), content_type="application/json")
 
     app = web.Application(middlewares=[guard], client_max_size=MAX_BODY)

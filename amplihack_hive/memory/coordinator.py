@@ -32,6 +32,7 @@ from amplihack_hive.errors import (
     TransportError,
     WriteQuorumError,
 )
+from amplihack_hive.memory import protocol as pr
 from amplihack_hive.memory.hits import Hit, Hits
 from amplihack_hive.memory.index import (
     TermList,
@@ -40,7 +41,7 @@ from amplihack_hive.memory.index import (
     from_wire,
     rank,
 )
-from amplihack_hive.memory.node import EPOCH_KEY
+from amplihack_hive.memory.protocol import Reply, Request, expect
 from amplihack_hive.memory.records import (
     CORPUS_TERM,
     MAX_CONTENT_BYTES,
@@ -67,8 +68,9 @@ ITEM_FIELDS = ("content", "kind", "metadata", "subject", "supersedes", "created"
 class Transport(Protocol):
     """How a coordinator reaches agents. Implementations: in-process and HTTP."""
 
-    async def request(self, agent: str, message: Message) -> Message:
-        """Send one request; raise TransportError when the agent cannot answer."""
+    async def request(self, agent: str, message: Request) -> Reply:
+        """Send one request; its reply (of ``message.reply``'s type). Raise TransportError
+        when the agent cannot answer."""
         ...
 
 
@@ -99,21 +101,20 @@ class _Op:
         #: ring epochs the agents that answered route by (over HTTP; see EPOCH_KEY)
         self.epochs: set[str] = set()
 
-    async def send(self, agent: str, message: Message) -> Message:
+    async def send(self, agent: str, message: Request) -> Reply:
         self.contacted.add(agent)
-        reply = await self.transport.request(agent, message)
-        epoch = reply.get(EPOCH_KEY)
-        if isinstance(epoch, str):
-            self.epochs.add(epoch)
+        reply = expect(await self.transport.request(agent, message), message.reply)
+        if reply.epoch is not None:
+            self.epochs.add(reply.epoch)
         return reply
 
-    async def send_all(self, batches: dict[str, Message]) -> dict[str, Message | Exception]:
+    async def send_all(self, batches: dict[str, Request]) -> dict[str, Reply | Exception]:
         """Send one request per agent concurrently; failures come back as exceptions."""
         agents = list(batches)
         results = await asyncio.gather(
             *(self.send(a, batches[a]) for a in agents), return_exceptions=True
         )
-        out: dict[str, Message | Exception] = {}
+        out: dict[str, Reply | Exception] = {}
         for a, r in zip(agents, results, strict=True):
             if isinstance(r, BaseException) and not isinstance(r, Exception):
                 raise r
@@ -124,15 +125,15 @@ class _Op:
         self,
         keys: Iterable[str],
         owners: Callable[[str], list[str]],
-        build: Callable[[list[str]], Message],
-        has: Callable[[str, Message], bool] | None = None,
-    ) -> tuple[dict[str, tuple[str, Message]], set[str]]:
+        build: Callable[[list[str]], Request],
+        has: Callable[[str, Any], bool] | None = None,
+    ) -> tuple[dict[str, tuple[str, Any]], set[str]]:
         """Ask one live owner per key, preferring agents already contacted; on failure (or
         when ``has`` says that owner's answer lacks the key) try the key's next owner.
         Returns key -> (agent, response) and the keys nobody served."""
         # replicas the failure detector suspects are asked last (sorted() is stable)
         pending = {k: sorted(owners(k), key=lambda a: a in self.suspects) for k in keys}
-        served: dict[str, tuple[str, Message]] = {}
+        served: dict[str, tuple[str, Any]] = {}
         while pending:
             groups: dict[str, list[str]] = {}
             for key, cands in pending.items():
@@ -327,17 +328,15 @@ class Coordinator:
         op = self._op()
         at = self.clock()
         groups: dict[str, list[list[str]]] = {}
-        batches: dict[str, list[list[Any]]] = {}
+        batches: dict[str, list[Tombstone]] = {}
         for fid, postings in dead.items():
             # the body's owners too: a term owner's tombstone may be of a forget that stopped
             # before it reached the body (it said "forget again"); this finishes it
             keys = {p.term for p in postings} | {CORPUS_TERM}
             groups[fid] = [self.owners(fid), *(self.owners(t) for t in keys)]
             for a in {a for g in groups[fid] for a in g}:
-                batches.setdefault(a, []).append(Tombstone(fid, at).to_list())
-        replies = await op.send_all(
-            {a: {"op": "forget", "tombstones": b} for a, b in batches.items()}
-        )
+                batches.setdefault(a, []).append(Tombstone(fid, at))
+        replies = await op.send_all({a: pr.Forget(b) for a, b in batches.items()})
         ok = {a for a, r in replies.items() if not isinstance(r, Exception)}
         buried = {
             fid
@@ -353,22 +352,21 @@ class Coordinator:
         that are down, and (with ``avoid``) for owners the failure detector suspects: a
         paused agent costs a write no timeout. Returns the ids that missed a write quorum,
         the ids some body owner holds a tombstone of, and the agents that failed."""
-        batches: dict[str, dict[str, list[Any]]] = {}
+        batches: dict[str, pr.Put] = {}
         fact_owners: dict[str, list[str]] = {}
         term_owners: dict[str, list[str]] = {}
 
-        def batch(agent: str) -> dict[str, list[Any]]:
+        def batch(agent: str) -> pr.Put:
             b = batches.get(agent)
             if b is None:
-                b = batches[agent] = {"facts": [], "postings": []}
+                b = batches[agent] = pr.Put([], [])
             return b
 
         for fact, postings in prepared:
             owners = fact_owners[fact.id] = self.owners(fact.id)
             reached = set(owners)
-            encoded = fact.to_dict()
             for a in owners:
-                batch(a)["facts"].append(encoded)
+                batch(a).facts.append(fact)
             # every live fact is on the corpus list: N and the total length are its size
             corpus = Posting(CORPUS_TERM, fact.id, 1, fact.length, 0.0, None)
             for p in (*postings, corpus):
@@ -376,35 +374,32 @@ class Coordinator:
                 if towners is None:
                     towners = term_owners[p.term] = self.owners(p.term)
                 reached.update(towners)
-                row = p.to_list()
                 for a in towners:
-                    batch(a)["postings"].append(row)
+                    batch(a).postings.append(p)
             self.fanout.facts += 1
             self.fanout.fact_agents += len(reached)
         op = self._op()
         skipped = set(batches) & op.suspects if avoid else set()
-        replies = await op.send_all(
-            {a: {"op": "put", **b} for a, b in batches.items() if a not in skipped}
-        )
+        replies = await op.send_all({a: b for a, b in batches.items() if a not in skipped})
         ok = {a for a, r in replies.items() if not isinstance(r, Exception)}
         down = set(batches) - ok
         dead: set[str] = set()
         for r in replies.values():
             if not isinstance(r, Exception):
-                dead.update(r.get("tombstoned") or ())
+                dead.update(expect(r, pr.PutReply).tombstoned)
         # Sloppy quorum with hinted handoff (Dynamo §4.6): what a down owner should have
         # stored goes to the next agent on the ring; that agent holds it as a misplaced
         # record and hands it to the owner when it is back (memory/repair.py).
         extra_facts: dict[str, set[str]] = {}
         extra_terms: dict[str, set[str]] = {}
-        hreplies: dict[str, Message | Exception] = {}
+        hreplies: dict[str, Reply | Exception] = {}
         if down:
             hinted, fact_subs, term_subs = self._substitutes(batches, down, skipped | op.suspects)
-            hreplies = await op.send_all({a: {"op": "put", **b} for a, b in hinted.items()})
+            hreplies = await op.send_all(dict(hinted))
             for agent, reply in hreplies.items():
                 if isinstance(reply, Exception):
                     continue
-                dead.update(reply.get("tombstoned") or ())
+                dead.update(expect(reply, pr.PutReply).tombstoned)
                 for fid, _ in fact_subs.get(agent, []):
                     extra_facts.setdefault(fid, set()).add(agent)
                 for term in term_subs.get(agent, set()):
@@ -428,16 +423,14 @@ class Coordinator:
 
     def _substitutes(
         self,
-        batches: dict[str, dict[str, list[Any]]],
+        batches: dict[str, pr.Put],
         down: set[str],
         avoid: set[str] | frozenset[str] = frozenset(),
-    ) -> tuple[
-        dict[str, dict[str, list[Any]]], dict[str, list[tuple[str, int]]], dict[str, set[str]]
-    ]:
+    ) -> tuple[dict[str, pr.Put], dict[str, list[tuple[str, int]]], dict[str, set[str]]]:
         """Re-address the batches of ``down`` agents: each record to the first agent after
         its owners on the ring that is up. Returns the new batches, and per substitute the
         (fact id, position) and terms it stands in for."""
-        hinted: dict[str, dict[str, list[Any]]] = {}
+        hinted: dict[str, pr.Put] = {}
         fact_subs: dict[str, list[tuple[str, int]]] = {}
         term_subs: dict[str, set[str]] = {}
         everyone = len(self.ring)
@@ -468,29 +461,29 @@ class Coordinator:
             return subs.get(owner)
 
         for agent in down:
-            for d in batches[agent]["facts"]:
-                sub = stand_in(d["id"], agent)
+            for fact in batches[agent].facts:
+                sub = stand_in(fact.id, agent)
                 if sub is not None:
-                    b = hinted.setdefault(sub, {"facts": [], "postings": []})
-                    fact_subs.setdefault(sub, []).append((d["id"], len(b["facts"])))
-                    b["facts"].append(d)
-            for row in batches[agent]["postings"]:
-                sub = stand_in(row[0], agent)
+                    b = hinted.setdefault(sub, pr.Put([], []))
+                    fact_subs.setdefault(sub, []).append((fact.id, len(b.facts)))
+                    b.facts.append(fact)
+            for posting in batches[agent].postings:
+                sub = stand_in(posting.term, agent)
                 if sub is not None:
-                    hinted.setdefault(sub, {"facts": [], "postings": []})["postings"].append(row)
-                    term_subs.setdefault(sub, set()).add(row[0])
+                    hinted.setdefault(sub, pr.Put([], [])).postings.append(posting)
+                    term_subs.setdefault(sub, set()).add(posting.term)
         return hinted, fact_subs, term_subs
 
     async def corpus(self, op: _Op) -> tuple[int, float]:
         """N and the mean length, from the corpus list (every live fact, tf 1, its length):
         what its owner holds, not counters a coordinator adds to, so they cannot drift."""
         served, _ = await op.ask_owners(
-            [CORPUS_TERM], lambda k: self.owners(k), lambda ks: {"op": "corpus"}
+            [CORPUS_TERM], lambda k: self.owners(k), lambda ks: pr.Corpus()
         )
         if CORPUS_TERM not in served:
             raise AgentUnavailableError("no owner of the corpus list could be reached")
-        reply = served[CORPUS_TERM][1]
-        count, total = int(reply["count"]), int(reply["total_length"])
+        reply: pr.CorpusReply = served[CORPUS_TERM][1]
+        count, total = reply.count, reply.total_length
         return count, (total / count if count > 0 else 1.0)
 
     # -- recall -----------------------------------------------------------------------
@@ -581,15 +574,12 @@ class Coordinator:
         limit: int | None,
         after: dict[str, tuple[float, str] | None] | None = None,
     ) -> tuple[dict[str, TermList], set[str]]:
-        def build(ts: list[str]) -> Message:
-            message: Message = {"op": "postings", "terms": ts, "avgdl": avgdl, "limit": limit}
+        def build(ts: list[str]) -> Request:
             cursors = {t: c for t in ts if (c := (after or {}).get(t)) is not None}
-            if cursors:
-                message["after"] = {t: list(c) for t, c in cursors.items()}
-            return message
+            return pr.Postings(ts, avgdl, limit, after=cursors or None)
 
         served, lost = await op.ask_owners(terms, self.owners, build)
-        lists = {term: from_wire(reply["lists"][term]) for term, (_, reply) in served.items()}
+        lists = {term: from_wire(reply.lists[term]) for term, (_, reply) in served.items()}
         return lists, lost
 
     async def _exact(
@@ -598,14 +588,9 @@ class Coordinator:
         served, _ = await op.ask_owners(
             list(asked),
             self.owners,
-            lambda ts: {
-                "op": "postings",
-                "terms": ts,
-                "avgdl": avgdl,
-                "only": {t: asked[t] for t in ts},
-            },
+            lambda ts: pr.Postings(ts, avgdl, only={t: asked[t] for t in ts}),
         )
-        return {t: from_wire(reply["lists"][t]) for t, (_, reply) in served.items()}
+        return {t: from_wire(reply.lists[t]) for t, (_, reply) in served.items()}
 
     async def _fetch_bodies(
         self, op: _Op, ordered: list[Any], limit: int, hits: Hits, lost: set[str]
@@ -616,19 +601,19 @@ class Coordinator:
         scores = {c.fact_id: c.score for c in ordered}
         queue = [c.fact_id for c in ordered]
 
-        def has(fid: str, reply: Message) -> bool:
-            return fid in reply["tombstoned"] or any(d["id"] == fid for d in reply["facts"])
+        def has(fid: str, reply: pr.FactsReply) -> bool:
+            return fid in reply.tombstoned or any(f.id == fid for f in reply.facts)
 
         while queue and len(hits) < limit:
             batch, queue = queue[: limit - len(hits)], queue[limit - len(hits) :]
             served, missing = await op.ask_owners(
-                batch, self.owners, lambda ids: {"op": "facts", "ids": ids}, has
+                batch, self.owners, lambda ids: pr.Facts(ids), has
             )
             lost |= missing
             found: dict[str, Fact] = {}
             for _agent, reply in served.values():
-                for d in reply["facts"]:
-                    found[d["id"]] = Fact.from_dict(d)
+                for f in reply.facts:
+                    found[f.id] = f
             for fid in batch:
                 f = found.get(fid)
                 if f is None:
@@ -645,9 +630,9 @@ class Coordinator:
         self,
         op: _Op,
         agents: Sequence[str],
-        message: Message,
-        enough: Callable[[dict[str, Message | Exception]], bool],
-    ) -> dict[str, Message | Exception]:
+        message: Request,
+        enough: Callable[[dict[str, Reply | Exception]], bool],
+    ) -> dict[str, Reply | Exception]:
         """Send ``message`` to the ``agents`` the failure detector does not suspect; to the
         suspected ones too only when those replies are not ``enough``. So an operation
         that needs W of R replicas costs no timeout for a paused one."""
@@ -680,26 +665,26 @@ class Coordinator:
         op = self._op()
         body_owners = self.owners(fact_id)
 
-        def found(replies: dict[str, Message | Exception]) -> bool:
-            return any(not isinstance(r, Exception) and r["facts"] for r in replies.values())
+        def found(replies: dict[str, Reply | Exception]) -> bool:
+            return any(isinstance(r, pr.FactsReply) and r.facts for r in replies.values())
 
-        asked = await self._live_first(op, body_owners, {"op": "facts", "ids": [fact_id]}, found)
+        asked = await self._live_first(op, body_owners, pr.Facts([fact_id]), found)
         body: Fact | None = None
         for reply in asked.values():
-            if not isinstance(reply, Exception) and reply["facts"]:
-                body = Fact.from_dict(reply["facts"][0])
+            if isinstance(reply, pr.FactsReply) and reply.facts:
+                body = reply.facts[0]
                 break
         # the corpus list's owners always: a fact whose body is lost may still be counted
         terms = [*(term_counts(body.content)[0] if body is not None else ()), CORPUS_TERM]
         term_groups = [self.owners(t) for t in terms]
-        tomb = Tombstone(fact_id, self.clock()).to_list()
+        tomb = Tombstone(fact_id, self.clock())
         # Phase 1, the terms' owners (but not the body's): if some term's replica set cannot
         # take the tombstone, stop while the body is still there to tell a retry its terms.
         first = sorted({a for g in term_groups for a in g} - set(body_owners))
-        message: Message = {"op": "forget", "tombstones": [tomb]}
+        message = pr.Forget([tomb])
 
         def quorum(groups: list[list[str]], extra: set[str]) -> Callable[[dict[str, Any]], bool]:
-            def enough(replies: dict[str, Message | Exception]) -> bool:
+            def enough(replies: dict[str, Reply | Exception]) -> bool:
                 ok = {a for a, r in replies.items() if not isinstance(r, Exception)} | extra
                 return all(self._acked(g, [a for a in g if a in ok]) for g in groups)
 
@@ -717,7 +702,7 @@ class Coordinator:
         ok |= {a for a, r in second.items() if not isinstance(r, Exception)}
         self._check_tomb_quorum(fact_id, [body_owners, *term_groups], ok, set(replies) - ok)
         removed = any(
-            not isinstance(r, Exception) and r["removed"][0]
+            isinstance(r, pr.ForgetReply) and r.removed[0]
             for a, r in replies.items()
             if a in body_owners
         )

@@ -1,24 +1,11 @@
 """One agent's side of the memory protocol: it answers the requests other agents send.
 
-Requests and responses are plain JSON-compatible dicts with an ``op`` field, the same over
-the in-process transport and over HTTP. The node only reads and writes its own store; it
+The requests and their replies are the typed messages of :mod:`amplihack_hive.memory.protocol`
+(``Put``, ``Postings``, ``Facts``, ``Forget``, ``Corpus``, ``Stats``, ``Export``,
+``Import``, ``Ping`` and repair's four), the same over the in-process transport and over
+HTTP. :meth:`MemoryNode.answer` answers one; :meth:`MemoryNode.handle` is the wire entry
+(a JSON-compatible dict in, one out). The node only reads and writes its own store; it
 never calls another agent (that is the coordinator's job).
-
-Operations (request fields -> response fields):
-
-``put``        facts, postings            -> inserted: [bool per fact], tombstoned: [ids
-                                             of facts or postings refused: forgotten]
-``postings``   terms, avgdl, limit|None,  -> lists: {term: {df, bound, more, cursor,
-               after: {term: cursor}|None,       ids, tf, len, created, subject}}
-               only: {term: [ids]}|None      (a page in impact order after the cursor, as
-                                             columns; only: exact lookups of given facts)
-``facts``      ids                        -> facts: [fact], tombstoned: [id]
-``forget``     tombstones                 -> removed: [bool per tombstone]
-``corpus``                                -> count, total_length (of the corpus list)
-``stats``                                 -> agent, facts, postings
-``export``                                -> shard (a ShardExport dict)
-``import``     shard                      -> ok
-``ping``                                  -> agent
 """
 
 from __future__ import annotations
@@ -29,15 +16,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from amplihack_hive.errors import HiveStateError, InvalidInputError, StorageError
-from amplihack_hive.memory.records import (
-    CORPUS_TERM,
-    Fact,
-    Posting,
-    ShardExport,
-    Tombstone,
-    check_fact_id,
-)
-from amplihack_hive.memory.repair import OPS as REPAIR_OPS
+from amplihack_hive.memory import protocol as p
+from amplihack_hive.memory.protocol import MAX_BATCH, Reply, Request, decode_request, encode
+from amplihack_hive.memory.records import CORPUS_TERM
 from amplihack_hive.memory.repair import RepairService
 from amplihack_hive.memory.store import Store
 from amplihack_hive.memory.worker import StoreWorker
@@ -48,19 +29,11 @@ logger = logging.getLogger(__name__)
 
 Message = dict[str, Any]
 
-#: The key under which a transport hands the coordinator, with each reply, the epoch of the
-#: ring the answering agent routes by (HTTP carries it in a header). No operation uses it.
+#: The key under which a transport hands a coordinator that reads wire dicts the epoch of
+#: the ring the answering agent routes by (typed replies carry it as ``Reply.epoch``).
 EPOCH_KEY = "_ring"
-#: Most records accepted in one request; a coordinator batches below this.
-MAX_BATCH = 50_000
 
-
-#: Operations that change the store (repair's cached digests are invalidated by them).
-WRITES = frozenset({"put", "forget", "import"})
-#: The writes coordinators make for clients (the others come from repair).
-CLIENT_WRITES = frozenset({"put", "forget"})
-#: Operations refused while the node rebuilds its replicas (its answers would be partial).
-READS = frozenset({"postings", "facts", "corpus"})
+__all__ = ["EPOCH_KEY", "MAX_BATCH", "MemoryNode"]
 
 
 #: Engine messages that mean its files can no longer be trusted (a failed write or read).
@@ -99,27 +72,27 @@ class MemoryNode:
         self.broken: str | None = None
         #: Requests answered since start: writes (puts, forgets, imports) and reads.
         self.served = {"writes": 0, "reads": 0}
-        self._ops: dict[str, Callable[[Message], Message]] = {
-            "put": self._put,
-            "postings": self._postings,
-            "facts": self._facts,
-            "forget": self._forget,
-            "corpus": self._corpus,
-            "stats": self._stats,
-            "export": self._export,
-            "import": self._import,
-            "ping": lambda m: {"agent": self.name},
+        self._answers: dict[type[Request], Callable[[Any], Reply]] = {
+            p.Put: self._put,
+            p.Postings: self._postings,
+            p.Facts: self._facts,
+            p.Forget: self._forget,
+            p.Corpus: self._corpus,
+            p.Stats: self._stats,
+            p.Export: self._export,
+            p.Import: self._import,
+            p.Ping: lambda r: p.PingReply(self.name),
         }
         if repair is not None:
-            for op in REPAIR_OPS:
-                self._ops[op] = repair.handle
+            for kind in p.REPAIR_REQUESTS:
+                self._answers[kind] = repair.answer
 
-    async def serve(self, message: Message) -> Message:
+    async def serve(self, request: Request) -> Reply:
         """Answer one request from the event loop: on the store's worker when there is one
         (raising BusyError when it is saturated), else inline. A ping never waits."""
-        if self.worker is None or (isinstance(message, dict) and message.get("op") == "ping"):
-            return self.handle(message)
-        return await self.worker.run(self.handle, message)
+        if self.worker is None or isinstance(request, p.Ping):
+            return self.answer(request)
+        return await self.worker.run(self.answer, request)
 
     async def serve_encoded(self, raw: bytes) -> bytes:
         """As :meth:`serve`, for a request still in JSON: decoding it and encoding the reply
@@ -167,24 +140,26 @@ class MemoryNode:
         self.store.close()
 
     def handle(self, message: Message) -> Message:
-        """Answer one request. Malformed requests raise InvalidInputError."""
-        if not isinstance(message, dict):
-            raise InvalidInputError("a request must be a JSON object")
-        op = message.get("op")
-        handler = self._ops.get(op) if isinstance(op, str) else None
+        """Answer one request in its wire form (:mod:`~amplihack_hive.memory.protocol`);
+        malformed requests raise InvalidInputError."""
+        return encode(self.answer(decode_request(message)))
+
+    def answer(self, request: Request) -> Reply:
+        """Answer one typed request."""
+        handler = self._answers.get(type(request))
         if handler is None:
-            raise InvalidInputError(f"unknown operation {op!r}")
+            raise InvalidInputError(f"operation {request.op!r} is not served here")
         if self.broken is not None:
             raise HiveStateError(f"agent {self.name}'s store is broken: {self.broken}")
-        if not self.ready and op in READS:
+        if not self.ready and request.reads:
             raise HiveStateError(f"agent {self.name} is rebuilding its replicas")
         try:
-            reply = handler(message)
-            if op in WRITES:
+            reply = handler(request)
+            if request.writes:
                 self.served["writes"] += 1
                 if self.repair is not None:
-                    self.repair.touched(by_client=op in CLIENT_WRITES)
-            elif op in READS:
+                    self.repair.touched(by_client=request.client_write)
+            elif request.reads:
                 self.served["reads"] += 1
             return reply
         except StorageError as exc:
@@ -195,90 +170,52 @@ class MemoryNode:
             if reason is not None or _io_failure(str(exc)):
                 self.mark_broken(reason or str(exc))
             raise
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-            if isinstance(exc, InvalidInputError):
-                raise
-            raise InvalidInputError(f"malformed {op!r} request: {exc!r}") from exc
 
-    @staticmethod
-    def _list(message: Message, key: str) -> list[Any]:
-        value = message.get(key) or []
-        if not isinstance(value, list):
-            raise InvalidInputError(f"field {key!r} must be a list")
-        if len(value) > MAX_BATCH:
-            raise InvalidInputError(f"field {key!r} holds more than {MAX_BATCH} items")
-        return value
-
-    def _put(self, m: Message) -> Message:
-        facts = [Fact.from_dict(d) for d in self._list(m, "facts")]
-        postings = [Posting.from_list(v) for v in self._list(m, "postings")]
-        for f in facts:
-            check_fact_id(f.id)
-        for p in postings:
-            check_fact_id(p.fact_id)
-        inserted = self.store.put_facts(facts) if facts else []
-        if postings:
-            self.store.put_postings(postings)
+    def _put(self, r: p.Put) -> p.PutReply:
+        inserted = self.store.put_facts(r.facts) if r.facts else []
+        if r.postings:
+            self.store.put_postings(r.postings)
         # what was refused because it is forgotten: the coordinator stores that content
         # anew under its next incarnation's id rather than report a write that did nothing
-        refused = {f.id for f, new in zip(facts, inserted, strict=True) if not new}
-        refused |= {p.fact_id for p in postings}
+        refused = {f.id for f, new in zip(r.facts, inserted, strict=True) if not new}
+        refused |= {posting.fact_id for posting in r.postings}
         tomb = self.store.tombstoned(sorted(refused)) if refused else set()
-        return {"inserted": inserted, "tombstoned": sorted(tomb)}
+        return p.PutReply(inserted, sorted(tomb))
 
-    def _postings(self, m: Message) -> Message:
-        """Pages of posting lists as columns: per term the next ``limit`` postings in
-        (impact desc, fact id) order after ``after[term]`` (a cursor from the last page),
-        or with ``only`` the postings of given facts."""
-        terms = [str(t) for t in self._list(m, "terms")]
-        avgdl = float(m.get("avgdl") or 1.0)
-        limit = m.get("limit")
-        only: dict[str, list[str]] | None = m.get("only")
-        after: dict[str, list[Any]] = m.get("after") or {}
+    def _postings(self, r: p.Postings) -> p.PostingsReply:
         out: dict[str, Any] = {}
-        for term, cols in self.store.columns(terms).items():
-            if only is not None:
-                out[term] = cols.only(str(i) for i in only.get(term, []))
+        for term, cols in self.store.columns(r.terms).items():
+            if r.only is not None:
+                out[term] = cols.only(r.only.get(term, []))
                 continue
-            cursor = after.get(term)
-            out[term] = cols.page(
-                avgdl,
-                None if limit is None else int(limit),
-                (float(cursor[0]), str(cursor[1])) if cursor else None,
-            )
-        return {"lists": out}
+            out[term] = cols.page(r.avgdl, r.limit, (r.after or {}).get(term))
+        return p.PostingsReply(out)
 
-    def _facts(self, m: Message) -> Message:
-        ids = [check_fact_id(i) for i in self._list(m, "ids")]
-        got = self.store.get_facts(ids)
-        tomb = self.store.tombstoned([i for i in ids if i not in got])
-        return {"facts": [f.to_dict() for f in got.values()], "tombstoned": sorted(tomb)}
+    def _facts(self, r: p.Facts) -> p.FactsReply:
+        got = self.store.get_facts(r.ids)
+        tomb = self.store.tombstoned([i for i in r.ids if i not in got])
+        return p.FactsReply(list(got.values()), sorted(tomb))
 
-    def _forget(self, m: Message) -> Message:
-        tombs = [Tombstone.from_list(v) for v in self._list(m, "tombstones")]
-        for t in tombs:
-            check_fact_id(t.fact_id)
-        return {"removed": self.store.forget(tombs)}
+    def _forget(self, r: p.Forget) -> p.ForgetReply:
+        return p.ForgetReply(self.store.forget(r.tombstones))
 
-    def _corpus(self, m: Message) -> Message:
+    def _corpus(self, r: p.Corpus) -> p.CorpusReply:
         count, total = self.store.term_stats(CORPUS_TERM)
-        return {"count": count, "total_length": total}
+        return p.CorpusReply(count, total)
 
-    def _stats(self, m: Message) -> Message:
-        return {
-            "agent": self.name,
-            "facts": self.store.fact_count(),
-            "postings": self.store.posting_count(),
-            "ready": self.ready,
+    def _stats(self, r: p.Stats) -> p.StatsReply:
+        return p.StatsReply(
+            self.name,
+            self.store.fact_count(),
+            self.store.posting_count(),
+            self.ready,
             # records held for an owner that was down, or left after a membership change
-            "hints_pending": (
-                len(self.repair.holdings().misplaced) if self.repair is not None else 0
-            ),
-        }
+            len(self.repair.holdings().misplaced) if self.repair is not None else 0,
+        )
 
-    def _export(self, m: Message) -> Message:
-        return {"shard": self.store.export().to_dict()}
+    def _export(self, r: p.Export) -> p.ExportReply:
+        return p.ExportReply(self.store.export())
 
-    def _import(self, m: Message) -> Message:
-        self.store.import_(ShardExport.from_dict(m["shard"]))
-        return {"ok": True}
+    def _import(self, r: p.Import) -> p.ImportReply:
+        self.store.import_(r.shard)
+        return p.ImportReply(True)

@@ -36,13 +36,15 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from amplihack_hive.errors import InvalidInputError
+from amplihack_hive.memory import protocol as p
 from amplihack_hive.memory.records import ShardExport, Tombstone, check_fact_id
 from amplihack_hive.memory.ring import HashRing
 from amplihack_hive.memory.store import Store
 
 logger = logging.getLogger(__name__)
 
-Message = dict[str, Any]
+R = TypeVar("R", bound=p.Reply)
 T = TypeVar("T")
 #: Runs a store call where the node runs its store calls (its worker thread in an agent).
 Runner = Callable[..., Awaitable[Any]]
@@ -133,7 +135,7 @@ def holdings(me: str, store: Store, ring: HashRing, replication: int) -> Holding
         for peer in owners:
             if peer != me:
                 per_peer.setdefault(peer, []).append(key)
-    return Holdings({p: Shared.of(ks) for p, ks in per_peer.items()}, misplaced, guards)
+    return Holdings({q: Shared.of(ks) for q, ks in per_peer.items()}, misplaced, guards)
 
 
 def select(store: Store, keys: Iterable[str]) -> ShardExport:
@@ -157,17 +159,17 @@ def select(store: Store, keys: Iterable[str]) -> ShardExport:
     )
 
 
-def absorb(store: Store, shard: ShardExport) -> list[list[Any]]:
-    """Import records; return the tombstones (as [id, at]) that made this store refuse some
-    of them, so the sender can apply them too."""
-    ids = {f.id for f in shard.facts} | {p.fact_id for p in shard.postings}
+def absorb(store: Store, shard: ShardExport) -> list[Tombstone]:
+    """Import records; return the tombstones that made this store refuse some of them, so
+    the sender can apply them too."""
+    ids = {f.id for f in shard.facts} | {q.fact_id for q in shard.postings}
     for fid in ids | {t.fact_id for t in shard.tombstones}:
         check_fact_id(fid)  # a peer's records never name the store's reserved rows
     store.import_(shard)
     refused = store.tombstoned(sorted(ids)) if ids else set()
     if not refused:
         return []
-    return [t.to_list() for t in store.tombstones() if t.fact_id in refused]
+    return [t for t in store.tombstones() if t.fact_id in refused]
 
 
 class RepairService:
@@ -213,37 +215,33 @@ class RepairService:
     def shared_with(self, peer: str) -> Shared:
         return self.holdings().shared.get(peer) or Shared.of([])
 
-    def handle(self, m: Message) -> Message:
-        op = m["op"]
-        peer = str(m.get("peer", ""))
-        if op == "repair_digest":
-            # per bucket [bits, prefix, count, xor] as the peer sees it: null when this side
+    def answer(self, r: p.Request) -> p.Reply:
+        """Answer one of repair's requests (protocol.REPAIR_REQUESTS) from ``r.peer``."""
+        if isinstance(r, p.RepairDigest):
+            # per bucket (bits, prefix, count, xor) as the peer sees it: None when this side
             # agrees, else the digests of its 64 children
-            shared = self.shared_with(peer)
-            out: list[list[list[int]] | None] = []
-            for b, p, count, x in m["buckets"]:
-                same = shared.digest(int(b), int(p)) == [int(count), int(x)]
-                out.append(None if same else shared.children(int(b), int(p)))
-            return {"digests": out}
-        if op == "repair_keys":
-            shared = self.shared_with(peer)
-            return {
-                "keys": [k for b, p in m["buckets"] for k in shared.bucket_keys(int(b), int(p))]
-            }
-        if op == "repair_get":
-            shared = self.shared_with(peer)
-            keys = list(m.get("keys") or [])
-            for b, p in m.get("buckets") or []:
-                keys += shared.bucket_keys(int(b), int(p))
-            return {"shard": select(self.store, keys).to_dict()}
-        if op == "repair_put":
-            tombs = absorb(self.store, ShardExport.from_dict(m["shard"]))
+            shared = self.shared_with(r.peer)
+            out: list[list[tuple[int, int]] | None] = []
+            for b, pre, count, x in r.buckets:
+                same = shared.digest(b, pre) == [count, x]
+                out.append(None if same else [(c[0], c[1]) for c in shared.children(b, pre)])
+            return p.RepairDigestReply(out)
+        if isinstance(r, p.RepairKeys):
+            shared = self.shared_with(r.peer)
+            return p.RepairKeysReply(
+                [k for b, pre in r.buckets for k in shared.bucket_keys(b, pre)]
+            )
+        if isinstance(r, p.RepairGet):
+            shared = self.shared_with(r.peer)
+            keys = list(r.keys)
+            for b, pre in r.buckets:
+                keys += shared.bucket_keys(b, pre)
+            return p.RepairGetReply(select(self.store, keys))
+        if isinstance(r, p.RepairPut):
+            tombs = absorb(self.store, r.shard)
             self.touched()
-            return {"tombstones": tombs}
-        raise KeyError(op)
-
-
-OPS = ("repair_digest", "repair_keys", "repair_get", "repair_put")
+            return p.RepairPutReply(tombs)
+        raise InvalidInputError(f"repair does not answer {type(r).__name__}")
 
 
 @dataclass
@@ -276,11 +274,11 @@ class Repairer:
     def __init__(
         self,
         service: RepairService,
-        send: Callable[[str, Message], Any],
+        send: Callable[[str, p.Request], Awaitable[p.Reply]],
         run: Runner | None = None,
     ) -> None:
         self.service = service
-        self.send = send  # async (agent, message) -> reply
+        self.send = send  # async (agent, request) -> reply
         self.run: Runner = run or _inline
         self.last: RepairReport | None = None
         self._guarded_for: tuple[str, ...] | None = None
@@ -301,13 +299,13 @@ class Repairer:
         report = RepairReport()
         held = await self.run(self.service.holdings)
         targets = sorted(
-            p
-            for p in (peers if peers is not None else self.service.ring().nodes)
-            if p != self.me and (peers is not None or self.leads(p))
+            peer
+            for peer in (peers if peers is not None else self.service.ring().nodes)
+            if peer != self.me and (peers is not None or self.leads(peer))
         )
         report.peers = len(targets)
         results = await asyncio.gather(
-            *(self._with(p, held.shared.get(p) or Shared.of([]), report) for p in targets),
+            *(self._with(q, held.shared.get(q) or Shared.of([]), report) for q in targets),
             return_exceptions=True,
         )
         for peer, result in zip(targets, results, strict=True):
@@ -322,10 +320,9 @@ class Repairer:
         self.last = report
         return report
 
-    async def _ask(self, peer: str, message: Message, report: RepairReport) -> Message:
+    async def _ask(self, peer: str, request: p.Request, kind: type[R], report: RepairReport) -> R:
         report.requests += 1
-        reply: Message = await self.send(peer, {**message, "peer": self.me})
-        return reply
+        return p.expect(await self.send(peer, request), kind)
 
     async def _with(self, peer: str, local: Shared, report: RepairReport) -> None:
         store = self.service.store
@@ -334,10 +331,15 @@ class Repairer:
         pull_buckets: list[tuple[int, int]] = []
         key_buckets: list[tuple[int, int]] = []
         while frontier:
-            asked = [[b, p, *local.digest(b, p)] for b, p in frontier]
-            reply = await self._ask(peer, {"op": "repair_digest", "buckets": asked}, report)
+            asked: list[tuple[int, int, int, int]] = []
+            for b, pre in frontier:
+                count, x = local.digest(b, pre)
+                asked.append((b, pre, count, x))
+            reply = await self._ask(
+                peer, p.RepairDigest(self.me, asked), p.RepairDigestReply, report
+            )
             nxt: list[tuple[int, int]] = []
-            for (bits, prefix), remote in zip(frontier, reply["digests"], strict=True):
+            for (bits, prefix), remote in zip(frontier, reply.digests, strict=True):
                 if remote is None:
                     continue
                 mine = local.children(bits, prefix)
@@ -355,30 +357,32 @@ class Repairer:
                     else:
                         nxt.append(child)
             frontier = nxt
-        push_keys = [k for b, p in push_buckets for k in local.bucket_keys(b, p)]
+        push_keys = [k for b, pre in push_buckets for k in local.bucket_keys(b, pre)]
         pull_keys: list[str] = []
         if key_buckets:
-            reply = await self._ask(peer, {"op": "repair_keys", "buckets": key_buckets}, report)
-            theirs = set(reply["keys"])
-            ours = {k for b, p in key_buckets for k in local.bucket_keys(b, p)}
+            keys = await self._ask(
+                peer, p.RepairKeys(self.me, key_buckets), p.RepairKeysReply, report
+            )
+            theirs = set(keys.keys)
+            ours = {k for b, pre in key_buckets for k in local.bucket_keys(b, pre)}
             push_keys += sorted(ours - theirs)
             pull_keys = sorted(theirs - ours)
         if pull_keys or pull_buckets:
-            reply = await self._ask(
-                peer, {"op": "repair_get", "keys": pull_keys, "buckets": pull_buckets}, report
+            got = await self._ask(
+                peer, p.RepairGet(self.me, pull_keys, pull_buckets), p.RepairGetReply, report
             )
-            shard = ShardExport.from_dict(reply["shard"])
+            shard = got.shard
             refused = await self.run(absorb, store, shard)
             self.service.touched()
             report.pulled += len(shard.facts) + len(shard.postings) + len(shard.tombstones)
             if refused:
-                await self._ask(peer, {"op": "forget", "tombstones": refused}, report)
+                await self._ask(peer, p.Forget(refused), p.ForgetReply, report)
         if push_keys:
             shard = await self.run(select, store, push_keys)
-            reply = await self._ask(peer, {"op": "repair_put", "shard": shard.to_dict()}, report)
+            put = await self._ask(peer, p.RepairPut(self.me, shard), p.RepairPutReply, report)
             report.pushed += len(shard.facts) + len(shard.postings) + len(shard.tombstones)
-            if reply["tombstones"]:
-                await self.run(store.forget, [Tombstone.from_list(t) for t in reply["tombstones"]])
+            if put.tombstones:
+                await self.run(store.forget, put.tombstones)
                 self.service.touched()
 
     async def handoff(self, report: RepairReport | None = None) -> int:
@@ -421,9 +425,9 @@ class Repairer:
 
         async def give(owner: str, keys: list[str]) -> None:
             shard = await self.run(select, store, keys)
-            reply = await self._ask(owner, {"op": "repair_put", "shard": shard.to_dict()}, report)
-            if reply["tombstones"]:
-                await self.run(store.forget, [Tombstone.from_list(t) for t in reply["tombstones"]])
+            put = await self._ask(owner, p.RepairPut(self.me, shard), p.RepairPutReply, report)
+            if put.tombstones:
+                await self.run(store.forget, put.tombstones)
                 self.service.touched()
             for k in keys:
                 delivered.setdefault(k, set()).add(owner)

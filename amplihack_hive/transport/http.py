@@ -14,16 +14,18 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 
 from amplihack_hive.errors import BusyError, HiveError, TransportError
 from amplihack_hive.memory.node import EPOCH_KEY, MemoryNode
+from amplihack_hive.memory.protocol import Ping, Reply, Request, decode_reply, encode
 
 logger = logging.getLogger(__name__)
 
 Message = dict[str, Any]
+T = TypeVar("T")
 MEMORY_PATH = "/v1/memory/{agent}"
 TOKEN_HEADER = "Authorization"
 #: Attempts of one request an agent refuses as busy (503) before the sender gives up.
@@ -112,7 +114,7 @@ class HttpTransport:
             session, _ = self._client()
             url = base + MEMORY_PATH.format(agent=agent)
             timeout = aiohttp.ClientTimeout(total=PROBE_TIMEOUT_S)
-            async with session.post(url, json={"op": "ping"}, timeout=timeout) as resp:
+            async with session.post(url, json=encode(Ping()), timeout=timeout) as resp:
                 if resp.status == 200:
                     self._suspected.pop(agent, None)
                     return
@@ -123,7 +125,9 @@ class HttpTransport:
         if agent in self._suspected:
             self._suspected[agent] = time.monotonic() + SUSPECT_PROBE_S
 
-    async def request(self, agent: str, message: Message) -> Message:
+    async def request(self, agent: str, message: Request) -> Reply:
+        """Send one typed request; agents hosted in this process answer it directly (no
+        JSON), the others over HTTP in its wire form."""
         self.requests += 1
         node = self.local.get(agent)
         if node is not None:
@@ -132,16 +136,24 @@ class HttpTransport:
         if not base:
             raise TransportError(f"agent {agent} has no known address (is it running?)")
         url = base + MEMORY_PATH.format(agent=agent)
-        return await _with_backoff(lambda: self.post(url, message, agent=agent))
+        wire = encode(message)
+        data = await _with_backoff(lambda: self.post(url, wire, agent=agent))
+        epoch = data.pop(EPOCH_KEY, None)
+        try:
+            reply = decode_reply(message, data)
+        except ValueError as exc:
+            raise TransportError(f"agent {agent} answered {message.op!r} wrongly: {exc}") from None
+        reply.epoch = epoch if isinstance(epoch, str) else None
+        return reply
 
     @staticmethod
-    async def _local(node: MemoryNode, agent: str, message: Message) -> Message:
+    async def _local(node: MemoryNode, agent: str, message: Request) -> Reply:
         try:
             return await node.serve(message)
         except BusyError:
             raise
         except HiveError as exc:
-            raise TransportError(f"agent {agent} refused {message.get('op')!r}: {exc}") from exc
+            raise TransportError(f"agent {agent} refused {message.op!r}: {exc}") from exc
 
     async def post(self, url: str, body: Any, *, agent: str = "") -> Message:
         session, sem = self._client()
@@ -191,7 +203,7 @@ class HttpTransport:
         self._session = None
 
 
-async def _with_backoff(send: Callable[[], Awaitable[Message]]) -> Message:
+async def _with_backoff(send: Callable[[], Awaitable[T]]) -> T:
     """Send; when the agent says it is busy, wait what it asked (at least, growing with each
     refusal, with jitter so refused senders do not return together) and send again. The
     last refusal is raised: BusyError is a TransportError, so callers treat an agent that

@@ -1,21 +1,20 @@
 """The in-process transport: agents in this process, reached by the same messages as HTTP.
 
-Each request and response is encoded to JSON and decoded again, so what crosses this seam is
-exactly what would cross the network, and a message that cannot travel fails here first.
-Requests are counted per agent. ``down`` holds agents that behave as unreachable, so tests
-and benchmarks can fail agents without processes.
+Each typed request and its reply are encoded to their JSON wire form and decoded again
+(``encode=True``, the default), so what crosses this seam is exactly what would cross the
+network, and a message that cannot travel fails here first; ``encode=False`` hands the
+objects over as they are. Requests are counted per agent. ``down`` holds agents that behave
+as unreachable, so tests and benchmarks can fail agents without processes.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from typing import Any
 
 from amplihack_hive.errors import HiveError, TransportError
 from amplihack_hive.memory.node import MemoryNode
-
-Message = dict[str, Any]
+from amplihack_hive.memory.protocol import Reply, Request, decode_reply, decode_request, encode
 
 
 class InProcessTransport:
@@ -26,24 +25,22 @@ class InProcessTransport:
         self.bytes_sent = 0
         self.down: set[str] = set()
 
-    async def request(self, agent: str, message: Message) -> Message:
+    async def request(self, agent: str, message: Request) -> Reply:
         self.requests[agent] += 1
         node = self.nodes.get(agent)
         if node is None or agent in self.down:
             raise TransportError(f"agent {agent} is unreachable")
-        if self.encode:
-            raw = json.dumps(message, separators=(",", ":"))
-            self.bytes_sent += len(raw)
-            message = json.loads(raw)
         try:
-            reply = node.handle(message)
-        except HiveError as exc:
-            raise TransportError(f"agent {agent} refused {message.get('op')!r}: {exc}") from exc
-        if self.encode:
-            raw = json.dumps(reply, separators=(",", ":"))
+            if not self.encode:
+                return node.answer(message)
+            raw = json.dumps(encode(message), separators=(",", ":"))
             self.bytes_sent += len(raw)
-            reply = json.loads(raw)
-        return reply
+            reply = node.answer(decode_request(json.loads(raw)))
+        except HiveError as exc:
+            raise TransportError(f"agent {agent} refused {message.op!r}: {exc}") from exc
+        raw = json.dumps(encode(reply), separators=(",", ":"))
+        self.bytes_sent += len(raw)
+        return decode_reply(message, json.loads(raw))
 
     async def close(self) -> None:
         pass

@@ -1,0 +1,658 @@
+"""The memory protocol's messages: one request type and one reply type per operation, and
+the one encoder between them and the wire.
+
+Coordinators, repair and the agent build these objects and read their attributes; the
+node answers them (:meth:`~amplihack_hive.memory.node.MemoryNode.answer`); only the
+transports and the node's wire entry (:meth:`MemoryNode.handle`) meet the JSON form, through
+:func:`encode`, :func:`decode_request` and :func:`decode_reply` here. So a field is named,
+typed and validated in one place, not read by key or by position in several modules.
+
+The wire form is unchanged from the dict messages it replaces (``{"op": "put", "facts":
+[...], "postings": [[term, id, tf, length, created, subject], ...]}`` and so on), so agents
+of the two versions understand each other during a rolling update. Dataclasses, not
+msgspec or pydantic: the messages are few and small, their hot parts (posting rows, the
+postings' columns) already have compact encodings in :mod:`~amplihack_hive.memory.records`
+and :mod:`~amplihack_hive.memory.index`, and the standard library keeps the agent's imports
+as they are.
+
+Decoding is also validation: a malformed request raises :class:`InvalidInputError` with
+what was wrong (an agent answers 400), never a KeyError from deep inside a handler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+from amplihack_hive.errors import InvalidInputError
+from amplihack_hive.memory.records import Fact, Posting, ShardExport, Tombstone, check_fact_id
+
+Wire = dict[str, Any]
+T = TypeVar("T")
+#: Most records accepted in one request; a coordinator batches below this.
+MAX_BATCH = 50_000
+
+
+# -- reading wire values -------------------------------------------------------------------
+
+
+def _list(m: Wire, key: str, *, required: bool = False) -> list[Any]:
+    if key not in m or m[key] is None:
+        if required:
+            raise InvalidInputError(f"field {key!r} is missing")
+        return []
+    value = m[key]
+    if not isinstance(value, list):
+        raise InvalidInputError(f"field {key!r} must be a list")
+    if len(value) > MAX_BATCH:
+        raise InvalidInputError(f"field {key!r} holds more than {MAX_BATCH} items")
+    return value
+
+
+def _each(m: Wire, key: str, read: Callable[[Any], T], *, required: bool = False) -> list[T]:
+    """Every item of list field ``key`` read by ``read``; a bad item names the field."""
+    out: list[T] = []
+    for item in _list(m, key, required=required):
+        try:
+            out.append(read(item))
+        except InvalidInputError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+            raise InvalidInputError(f"malformed item in {key!r}: {exc!r}") from None
+    return out
+
+
+def _map(m: Wire, key: str) -> dict[str, Any] | None:
+    value = m.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidInputError(f"field {key!r} must be an object")
+    return value
+
+
+def _str(m: Wire, key: str, default: str | None = None) -> str:
+    value = m.get(key, default)
+    if not isinstance(value, str):
+        raise InvalidInputError(f"field {key!r} must be a string")
+    return value
+
+
+def _int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
+        raise InvalidInputError(f"{what} must be an integer")
+    return int(value)
+
+
+def _number(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInputError(f"{what} must be a number")
+    return float(value)
+
+
+def _fact(d: Any) -> Fact:
+    if not isinstance(d, dict):
+        raise InvalidInputError("a fact must be an object")
+    fact = Fact.from_dict(d)
+    check_fact_id(fact.id)
+    return fact
+
+
+def _posting(v: Any) -> Posting:
+    if not isinstance(v, list) or len(v) != 6:
+        raise InvalidInputError("a posting is [term, id, tf, length, created, subject]")
+    posting = Posting.from_list(v)
+    check_fact_id(posting.fact_id)
+    return posting
+
+
+def _tombstone(v: Any) -> Tombstone:
+    if not isinstance(v, list) or len(v) != 2:
+        raise InvalidInputError("a tombstone is [id, at]")
+    tomb = Tombstone.from_list(v)
+    check_fact_id(tomb.fact_id)
+    return tomb
+
+
+def _shard(m: Wire, key: str = "shard") -> ShardExport:
+    d = m.get(key)
+    if not isinstance(d, dict):
+        raise InvalidInputError(f"field {key!r} must be an object")
+    return ShardExport(
+        facts=_each(d, "facts", _fact),
+        postings=_each(d, "postings", _posting),
+        tombstones=_each(d, "tombstones", _tombstone),
+    )
+
+
+def _bucket(v: Any) -> tuple[int, int]:
+    if not isinstance(v, list) or len(v) != 2:
+        raise InvalidInputError("a bucket is [bits, prefix]")
+    return _int(v[0], "bucket bits"), _int(v[1], "bucket prefix")
+
+
+def _digest(v: Any) -> tuple[int, int, int, int]:
+    if not isinstance(v, list) or len(v) != 4:
+        raise InvalidInputError("a bucket digest is [bits, prefix, count, xor]")
+    bits, prefix, count, x = (_int(x, "a bucket digest's value") for x in v)
+    return bits, prefix, count, x
+
+
+# -- the messages ----------------------------------------------------------------------------
+
+
+@dataclass
+class Reply:
+    """What every reply carries besides its fields: the epoch of the ring the answering
+    agent routes by (over HTTP, from a header; not part of the body)."""
+
+    epoch: str | None = field(default=None, kw_only=True, compare=False)
+
+    def to_wire(self) -> Wire:
+        raise NotImplementedError
+
+    @classmethod
+    def from_wire(cls, m: Wire) -> Reply:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Request:
+    #: the operation's name on the wire
+    op: ClassVar[str]
+    #: its reply's type
+    reply: ClassVar[type[Reply]]
+    #: whether it changes the store (repair's cached listing is invalidated by it), and
+    #: whether a client's coordinator sends it (the others come from repair)
+    writes: ClassVar[bool] = False
+    client_write: ClassVar[bool] = False
+    #: refused while the node rebuilds its replicas (its answer would be partial)
+    reads: ClassVar[bool] = False
+
+    def fields(self) -> Wire:
+        return {}
+
+    @classmethod
+    def from_fields(cls, m: Wire) -> Request:
+        return cls()
+
+
+# data operations
+
+
+@dataclass
+class PutReply(Reply):
+    #: per fact, whether it was new to this store
+    inserted: list[bool]
+    #: ids of facts or postings refused because this store holds their tombstone
+    tombstoned: list[str]
+
+    def to_wire(self) -> Wire:
+        return {"inserted": self.inserted, "tombstoned": self.tombstoned}
+
+    @classmethod
+    def from_wire(cls, m: Wire) -> PutReply:
+        return cls(
+            [bool(x) for x in _list(m, "inserted")], [str(x) for x in _list(m, "tombstoned")]
+        )
+
+
+@dataclass(frozen=True)
+class Put(Request):
+    op = "put"
+    reply = PutReply
+    writes = True
+    client_write = True
+    facts: list[Fact] = field(default_factory=list)
+    postings: list[Posting] = field(default_factory=list)
+
+    def fields(self) -> Wire:
+        return {
+            "facts": [f.to_dict() for f in self.facts],
+            "postings": [p.to_list() for p in self.postings],
+        }
+
+    @classmethod
+    def from_fields(cls, m: Wire) -> Put:
+        return cls(_each(m, "facts", _fact), _each(m, "postings", _posting))
+
+
+@dataclass
+class PostingsReply(Reply):
+    #: term -> a page of its list as columns (:func:`~amplihack_hive.memory.index.from_wire`)
+    lists: dict[str, dict[str, Any]]
+
+    def to_wire(self) -> Wire:
+        return {"lists": self.lists}
+
+    @classmethod
+    def from_wire(cls, m: Wire) -> PostingsReply:
+        lists = _map(m, "lists") or {}
+        return cls({str(t): cols for t, cols in lists.items()})
+
+
+@dataclass(frozen=True)
+class Postings(Request):
+    """Pages of posting lists: per term the next ``limit`` postings in (impact desc, fact
+    id) order after ``after[term]`` (a cursor from the last page), or with ``only`` the
+    postings of the given facts."""
+
+    op = "postings"
+    reply = PostingsReply
+    reads = True
+    terms: list[str] = field(default_factory=list)
+    avgdl: float = 1.0
+    limit: int | None = None
+    after: dict[str, tuple[float, str]] | None = None
+    only: dict[str, list[str]] | None = None
+
+    def fields(self) -> Wire:
+        m: Wire = {"terms": self.terms, "avgdl": self.avgdl}
+        if self.only is not None:
+            m["only"] = self.only
+        else:
+            m["limit"] = self.limit
+        if self.after:
+            m["after"] = {t: list(c) for t, c in self.after.items()}
+        return m
+
+    @classmethod
+    def from_fields(cls, m: Wire) -> Postings:
+        limit = m.get("limit")
+        after = _map(m, "after")
+        only = _map(m, "only")
+        cursors: dict[str, tuple[float, str]] | None = None
+        if after:
+            cursors = {}
+            for term, c in after.items():
+                if not isinstance(c, list) or len(c) != 2:
+                    raise InvalidInputError("a cursor is [impact, fact id]")
+                cursors[str(term)] = (_number(c[0], "a cursor's impact"), str(c[1]))
+        return cls(
+            terms=[str(t) for t in _list(m, "terms")],
+            avgdl=_number(m.get("avgdl") or 1.0, "avgdl"),
+            limit=None if limit is None else _int(limit, "limit"),
+            after=cursors,
+            only=None if only is None else {str(t): [str(i) for i in _list(only, t)] for t in only},
+        )
+
+
+@dataclass
+class FactsReply(Reply):
+    facts: list[Fact]
+    #: the ids asked for that this store holds a tombstone of
+    tombstoned: list[str]
+
+    def to_wire(self) -> Wire:
+        return {"facts": [f.to_dict() for f in self.facts], "tombstoned": self.tombstoned}
+
+    @classmethod
+    def from_wire(cls, m: Wire) -> FactsReply:
+        return cls(_each(m, "facts", _fact), [str(x) for x in _list(m, "tombstoned")])
+
+
+@dataclass(frozen=True)
+class Facts(Request):
+    op = "facts"
+    reply = FactsReply
+    reads = True
+    ids: list[str] = field(default_factory=list)
+
+    def fields(self) -> Wire:
+        return {"ids": self.ids}
+
+    @classmethod
+    def from_fields(cls, m: Wire) -> Facts:
+        return cls(_each(m, "ids", check_fact_id))
+
+
+@dataclass
+class ForgetReply(Reply):
+    #: per tombstone, whether this store held the fact
+    removed: list[bool]
+
+    def to_wire(self) -> Wire:
+        return {"removed": self.removed}
+
+    @classmethod
+    def from_wire(cls, m: Wire) -> ForgetReply:
+        return cls([bool(x) for x in _list(m, "removed")])
+
+
+@dataclass(frozen=True)
+class Forget(Request):
+    op = "forget"
+    reply = ForgetReply
+    writes = True
+    client_write = True
+    tombstones: list[Tombstone] = field(default_factory=list)
+
+    def fields(self) -> Wire:
+        return {"tombstones": [t.to_list() for t in self.tombstones]}
+
+    @classmethod
+    def from_fields(cls, m: Wire) -> Forget:
+        return cls(_each(m, "tombstones", _tombstone))
+
+
+@dataclass
+class CorpusReply(Reply):
+    #: facts on the corpus list this owner holds, and the sum of their lengths
+    count: int
+    total_length: int
+
+    def to_wire(self) -> Wire:
+        return {"count": self.count, "total_length": self.total_length}
+
+    @classmethod
+    def from_wire(cls, m: Wire) -> CorpusReply:
+        return cls(_int(m.get("count"), "count"), _int(m.get("total_length"), "total_length"))
+
+
+@dataclass(frozen=True)
+class Corpus(Request):
+    op = "corpus"
+    reply = CorpusReply
+    reads = True
+
+
+# the agent and its store as a whole
+
+
+@dataclass
+class StatsReply(Reply):
+    agent: str
+    facts: int
+    postings: int
+    ready: bool = True
+    #: records held for an owner that was down, or left after a membership change
+    hints_pending: int = 0
+
+    def to_wire(self) -> Wire:
+        return {
+            "agent": self.agent,
+            "facts": self.facts,
+            "postings": self.postings,
+            "ready": self.ready,
+            "hints_pending": self.hints_pending,
+        }
+
+    @classmethod
+    def from_wire(cls, m: Wire) -> StatsReply:
+        return cls(
+            _str(m, "agent"),
+            _int(m.get("facts"), "facts"),
+            _int(m.get("postings"), "postings"),
+            bool(m.get("ready", True)),
+            _int(m.get("hints_pending", 0), "hints_pending"),
+        )
+
+
+@dataclass(frozen=True)
+class Stats(Request):
+    op = "stats"
+    reply = StatsReply
+
+
+@dataclass
+class ExportReply(Reply):
+    shard: ShardExport
+
+    def to_wire(self) -> Wire:
+        return {"shard": self.shard.to_dict()}
+
+    @classmethod
+    def from_wire(cls, m: Wire) -> ExportReply:
+        return cls(_shard(m))
+
+
+@dataclass(frozen=True)
+class Export(Request):
+    op = "export"
+    reply = ExportReply
+
+
+@dataclass
+class ImportReply(Reply):
+    ok: bool = True
+
+    def to_wire(self) -> Wire:
+        return {"ok": self.ok}
+
+    @classmethod
+    def from_wire(cls, m: Wire) -> ImportReply:
+        return cls(bool(m.get("ok")))
+
+
+@dataclass(frozen=True)
+class Import(Request):
+    op = "import"
+    reply = ImportReply
+    writes = True
+    shard: ShardExport = field(default_factory=ShardExport)
+
+    def fields(self) -> Wire:
+        return {"shard": self.shard.to_dict()}
+
+    @classmethod
+    def from_fields(cls, m: Wire) -> Import:
+        return cls(_shard(m))
+
+
+@dataclass
+class PingReply(Reply):
+    agent: str
+
+    def to_wire(self) -> Wire:
+        return {"agent": self.agent}
+
+    @classmethod
+    def from_wire(cls, m: Wire) -> PingReply:
+        return cls(_str(m, "agent", ""))
+
+
+@dataclass(frozen=True)
+class Ping(Request):
+    op = "ping"
+    reply = PingReply
+
+
+# anti-entropy (memory/repair.py): the records one agent shares with the peer asking
+
+
+@dataclass
+class RepairDigestReply(Reply):
+    #: per bucket asked: None when this side agrees, else its 64 children's (count, xor)
+    digests: list[list[tuple[int, int]] | None]
+
+    def to_wire(self) -> Wire:
+        return {"digests": [None if d is None else [list(c) for c in d] for d in self.digests]}
+
+    @classmethod
+    def from_wire(cls, m: Wire) -> RepairDigestReply:
+        def one(d: Any) -> list[tuple[int, int]] | None:
+            if d is None:
+                return None
+            return [(_int(c[0], "a count"), _int(c[1], "a digest")) for c in d]
+
+        return cls(_each(m, "digests", one))
+
+
+@dataclass(frozen=True)
+class RepairDigest(Request):
+    op = "repair_digest"
+    reply = RepairDigestReply
+    peer: str = ""
+    #: (bits, prefix, count, xor) per bucket, as the asking peer sees it
+    buckets: list[tuple[int, int, int, int]] = field(default_factory=list)
+
+    def fields(self) -> Wire:
+        return {"peer": self.peer, "buckets": [list(b) for b in self.buckets]}
+
+    @classmethod
+    def from_fields(cls, m: Wire) -> RepairDigest:
+        return cls(_str(m, "peer", ""), _each(m, "buckets", _digest))
+
+
+@dataclass
+class RepairKeysReply(Reply):
+    keys: list[str]
+
+    def to_wire(self) -> Wire:
+        return {"keys": self.keys}
+
+    @classmethod
+    def from_wire(cls, m: Wire) -> RepairKeysReply:
+        return cls([str(k) for k in _list(m, "keys")])
+
+
+@dataclass(frozen=True)
+class RepairKeys(Request):
+    op = "repair_keys"
+    reply = RepairKeysReply
+    peer: str = ""
+    buckets: list[tuple[int, int]] = field(default_factory=list)
+
+    def fields(self) -> Wire:
+        return {"peer": self.peer, "buckets": [list(b) for b in self.buckets]}
+
+    @classmethod
+    def from_fields(cls, m: Wire) -> RepairKeys:
+        return cls(_str(m, "peer", ""), _each(m, "buckets", _bucket))
+
+
+@dataclass
+class RepairGetReply(Reply):
+    shard: ShardExport
+
+    def to_wire(self) -> Wire:
+        return {"shard": self.shard.to_dict()}
+
+    @classmethod
+    def from_wire(cls, m: Wire) -> RepairGetReply:
+        return cls(_shard(m))
+
+
+@dataclass(frozen=True)
+class RepairGet(Request):
+    op = "repair_get"
+    reply = RepairGetReply
+    peer: str = ""
+    keys: list[str] = field(default_factory=list)
+    buckets: list[tuple[int, int]] = field(default_factory=list)
+
+    def fields(self) -> Wire:
+        return {
+            "peer": self.peer,
+            "keys": self.keys,
+            "buckets": [list(b) for b in self.buckets],
+        }
+
+    @classmethod
+    def from_fields(cls, m: Wire) -> RepairGet:
+        return cls(
+            _str(m, "peer", ""),
+            [str(k) for k in _list(m, "keys")],
+            _each(m, "buckets", _bucket),
+        )
+
+
+@dataclass
+class RepairPutReply(Reply):
+    #: tombstones that made this store refuse some of the records: the sender applies them
+    tombstones: list[Tombstone]
+
+    def to_wire(self) -> Wire:
+        return {"tombstones": [t.to_list() for t in self.tombstones]}
+
+    @classmethod
+    def from_wire(cls, m: Wire) -> RepairPutReply:
+        return cls(_each(m, "tombstones", _tombstone))
+
+
+@dataclass(frozen=True)
+class RepairPut(Request):
+    op = "repair_put"
+    reply = RepairPutReply
+    writes = True
+    peer: str = ""
+    shard: ShardExport = field(default_factory=ShardExport)
+
+    def fields(self) -> Wire:
+        return {"peer": self.peer, "shard": self.shard.to_dict()}
+
+    @classmethod
+    def from_fields(cls, m: Wire) -> RepairPut:
+        return cls(_str(m, "peer", ""), _shard(m))
+
+
+#: Every request type by its wire name.
+REQUESTS: dict[str, type[Request]] = {
+    cls.op: cls
+    for cls in (
+        Put,
+        Postings,
+        Facts,
+        Forget,
+        Corpus,
+        Stats,
+        Export,
+        Import,
+        Ping,
+        RepairDigest,
+        RepairKeys,
+        RepairGet,
+        RepairPut,
+    )
+}
+#: The requests repair sends and a node with a RepairService answers.
+REPAIR_REQUESTS = (RepairDigest, RepairKeys, RepairGet, RepairPut)
+
+
+# -- the encoder -----------------------------------------------------------------------------
+
+
+def encode(message: Request | Reply) -> Wire:
+    """The wire form (a JSON-compatible dict) of a request (with its ``op``) or a reply."""
+    if isinstance(message, Request):
+        return {"op": message.op, **message.fields()}
+    return message.to_wire()
+
+
+def decode_request(m: Any) -> Request:
+    """The request a wire dict stands for; InvalidInputError says what is wrong with it."""
+    if not isinstance(m, dict):
+        raise InvalidInputError("a request must be a JSON object")
+    op = m.get("op")
+    cls = REQUESTS.get(op) if isinstance(op, str) else None
+    if cls is None:
+        raise InvalidInputError(f"unknown operation {op!r}")
+    try:
+        return cls.from_fields(m)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"malformed {op!r} request: {exc}") from None
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise InvalidInputError(f"malformed {op!r} request: {exc!r}") from None
+
+
+R = TypeVar("R", bound=Reply)
+
+
+def decode_reply(request: Request, m: Any) -> Reply:
+    """The reply to ``request`` that a wire dict stands for. An agent that answers with
+    something else is refused like an agent that did not answer (ValueError: a transport
+    turns it into a TransportError)."""
+    if not isinstance(m, dict):
+        raise ValueError(f"a {request.op!r} reply must be a JSON object")
+    try:
+        return request.reply.from_wire(m)
+    except (InvalidInputError, KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise ValueError(f"malformed {request.op!r} reply: {exc}") from None
+
+
+def expect(reply: Reply, kind: type[R]) -> R:
+    """``reply`` as the type its request promised (a transport's bug otherwise)."""
+    if not isinstance(reply, kind):
+        raise TypeError(f"expected a {kind.__name__}, got {type(reply).__name__}")
+    return reply

@@ -1,0 +1,175 @@
+"""The typed messages of the memory protocol: every request and reply survives its wire form
+unchanged, the wire form is the one older agents speak, and malformed input is refused with
+a message that names what is wrong."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from amplihack_hive.errors import InvalidInputError
+from amplihack_hive.memory import protocol as p
+from amplihack_hive.memory.records import Fact, Posting, ShardExport, Tombstone, fact_id_for
+
+ids = st.text("abcdefghij", min_size=1, max_size=12).map(fact_id_for)
+terms = st.text("abcxyz", min_size=1, max_size=6)
+times = st.floats(min_value=0, max_value=2e9, allow_nan=False)
+facts = st.builds(
+    lambda fid, content, created: Fact(fid, content, created=created),
+    ids,
+    st.text(min_size=1, max_size=20),
+    times,
+)
+postings = st.builds(
+    Posting,
+    terms,
+    ids,
+    st.integers(1, 9),
+    st.integers(1, 99),
+    times,
+    st.none() | st.text(max_size=5),
+)
+tombstones = st.builds(Tombstone, ids, times)
+shards = st.builds(ShardExport, st.lists(facts), st.lists(postings), st.lists(tombstones))
+u64 = st.integers(0, 2**64 - 1)
+buckets = st.tuples(st.integers(0, 48), u64)
+
+requests = st.one_of(
+    st.builds(p.Put, st.lists(facts), st.lists(postings)),
+    st.builds(
+        p.Postings,
+        st.lists(terms),
+        st.floats(0.5, 50),
+        st.none() | st.integers(1, 500),
+        st.none() | st.dictionaries(terms, st.tuples(st.floats(0, 9), ids), min_size=1),
+    ),
+    st.builds(
+        lambda ts, only: p.Postings(ts, 3.0, only=only),
+        st.lists(terms),
+        st.dictionaries(terms, st.lists(ids)),
+    ),
+    st.builds(p.Facts, st.lists(ids)),
+    st.builds(p.Forget, st.lists(tombstones)),
+    st.just(p.Corpus()),
+    st.just(p.Stats()),
+    st.just(p.Export()),
+    st.builds(p.Import, shards),
+    st.just(p.Ping()),
+    st.builds(p.RepairDigest, terms, st.lists(st.tuples(st.integers(0, 48), u64, u64, u64))),
+    st.builds(p.RepairKeys, terms, st.lists(buckets)),
+    st.builds(p.RepairGet, terms, st.lists(st.text(max_size=8)), st.lists(buckets)),
+    st.builds(p.RepairPut, terms, shards),
+)
+
+
+def over_the_wire(wire: dict[str, Any]) -> Any:
+    return json.loads(json.dumps(wire, separators=(",", ":")))
+
+
+@given(requests)
+def test_every_request_survives_its_wire_form(request: p.Request) -> None:
+    decoded = p.decode_request(over_the_wire(p.encode(request)))
+    assert decoded == request and type(decoded) is type(request)
+
+
+replies = st.one_of(
+    st.builds(p.PutReply, st.lists(st.booleans()), st.lists(ids)),
+    st.builds(p.FactsReply, st.lists(facts), st.lists(ids)),
+    st.builds(p.ForgetReply, st.lists(st.booleans())),
+    st.builds(p.CorpusReply, st.integers(0, 10**9), st.integers(0, 10**12)),
+    st.builds(p.StatsReply, terms, st.integers(0), st.integers(0), st.booleans(), st.integers(0)),
+    st.builds(p.ExportReply, shards),
+    st.builds(p.ImportReply, st.booleans()),
+    st.builds(p.PingReply, terms),
+    st.builds(
+        p.RepairDigestReply,
+        st.lists(st.none() | st.lists(st.tuples(u64, u64), min_size=64, max_size=64)),
+    ),
+    st.builds(p.RepairKeysReply, st.lists(st.text(max_size=8))),
+    st.builds(p.RepairGetReply, shards),
+    st.builds(p.RepairPutReply, st.lists(tombstones)),
+)
+REPLY_OF = {cls.reply: cls for cls in p.REQUESTS.values()}
+
+
+@given(replies)
+def test_every_reply_survives_its_wire_form(reply: p.Reply) -> None:
+    request = REPLY_OF[type(reply)]
+    decoded = p.decode_reply(request(), over_the_wire(p.encode(reply)))
+    assert decoded == reply and type(decoded) is type(reply)
+
+
+def test_the_wire_form_is_the_one_older_agents_speak() -> None:
+    """Agents of the last version send and read these dicts: a rolling update mixes both."""
+    fact = Fact(fact_id_for("owls"), "owls", created=5.0)
+    posting = Posting("owl", fact.id, 1, 1, 5.0, None)
+    assert p.encode(p.Put([fact], [posting])) == {
+        "op": "put",
+        "facts": [fact.to_dict()],
+        "postings": [["owl", fact.id, 1, 1, 5.0, None]],
+    }
+    assert p.encode(p.Postings(["owl"], 2.5, 10, after={"owl": (1.5, fact.id)})) == {
+        "op": "postings",
+        "terms": ["owl"],
+        "avgdl": 2.5,
+        "limit": 10,
+        "after": {"owl": [1.5, fact.id]},
+    }
+    assert p.encode(p.Postings(["owl"], 2.5, only={"owl": [fact.id]})) == {
+        "op": "postings",
+        "terms": ["owl"],
+        "avgdl": 2.5,
+        "only": {"owl": [fact.id]},
+    }
+    assert p.encode(p.Forget([Tombstone(fact.id, 7.0)])) == {
+        "op": "forget",
+        "tombstones": [[fact.id, 7.0]],
+    }
+    assert p.encode(p.RepairDigest("agent-1", [(0, 0, 3, 99)])) == {
+        "op": "repair_digest",
+        "peer": "agent-1",
+        "buckets": [[0, 0, 3, 99]],
+    }
+    assert p.encode(p.Corpus()) == {"op": "corpus"}
+    assert p.encode(p.CorpusReply(4, 20)) == {"count": 4, "total_length": 20}
+    # what an older agent sent decodes to the same typed request
+    legacy = {"op": "facts", "ids": [fact.id]}
+    assert p.decode_request(legacy) == p.Facts([fact.id])
+
+
+@pytest.mark.parametrize(
+    ("wire", "words"),
+    [
+        ([], "must be a JSON object"),
+        ({"op": 7}, "unknown operation 7"),
+        ({"op": "drop tables"}, "unknown operation"),
+        ({"op": "put", "facts": "rows"}, "'facts' must be a list"),
+        ({"op": "put", "facts": ["not an object"]}, "a fact must be an object"),
+        ({"op": "put", "postings": [["t"]]}, "a posting is"),
+        ({"op": "postings", "terms": ["t"], "after": {"t": [1]}}, "a cursor is"),
+        ({"op": "postings", "terms": ["t"], "only": ["a"]}, "'only' must be an object"),
+        ({"op": "postings", "terms": ["t"], "limit": "ten"}, "limit must be an integer"),
+        ({"op": "forget", "tombstones": [["a" * 32]]}, "a tombstone is"),
+        ({"op": "facts", "ids": [None]}, "malformed 'facts' request"),
+        ({"op": "import", "shard": {"facts": [1]}}, "a fact must be an object"),
+        ({"op": "repair_put", "peer": "a", "shard": []}, "'shard' must be an object"),
+        ({"op": "repair_digest", "buckets": [[1, 2]]}, "a bucket digest is"),
+        ({"op": "repair_keys", "buckets": [[1, "x"]]}, "must be an integer"),
+        ({"op": "facts", "ids": ["\u0001t:platform"]}, "malformed 'facts' request"),
+        ({"op": "facts", "ids": ["x"] * (p.MAX_BATCH + 1)}, "more than"),
+    ],
+)
+def test_malformed_requests_are_refused_with_what_is_wrong(wire: Any, words: str) -> None:
+    with pytest.raises(InvalidInputError, match=words):
+        p.decode_request(wire)
+
+
+def test_a_malformed_reply_is_a_value_error_naming_the_operation() -> None:
+    with pytest.raises(ValueError, match="malformed 'corpus' reply"):
+        p.decode_reply(p.Corpus(), {"count": "many", "total_length": 1})
+    with pytest.raises(ValueError, match="must be a JSON object"):
+        p.decode_reply(p.Ping(), ["agent-0"])
