@@ -18,12 +18,17 @@ from typing import Any
 from amplihack_hive._loop import LoopThread
 from amplihack_hive.agent.answer import Answer, extractive_answer
 from amplihack_hive.errors import HiveError, HiveStateError, InvalidInputError
-from amplihack_hive.memory.backends import BACKENDS, open_store
+from amplihack_hive.memory.assembly import (
+    AgentSettings,
+    build_coordinator,
+    build_node,
+    build_ring,
+    open_agent_store,
+)
 from amplihack_hive.memory.config import MemoryConfig
 from amplihack_hive.memory.coordinator import Coordinator, Hits, Transport
-from amplihack_hive.memory.node import MemoryNode
 from amplihack_hive.memory.protocol import Stats, encode
-from amplihack_hive.memory.repair import Repairer, RepairReport, RepairService
+from amplihack_hive.memory.repair import Repairer, RepairReport
 from amplihack_hive.memory.ring import HashRing
 from amplihack_hive.memory.store import Store
 from amplihack_hive.transport.inprocess import InProcessTransport
@@ -208,12 +213,15 @@ class Hive(_Client):
         consecutive agents into failure domains, as processes of a local hive are."""
         if isinstance(agents, bool) or not isinstance(agents, int) or agents < 1:
             raise InvalidInputError(f"agents must be an integer >= 1, got {agents!r}")
-        if isinstance(replication, bool) or not isinstance(replication, int) or replication < 1:
-            raise InvalidInputError(f"replication must be an integer >= 1, got {replication!r}")
-        if backend not in BACKENDS:
-            raise InvalidInputError(
-                f"unknown backend {backend!r}; use one of: {', '.join(BACKENDS)}"
-            )
+        settings = AgentSettings(
+            backend=backend,
+            engine=engine,
+            buffer_pool_mb=buffer_pool_mb,
+            max_db_size_mb=max_db_size_mb,
+            replication=replication,
+            write_quorum=write_quorum,
+            vnodes=vnodes,
+        )
         if (
             isinstance(agents_per_domain, bool)
             or not isinstance(agents_per_domain, int)
@@ -235,27 +243,16 @@ class Hive(_Client):
         stores: list[Store] = []
         try:
             for name in names:
-                stores.append(
-                    open_store(
-                        backend,
-                        None if root is None else root / name,
-                        buffer_pool_mb=buffer_pool_mb,
-                        max_db_size_mb=max_db_size_mb,
-                        engine=engine,
-                    )
-                )
+                stores.append(open_agent_store(settings, None if root is None else root / name))
         except BaseException:
             for s in stores:
                 s.close()
             if cleanup:
                 shutil.rmtree(cleanup, ignore_errors=True)
             raise
-        ring = HashRing(names, vnodes=vnodes, domains=domains)
-        coordinator = Coordinator(
-            ring, InProcessTransport({}), replication=replication, write_quorum=write_quorum
-        )
+        coordinator = build_coordinator(names, InProcessTransport({}), settings, domains=domains)
         nodes = {
-            n: MemoryNode(n, s, RepairService(n, s, lambda: coordinator.ring, replication))
+            n: build_node(n, s, settings, lambda: coordinator.ring)
             for n, s in zip(names, stores, strict=True)
         }
         transport = InProcessTransport(nodes)
@@ -314,10 +311,12 @@ class Hive(_Client):
         # the running agents' ring (it may lag the config until `start` publishes it)
         published = MembersFile(directory)
         members = published() or cfg.ring_names
-        coordinator = Coordinator(
-            HashRing(members, domains=published.domains() or cfg.domains()),
+        settings = AgentSettings(backend=cfg.backend, replication=cfg.replication)
+        coordinator = build_coordinator(
+            members,
             transport,
-            replication=cfg.replication,
+            settings,
+            domains=published.domains() or cfg.domains(),
             agent="client",
         )
 
@@ -327,7 +326,7 @@ class Hive(_Client):
             if not names:
                 return None
             client._agents = list(names)
-            return HashRing(names, domains=published.domains())
+            return build_ring(names, settings, published.domains())
 
         # a long-lived client follows membership changes, and writes around (and asks
         # last) agents that stopped answering, so a paused agent costs one timeout
@@ -359,14 +358,9 @@ class Memory(_Client):
         self.agent = validate_name(agent, "agent name")
         self.config = config or MemoryConfig.resolve()
         cfg = self.config
-        self._store = open_store(
-            cfg.backend,
-            Path(cfg.data_dir) / self.agent if cfg.backend == "kuzu" else None,
-            buffer_pool_mb=cfg.buffer_pool_mb,
-            max_db_size_mb=cfg.max_db_size_mb,
-            engine=cfg.engine,
-        )
-        node = MemoryNode(self.agent, self._store)
+        settings = AgentSettings.of(cfg)
+        self._store = open_agent_store(settings, Path(cfg.data_dir) / self.agent)
+        node = build_node(self.agent, self._store, settings)
         names = sorted({self.agent, *cfg.peers})
         transport: Transport
         if cfg.peers:
@@ -383,12 +377,8 @@ class Memory(_Client):
         # agents behind one address share a process (a Container App): one failure
         # domain, as the agents themselves count it
         domains = {n: u for n, u in cfg.peers.items()}
-        coordinator = Coordinator(
-            HashRing(names, vnodes=cfg.vnodes, domains=domains),
-            transport,
-            replication=cfg.replication,
-            agent=self.agent,
-            max_content_bytes=cfg.max_content_bytes,
+        coordinator = build_coordinator(
+            names, transport, settings, domains=domains, agent=self.agent
         )
         super().__init__(coordinator, transport, names)
         self.default_limit = cfg.recall_limit

@@ -790,8 +790,19 @@ def test_up_builds_deploys_and_waits_until_the_entry_sees_every_agent(
         again = azure_up(hive_home, "up", image=result.image)
         assert not again.built and again.agents_alive == 3
         assert len(log.read_text().splitlines()) == 3
-        # an agent down: up waits, then says what it saw
+        # an agent down: up waits, then says what it saw (once the entry's failure detector
+        # has seen it go, in real time: up's own wait runs on a fake clock)
         sup.stop(agents=["agent-2"], timeout=10)
+        from amplihack_hive.hive.probe import AgentProbe
+
+        probe = AgentProbe(read_token(hive_dir(hive_home, "up")))
+        try:
+            deadline = time.monotonic() + 30
+            while probe.get(entry + "/stats", 5.0)["peers"].get("agent-2") == "alive":
+                assert time.monotonic() < deadline, "the entry never saw agent-2 go"
+                time.sleep(0.1)
+        finally:
+            probe.close()
         clock = iter(range(0, 10_000, 100))
         with pytest.raises(HiveStateError, match="2 of 3 agents alive"):
             azure_up(

@@ -136,6 +136,7 @@ class AgentBrain:
             current.domain(n) == domains.get(n, n) for n in names
         ):
             return False
+        # the same virtual nodes as the ring it replaces (the hive's setting)
         ring = HashRing(names, vnodes=current.vnodes, domains=domains)
         self.coordinator.ring = ring
         if self.detector is not None:

@@ -39,11 +39,14 @@ from amplihack_hive.agent.runstate import (
 )
 from amplihack_hive.agent.server import make_app, make_runner
 from amplihack_hive.errors import ConfigError, HiveError, StorageError
-from amplihack_hive.memory.backends import open_store
+from amplihack_hive.memory.assembly import (
+    AgentSettings,
+    build_coordinator,
+    build_node,
+    open_agent_store,
+)
 from amplihack_hive.memory.coordinator import Coordinator
-from amplihack_hive.memory.node import MemoryNode
 from amplihack_hive.memory.protocol import Ping
-from amplihack_hive.memory.repair import RepairService
 from amplihack_hive.memory.ring import HashRing
 from amplihack_hive.memory.store import Store
 from amplihack_hive.memory.worker import StoreWorker
@@ -77,6 +80,15 @@ class AgentOptions:
     probe_s: float = 1.0
     repair_s: float = 5.0
     timeout_s: float = 5.0
+
+    def settings(self) -> AgentSettings:
+        """What this process's agents share with the hive, and how they open stores."""
+        return AgentSettings(
+            backend=self.backend,
+            buffer_pool_mb=self.buffer_pool_mb,
+            max_db_size_mb=self.max_db_size_mb,
+            replication=self.replication,
+        )
 
     def token(self) -> str:
         token = os.environ.get(TOKEN_ENV)
@@ -152,13 +164,10 @@ def open_stores(opts: AgentOptions) -> dict[str, Store]:
     replicas before it answers reads. A database locked by another process is an error."""
     stores: dict[str, Store] = {}
 
+    settings = opts.settings()
+
     def one(path: Path) -> Store:
-        return open_store(
-            opts.backend,
-            path if opts.backend == "kuzu" else None,
-            buffer_pool_mb=opts.buffer_pool_mb,
-            max_db_size_mb=opts.max_db_size_mb,
-        )
+        return open_agent_store(settings, path)
 
     try:
         for agent in opts.agents:
@@ -254,10 +263,9 @@ async def serve(opts: AgentOptions, stop: asyncio.Event) -> str | None:
         assert coordinator is not None
         return coordinator.ring
 
+    settings = opts.settings()
     nodes = {
-        a: MemoryNode(
-            a, s, RepairService(a, s, current_ring, opts.replication), worker=StoreWorker(a)
-        )
+        a: build_node(a, s, settings, current_ring, worker=StoreWorker(a))
         for a, s in stores.items()
     }
     fixed = static_peers()
@@ -280,11 +288,8 @@ async def serve(opts: AgentOptions, stop: asyncio.Event) -> str | None:
         members_file = MembersFile(opts.hive_dir)
         members, domains = members_file, members_file.domains
     names = members() or opts.all_agents
-    coordinator = Coordinator(
-        HashRing(names, domains=domains()),
-        transport,
-        replication=opts.replication,
-        agent=opts.agents[0],
+    coordinator = build_coordinator(
+        names, transport, settings, domains=domains(), agent=opts.agents[0]
     )
 
     async def ping(peer: str) -> object:
