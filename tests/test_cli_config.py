@@ -61,7 +61,7 @@ def test_help_lists_the_commands(cli: Cli) -> None:
         ["create", "h", "--replication", "0"],
         ["create", "h", "--backend", "sqlite"],
         ["create", "h", "--bogus"],
-        ["add-agent", "h", "a"],  # missing --prompt
+        ["add-agent", "h"],  # missing AGENT
         ["remove-agent", "h"],
         ["list", "extra"],
     ],

@@ -14,6 +14,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -453,7 +454,9 @@ def test_learn_text_jsonl_and_stdin_then_recall_and_ask(shared: Cli, tmp_path: P
 
     answer = shared("ask", "sh", "What regrows its limbs?")
     assert answer.exit_code == 0, answer.stderr
-    assert answer.stdout.splitlines()[0] == "Axolotls regrow their limbs."
+    first = answer.stdout.splitlines()[0]
+    # one sentence of one fact, cited by its id and date
+    assert re.fullmatch(r"Axolotls regrow their limbs\. \[[0-9a-f]{8}, \d{4}-\d\d-\d\d\]", first)
     assert "sources:" in answer.stdout
     document = json.loads(
         shared("ask", "sh", "How long do quokka joeys stay in the pouch?", "--json").stdout

@@ -1,12 +1,19 @@
-"""Extractive answers: the sentences of recalled facts that best match the question.
+"""Extractive answers: one sentence of one recalled fact, quoted with its fact's id and time.
 
-This is the answerer that always works (no model, no key). It picks, from the best facts,
-the sentences sharing the most question terms, and names the facts it used.
+This is the answerer that always works (no model, no key). It never stitches sentences of
+different facts into one answer (two facts read as one can say what neither says): the
+answer is the sentence, of the best five facts, that covers the most of the question's
+terms (a better-ranked fact wins a tie), cited as ``[id, date]``. A second fact is added
+only as a sentence of its own, with its own citation, when it covers question terms the
+first does not. When no sentence covers at least half of the question's terms the answer
+is "I don't know", with the closest facts as its sources. Sources are only facts that
+share a term with the question.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,35 +44,70 @@ class Answer:
         }
 
 
+#: The answer when no fact covers the question; the closest facts follow as sources.
+NOT_COVERED = "I don't know: no fact the hive remembers covers the question."
+
+
+def cite(hit: Hit) -> str:
+    """How an answer names the fact a sentence comes from: its id (short) and date."""
+    when = ""
+    if hit.created > 0:
+        when = ", " + time.strftime("%Y-%m-%d", time.gmtime(hit.created))
+    return f"[{hit.id[:8]}{when}]"
+
+
+#: "how much", "how long", ...: the word after "how" asks for a measure; it is not what the
+#: question is about, and facts that answer it rarely contain it.
+_HOW = re.compile(r"\bhow\s+(\w+)", re.IGNORECASE)
+
+
+def question_terms(question: str) -> set[str]:
+    """The terms a sentence must cover to answer ``question``: its index terms, without
+    the measure word of a "how much / many / long ..." question."""
+    terms = set(tokenize(question))
+    measures = {t for m in _HOW.findall(question) for t in tokenize(m)}
+    rest = _HOW.sub(" ", question)
+    return terms - (measures - set(tokenize(rest)))
+
+
 def extractive_answer(
     question: str,
     hits: list[Hit],
     *,
     complete: bool = True,
     unreachable: tuple[str, ...] = (),
-    max_sentences: int = 2,
 ) -> Answer:
-    if not hits:
+    want = question_terms(question)
+    matching = [h for h in hits if want & set(tokenize(h.content))]
+    if not matching:
         return Answer(question, NO_ANSWER, [], complete, unreachable)
-    want = set(tokenize(question))
-    scored: list[tuple[float, int, str, Hit]] = []
-    for rank_, hit in enumerate(hits[:5]):
-        for sentence in _SENTENCE.split(hit.content):
-            overlap = len(want & set(tokenize(sentence)))
-            if overlap:
-                # earlier (better) facts win ties; a later fact needs more shared terms
-                scored.append((overlap - 0.1 * rank_, -rank_, sentence.strip(), hit))
-    if not scored:
-        return Answer(question, hits[0].content, [hits[0]], complete, unreachable)
-    scored.sort(key=lambda t: (-t[0], -t[1]))
-    chosen: list[tuple[str, Hit]] = []
-    for _, _, sentence, hit in scored:
-        if sentence not in (s for s, _ in chosen):
-            chosen.append((sentence, hit))
-        if len(chosen) >= max_sentences:
+    # per sentence of the best facts: (question terms covered, rank of its fact, index)
+    sentences = {h.id: [s.strip() for s in _SENTENCE.split(h.content)] for h in matching[:5]}
+    spans: list[tuple[frozenset[str], int, int, Hit]] = []
+    for rank_, hit in enumerate(matching[:5]):
+        for i, sentence in enumerate(sentences[hit.id]):
+            covered = frozenset(want & set(tokenize(sentence)))
+            if covered:
+                spans.append((covered, rank_, i, hit))
+    covered, _, i, hit = max(spans, key=lambda s: (len(s[0]), -s[1]))
+    if 2 * len(covered) < len(want):  # not even half of what was asked about
+        return Answer(question, NOT_COVERED, matching[:3], complete, unreachable)
+    own = sentences[hit.id]
+    first, last = i, i
+    # the span grows into a neighbouring sentence of the same fact that covers what the
+    # question asks and this sentence does not ("X is the dashboard. Priya runs it.")
+    for j in (i + 1, i - 1):
+        if 0 <= j < len(own) and (want - covered) & set(tokenize(own[j])):
+            covered |= want & set(tokenize(own[j]))
+            first, last = min(first, j), max(last, j)
             break
-    sources: list[Hit] = []
-    for _, hit in chosen:
-        if hit not in sources:
-            sources.append(hit)
-    return Answer(question, " ".join(s for s, _ in chosen), sources, complete, unreachable)
+    parts = [(" ".join(own[first : last + 1]), hit)]
+    # another fact only as a sentence of its own, when it could answer by itself (half the
+    # terms or more) and covers something the first does not
+    rest = want - covered
+    others = [s for s in spans if s[3].id != hit.id and s[0] & rest and 2 * len(s[0]) >= len(want)]
+    if others:
+        other = max(others, key=lambda s: (len(s[0] & rest), len(s[0]), -s[1]))
+        parts.append((sentences[other[3].id][other[2]], other[3]))
+    text = " ".join(f"{sentence} {cite(source)}" for sentence, source in parts)
+    return Answer(question, text, [source for _, source in parts], complete, unreachable)

@@ -20,7 +20,7 @@ from typing import Any
 
 from amplihack_hive.agent.answer import Answer, extractive_answer
 from amplihack_hive.agent.detector import FailureDetector
-from amplihack_hive.agent.llm import LlmAnswerer
+from amplihack_hive.agent.llm import LlmAnswerer, cited
 from amplihack_hive.errors import HiveError, InvalidInputError, TransportError, WriteQuorumError
 from amplihack_hive.memory.coordinator import Coordinator
 from amplihack_hive.memory.node import MemoryNode
@@ -210,11 +210,12 @@ class AgentBrain:
         if self.llm is None or not hits:
             return answer
         try:
-            text = await self.llm.answer(question, list(hits))
+            # the coordinating agent's prompt (create/add-agent --prompt) is its system prompt
+            text = await self.llm.answer(question, list(hits), self.prompts.get(self.hosted[0]))
         except TransportError as exc:
             logger.warning("LLM answer failed, answering extractively: %s", exc)
             return answer
-        return replace(answer, answer=text, sources=list(hits), answerer="llm")
+        return replace(answer, answer=text, sources=cited(text, list(hits)), answerer="llm")
 
     async def check_stores(self) -> bool:
         """Every hosted store's health check (off the loop); True, after logging an ERROR

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from amplihack_hive.agent.answer import cite
 from amplihack_hive.errors import TransportError
 from amplihack_hive.memory.hits import Hit
 
@@ -24,9 +25,10 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "claude-sonnet-4-5"
 SYSTEM = (
-    "You answer questions for a team from the facts its agents remember. Use only the "
-    "numbered facts given. If they do not answer the question, say you don't know. Answer in "
-    "one or two sentences and cite fact numbers like [2]."
+    "You answer questions for a team from the facts its agents remember. Use only the facts "
+    "given, each shown with its id and date. If they do not answer the question, say you "
+    "don't know. Answer in one or two sentences, never joining what two facts say into one "
+    "claim, and cite each fact you use by its id in brackets, like [3f2a9c1e]."
 )
 
 
@@ -54,12 +56,14 @@ class LlmAnswerer:
     def __repr__(self) -> str:  # never show the key
         return f"LlmAnswerer(model={self.model!r}, base_url={self.base_url!r})"
 
-    async def answer(self, question: str, hits: list[Hit]) -> str:
-        facts = "\n".join(f"[{i + 1}] {h.content}" for i, h in enumerate(hits))
+    async def answer(self, question: str, hits: list[Hit], prompt: str | None = None) -> str:
+        """The model's answer from ``hits``; ``prompt`` (the agent's own) comes first in
+        the system prompt, the rules of answering from facts after it."""
+        facts = "\n".join(f"{cite(h)} {h.content}" for h in hits)
         body = {
             "model": self.model,
             "max_tokens": 300,
-            "system": SYSTEM,
+            "system": f"{prompt.strip()}\n\n{SYSTEM}" if prompt and prompt.strip() else SYSTEM,
             "messages": [{"role": "user", "content": f"Facts:\n{facts}\n\nQuestion: {question}"}],
         }
         headers = {"x-api-key": self.api_key, "anthropic-version": "2023-06-01"}
@@ -91,3 +95,9 @@ class LlmAnswerer:
         if not text:
             raise TransportError("the model returned no text")
         return text
+
+
+def cited(text: str, hits: list[Hit]) -> list[Hit]:
+    """The facts a model's answer cites by id (all of them when it cites none)."""
+    named = [h for h in hits if f"[{h.id[:8]}" in text]
+    return named or list(hits)

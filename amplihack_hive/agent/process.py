@@ -237,6 +237,24 @@ def set_aside(path: Path) -> Path:
     return aside
 
 
+def agent_prompts(opts: AgentOptions) -> dict[str, str]:
+    """The prompts of the agents hosted here, from the hive's config (``create --prompt``,
+    ``add-agent --prompt``); none where there is no config (a container) or it does not
+    load (said in the log: an agent runs without its prompt rather than not at all)."""
+    from amplihack_hive.hive.config import load
+    from amplihack_hive.hive.home import config_path
+
+    path = config_path(opts.hive_dir)
+    if not path.exists():
+        return {}
+    try:
+        cfg = load(path)
+    except HiveError as exc:
+        logger.warning("the agents' prompts are not used: %s", exc)
+        return {}
+    return {a.name: a.prompt for a in cfg.agents if a.name in opts.agents and a.prompt}
+
+
 def static_peers() -> dict[str, str] | None:
     """Peers named by ``AMPLIHACK_HIVE_PEERS`` (``agent-0=https://app-0,...``): where agents
     cannot share a run directory (containers), the deployment names their addresses."""
@@ -296,6 +314,7 @@ async def serve(opts: AgentOptions, stop: asyncio.Event) -> str | None:
         return await transport.request(peer, Ping())
 
     detector = FailureDetector(opts.agents[0], ping)
+    llm = LlmAnswerer.from_env()
     brain = AgentBrain(
         nodes,
         coordinator,
@@ -305,7 +324,8 @@ async def serve(opts: AgentOptions, stop: asyncio.Event) -> str | None:
         upkeep_s=opts.upkeep_s,
         probe_s=opts.probe_s,
         repair_s=opts.repair_s,
-        llm=LlmAnswerer.from_env(),
+        llm=llm,
+        prompts=agent_prompts(opts) if llm is not None else {},
     )
     brain.on_fatal = stop.set
     # suspected: by the detector's probes, or by a request that got no answer

@@ -137,7 +137,14 @@ def create(
     backend: Annotated[Backend, typer.Option("--backend", help="Where agents keep facts.")] = (
         Backend.kuzu
     ),
-    prompt: Annotated[str, typer.Option("--prompt", help="Prompt of every agent.")] = "",
+    prompt: Annotated[
+        str,
+        typer.Option(
+            "--prompt",
+            help="Prompt of every agent: the system prompt of its answers when the hive has "
+            "a model key.",
+        ),
+    ] = "",
     agents_per_process: Annotated[
         int,
         typer.Option(
@@ -193,7 +200,14 @@ def add_agent(
     ctx: typer.Context,
     name: HiveName,
     agent: AgentName,
-    prompt: Annotated[str, typer.Option("--prompt", show_default=False, help="Its prompt.")],
+    prompt: Annotated[
+        str,
+        typer.Option(
+            "--prompt",
+            show_default=False,
+            help="Its prompt: the system prompt of its answers when the hive has a model key.",
+        ),
+    ] = "",
     kuzu_db: Annotated[
         Path | None,
         typer.Option(

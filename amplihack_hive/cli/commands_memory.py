@@ -252,7 +252,8 @@ def learn(
         typer.Option(
             "--format",
             help="text: each non-empty paragraph is one item. jsonl: one object per line "
-            'with "content" and optional "kind", "metadata".',
+            'with "content" and optional "kind", "metadata", "subject", "supersedes", '
+            '"created", "confidence" (see above).',
         ),
     ] = InputFormat.text,
     json_output: JsonFlag = False,
@@ -281,10 +282,17 @@ def learn(
 ) -> None:
     """Teach the running hive: store every item of the input as a fact.
 
-    Exit 1 if any item was not stored (each is reported with its line). Empty input
-    stores nothing and exits 0, with a warning. Ctrl-C stops sending, waits for the
-    batches in flight, says how many items were stored and exits 130; learning the same
-    input again stores each item once.
+    Exit 1 if any item was not stored (each is reported with its line). Empty
+    input stores nothing and exits 0, with a warning. Ctrl-C stops sending,
+    waits for the batches in flight, says how many items were stored and exits
+    130; learning the same input again stores each item once.
+
+    A jsonl item may say what it is about and when, so that recall puts the
+    newest first: "subject" (facts of one subject come newest first, e.g.
+    "heron/budget"), "supersedes" (the id of the fact it replaces; it takes that
+    fact's subject), "created" (Unix seconds; default: when it arrives), "kind"
+    (semantic, episodic, procedural, working, strategic, social), "metadata" (an
+    object kept with the fact), "confidence" (0 to 1).
     """
     from amplihack_hive.hive.learn_input import check_items, read_items
 
@@ -399,10 +407,16 @@ def ask(
     target: TargetOption = Target.local,
     url: UrlOption = None,
 ) -> None:
-    """An answer to QUESTION built from the facts the hive recalls.
+    """An answer to QUESTION: one sentence of the fact that best covers it,
+    cited as \\[fact id, date] (a second fact only as a sentence of its own), or
+    "I don't know" with the closest facts when none covers at least half of the
+    question's terms.
 
-    No language model is needed; on Azure the agents' model answers when the deployment
-    has an API key."""
+    No language model is needed; on Azure the agents' model answers when the
+    deployment has an API key.
+    """
+    from amplihack_hive.agent.answer import cite
+
     with open_client(ctx, name, target, url) as client:
         answer = client.ask(question)
     if not answer.complete:
@@ -413,8 +427,8 @@ def ask(
     say(Text(answer.answer))
     if answer.sources:
         say(Text("sources:", style="dim"))
-        for number, source in enumerate(answer.sources, start=1):
-            say(Text(f"  [{number}] {source.content}", style="dim"))
+        for source in answer.sources:
+            say(Text(f"  {cite(source)} {source.content}", style="dim"))
 
 
 def mcp(ctx: typer.Context, name: HiveName) -> None:

@@ -1,0 +1,113 @@
+"""The extractive answerer never answers by montage: each sentence it gives comes from the
+fact it cites, a second fact only as a sentence of its own, and "I don't know" when no
+sentence covers the question."""
+
+from __future__ import annotations
+
+import re
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from amplihack_hive import Hive
+from amplihack_hive.agent.answer import NO_ANSWER, NOT_COVERED, extractive_answer
+from amplihack_hive.memory.hits import Hit
+
+COMPANY = [
+    "Project Sparrow is the fleet-management dashboard. Priya Raman runs it.",
+    "The forklift project is called Heron. It can lift 1,400 kilograms and runs for nine "
+    "hours on one charge.",
+    "The forklift project has 80,000 euros left. Its lead is Tomas Varga.",
+    "The cafeteria opens at eight. It closes at three on Fridays.",
+    "Owls hunt at night.",
+    "Deer graze at dawn. Owls sleep in the day.",
+]
+#: "<sentence(s)> [<8 hex>, <date>]", one part per cited fact
+CITED = re.compile(r"(.+?) \[([0-9a-f]{8})(?:, \d{4}-\d\d-\d\d)?\](?: |$)")
+
+
+def parts(answer: str) -> list[tuple[str, str]]:
+    assert CITED.sub("", answer) == "", answer  # nothing outside a cited part
+    return [(text, short) for text, short in CITED.findall(answer)]
+
+
+def ask(question: str) -> tuple[str, list[str]]:
+    with Hive.in_process(3) as hive:
+        hive.remember_many(COMPANY)
+        answer = hive.ask(question)
+    return answer.answer, [s.content for s in answer.sources]
+
+
+def test_the_answer_is_one_facts_sentence_never_another_facts() -> None:
+    text, sources = ask("Who runs the fleet dashboard?")
+    assert sources == [COMPANY[0]]
+    assert [t for t, _ in parts(text)] == [COMPANY[0]]  # both its sentences, nothing else
+    assert "forklift" not in text and "kilograms" not in text
+
+
+def test_the_sentence_that_covers_the_question_is_the_one_given() -> None:
+    text, sources = ask("How much money does the forklift project have now?")
+    assert sources == [COMPANY[2]]
+    assert [t for t, _ in parts(text)] == ["The forklift project has 80,000 euros left."]
+
+
+def test_a_second_fact_only_as_a_sentence_of_its_own() -> None:
+    text, sources = ask("When do owls hunt and deer graze?")
+    assert set(sources) == {COMPANY[4], COMPANY[5]}
+    cited = parts(text)
+    assert len(cited) == 2
+    with Hive.in_process(1) as hive:
+        ids = dict(zip(hive.remember_many(COMPANY), COMPANY, strict=True))
+    by_short = {fid[:8]: content for fid, content in ids.items()}
+    for sentence, short in cited:
+        assert sentence in by_short[short]
+
+
+def test_i_dont_know_with_the_closest_facts_when_nothing_covers_the_question() -> None:
+    text, sources = ask("What is the lead of the marketing projects?")
+    assert text == NOT_COVERED
+    assert sources and all("project" in s.lower() for s in sources)
+    nothing, none = ask("zzyzx quux")
+    assert (nothing, none) == (NO_ANSWER, [])
+
+
+def test_facts_sharing_no_term_with_the_question_are_never_sources() -> None:
+    hits = [
+        Hit("a" * 32, "Owls hunt at night.", 2.0, "semantic", 1.0),
+        Hit("b" * 32, "The cafeteria opens at eight.", 0.0, "semantic", 1.0),
+    ]
+    answer = extractive_answer("When do owls hunt?", hits)
+    assert [s.id for s in answer.sources] == ["a" * 32]
+    assert answer.answer.startswith("Owls hunt at night. [aaaaaaaa")
+
+
+VOCABULARY = "owl deer fox hunt graze sleep night dawn day river hill budget project lead"
+words = st.sampled_from(VOCABULARY.split(" "))
+sentences = st.lists(words, min_size=2, max_size=6).map(lambda ws: " ".join(ws).capitalize() + ".")
+facts = st.lists(sentences, min_size=1, max_size=3).map(" ".join)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(facts, min_size=1, max_size=8, unique=True), st.lists(words, min_size=1, max_size=4)
+)
+def test_every_sentence_of_an_answer_is_in_the_fact_it_cites(
+    contents: list[str], question: list[str]
+) -> None:
+    with Hive.in_process(2) as hive:
+        ids = hive.remember_many(contents)
+        answer = hive.ask(" ".join(question) + "?")
+    by_short = {fid[:8]: content for fid, content in zip(ids, contents, strict=True)}
+    if answer.answer in (NO_ANSWER, NOT_COVERED):
+        return
+    cited = parts(answer.answer)
+    assert 1 <= len(cited) <= 2
+    assert len({short for _, short in cited}) == len(cited)  # two facts, never one twice
+    for sentence, short in cited:
+        assert sentence in by_short[short]
+    assert [s.id[:8] for s in answer.sources] == [short for _, short in cited]
+
+
+def test_the_measure_word_of_a_how_question_need_not_be_covered() -> None:
+    text, sources = ask("How much money does the forklift have?")
+    assert sources == [COMPANY[2]] and text.startswith("The forklift project has 80,000 euros")
