@@ -64,12 +64,24 @@ def _hits(data: dict[str, Any]) -> Hits:
 def _check_url(url: str) -> str:
     if not url.startswith(("https://", "http://")):
         raise InvalidInputError(f"a hive URL starts with https:// (got {url!r})")
-    if not urlsplit(url).hostname:
+    parts = urlsplit(url)
+    if not parts.hostname:
         raise InvalidInputError(f"a hive URL names a host (got {url!r})")
+    try:
+        parts.port  # noqa: B018 - it raises for a port that is not a number
+    except ValueError:
+        raise InvalidInputError(f"a hive URL's port is a number (got {url!r})") from None
     return url.rstrip("/")
 
 
-def through_agents(name: str, home: str | Path | None = None, **kwargs: Any) -> RemoteHive:
+#: How long ``recall`` through a local agent waits for it: a paused agent costs this, then
+#: the next one is asked (the agent itself waits 5 s for each replica it asks).
+THROUGH_AGENT_TIMEOUT_S = 15.0
+
+
+def through_agents(
+    name: str, home: str | Path | None = None, *, timeout_s: float = THROUGH_AGENT_TIMEOUT_S
+) -> RemoteHive:
     """The client of running local hive ``name`` through its agents: a request goes to one
     of the agent processes (in random order, so a loop of them spreads), which coordinates
     it as :meth:`amplihack_hive.Hive.connect` would in the client, with its own failure
@@ -87,17 +99,27 @@ def through_agents(name: str, home: str | Path | None = None, **kwargs: Any) -> 
             f"hive {name!r} is not running; start it with: amplihack-hive start {name}"
         )
     random.shuffle(urls)
-    return RemoteHive(urls, read_token(directory), **kwargs)
+    return RemoteHive(urls, read_token(directory), timeout_s=timeout_s)
 
 
-class _Unreachable(TransportError):
-    """No answer from one URL (refused, reset, timed out): the next URL may answer."""
+class _NotSent(TransportError):
+    """One URL could not be connected to: the request never reached it."""
+
+
+class _NoAnswer(TransportError):
+    """One URL took the request (or may have) but no whole answer came back."""
+
+
+def _why(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
 
 
 class RemoteHive:
     """The client of a hive behind ``url`` (``https://...``; the token is the hive's), or
-    behind any of several agents' URLs: a request goes to the first that answers (a
-    connection refused or dropped moves on to the next; an answer, even an error, ends it)."""
+    behind any of several agents' URLs: a request goes to the first that answers. One that
+    cannot be connected to moves it on to the next; a read (recall, ask) also moves on when
+    it got no answer in ``timeout_s``; a write is never sent twice to two agents. An
+    answer, even an error, ends it."""
 
     def __init__(self, url: str | Sequence[str], token: str, *, timeout_s: float = 120.0) -> None:
         urls = [url] if isinstance(url, str) else list(url)
@@ -132,9 +154,10 @@ class RemoteHive:
             conn.close()
 
     def _once(self, base: str, path: str, payload: bytes) -> dict[str, Any]:
-        """One request to one URL. A connection the server closed (a kept-alive one it
-        dropped while idle) is reopened and the request sent once more: every request of
-        this API is idempotent (the same content is the same fact)."""
+        """One request to one URL. :class:`_NotSent` when it never reached the server (it
+        could not be connected to); :class:`_NoAnswer` when it may have, but no whole
+        answer came back. A kept-alive connection the server closed while idle is opened
+        again and the request sent once more (it closed before reading it)."""
         prefix = urlsplit(base).path
         headers = {
             "Authorization": f"Bearer {self._token}",
@@ -142,33 +165,44 @@ class RemoteHive:
         }
         for attempt in (1, 2):
             conn = self._connection(base)
+            reused = conn.sock is not None
+            if not reused:
+                try:
+                    conn.connect()
+                except TimeoutError as exc:
+                    self._drop(base)
+                    raise _NotSent(f"{base} is unreachable: no answer in time") from exc
+                except (OSError, http.client.HTTPException, UnicodeError) as exc:
+                    self._drop(base)
+                    raise _NotSent(f"{base} is unreachable: {_why(exc)}") from exc
             try:
                 conn.request("POST", prefix + path, body=payload, headers=headers)
                 resp = conn.getresponse()
                 body = resp.read()
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
                 self._drop(base)
-                if attempt == 1:
-                    continue
-                raise _Unreachable(f"{base} is unreachable: the connection closed") from exc
+                if reused and attempt == 1:
+                    continue  # an idle connection the server had closed
+                raise _NoAnswer(f"{base}: the connection closed before an answer") from exc
             except TimeoutError as exc:
                 self._drop(base)
-                raise _Unreachable(f"{base} is unreachable: no answer in time") from exc
-            except (OSError, http.client.HTTPException) as exc:
+                raise _NoAnswer(f"{base}: no answer in {self._timeout_s:g} s") from exc
+            except (OSError, http.client.HTTPException, UnicodeError) as exc:
                 self._drop(base)
-                why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-                raise _Unreachable(f"{base} is unreachable: {why}") from exc
+                raise _NoAnswer(f"{base}: no whole answer ({_why(exc)})") from exc
             return _reply(base, resp, body)
         raise AssertionError("unreachable")
 
-    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    def _post(self, path: str, body: dict[str, Any], *, read: bool = False) -> dict[str, Any]:
         """POST to the first URL that answers; an agent that says it is busy is asked
-        again after the pause it named (growing, with jitter), up to BUSY_ATTEMPTS."""
+        again after the pause it named (growing, with jitter), up to BUSY_ATTEMPTS.
+        ``read``: the request changes nothing, so one that got no answer may go to the
+        next URL too (a write goes elsewhere only when it never reached the first)."""
         payload = json.dumps(body, separators=(",", ":")).encode()
         pause = 0.05
         for attempt in range(BUSY_ATTEMPTS):
             try:
-                return self._first_answer(path, payload)
+                return self._first_answer(path, payload, read)
             except BusyError as exc:
                 if attempt == BUSY_ATTEMPTS - 1:
                     raise
@@ -177,13 +211,17 @@ class RemoteHive:
                 pause *= 2
         raise AssertionError("unreachable")
 
-    def _first_answer(self, path: str, payload: bytes) -> dict[str, Any]:
+    def _first_answer(self, path: str, payload: bytes, read: bool) -> dict[str, Any]:
         failures: list[str] = []
         for base in self.urls:
             try:
                 return self._once(base, path, payload)
-            except _Unreachable as exc:
+            except _NotSent as exc:
                 failures.append(str(exc))
+            except _NoAnswer as exc:
+                failures.append(str(exc))
+                if not read:
+                    break
         raise TransportError(failures[0] if len(failures) == 1 else "; ".join(failures))
 
     # -- the client API -------------------------------------------------------------------
@@ -226,10 +264,11 @@ class RemoteHive:
         return self.remember_many([item])[0]
 
     def recall(self, question: str, limit: int | None = None) -> Hits:
-        return _hits(self._post("/recall", {"question": question, "limit": limit or 10}))
+        body = {"question": question, "limit": limit or 10}
+        return _hits(self._post("/recall", body, read=True))
 
     def ask(self, question: str, limit: int | None = None) -> Answer:
-        data = self._post("/ask", {"question": question, "limit": limit or 10})
+        data = self._post("/ask", {"question": question, "limit": limit or 10}, read=True)
         return Answer(
             question=str(data.get("question", question)),
             answer=str(data["answer"]),

@@ -108,3 +108,24 @@ def test_settings_are_checked_once_for_every_builder(
     if "max_content_bytes" not in changes:  # in_process takes the rest as arguments
         with pytest.raises(InvalidInputError, match=words):
             Hive.in_process(2, **changes)  # type: ignore[arg-type]
+
+
+def test_a_client_of_running_agents_builds_with_the_hives_settings(hive_home: Path) -> None:
+    """Hive.connect: the replication of the hive's config, the ring the agents published
+    (their failure domains), and the default ring settings the agents use too."""
+    from amplihack_hive.hive.config import create_hive
+    from amplihack_hive.hive.supervisor import Supervisor
+
+    create_hive(hive_home, "c", agents=4, replication=2, backend="memory", agents_per_process=2)
+    with Supervisor(hive_home, "c") as sup:
+        sup.start(timeout=60)
+        try:
+            with Hive.connect("c", hive_home) as client:
+                coordinator = client._coordinator
+                assert coordinator.replication == 2 and coordinator.write_quorum == 2
+                assert coordinator.ring.vnodes == AgentSettings().vnodes
+                assert len(coordinator.ring) == 4 and coordinator.ring.domain_count == 2
+                client.remember("Owls hunt at night")
+                assert client.recall("owls")[0].content == "Owls hunt at night"
+        finally:
+            sup.stop(timeout=30)

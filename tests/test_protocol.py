@@ -36,7 +36,8 @@ postings = st.builds(
 tombstones = st.builds(Tombstone, ids, times)
 shards = st.builds(ShardExport, st.lists(facts), st.lists(postings), st.lists(tombstones))
 u64 = st.integers(0, 2**64 - 1)
-buckets = st.tuples(st.integers(0, 48), u64)
+buckets = st.integers(0, 48).flatmap(lambda b: st.tuples(st.just(b), st.integers(0, 2**b - 1)))
+digests = st.builds(lambda bucket, c, x: (*bucket, c, x), buckets, u64, u64)
 
 requests = st.one_of(
     st.builds(p.Put, st.lists(facts), st.lists(postings)),
@@ -59,7 +60,7 @@ requests = st.one_of(
     st.just(p.Export()),
     st.builds(p.Import, shards),
     st.just(p.Ping()),
-    st.builds(p.RepairDigest, terms, st.lists(st.tuples(st.integers(0, 48), u64, u64, u64))),
+    st.builds(p.RepairDigest, terms, st.lists(digests)),
     st.builds(p.RepairKeys, terms, st.lists(buckets)),
     st.builds(p.RepairGet, terms, st.lists(st.text(max_size=8)), st.lists(buckets)),
     st.builds(p.RepairPut, terms, shards),
@@ -136,6 +137,49 @@ def test_the_wire_form_is_the_one_older_agents_speak() -> None:
     }
     assert p.encode(p.Corpus()) == {"op": "corpus"}
     assert p.encode(p.CorpusReply(4, 20)) == {"count": 4, "total_length": 20}
+    shard = ShardExport([fact], [posting], [Tombstone("b" * 32, 1.0)])
+    wire_shard = {
+        "facts": [fact.to_dict()],
+        "postings": [["owl", fact.id, 1, 1, 5.0, None]],
+        "tombstones": [["b" * 32, 1.0]],
+    }
+    golden: list[tuple[p.Request | p.Reply, dict[str, Any]]] = [
+        (
+            p.Postings(["owl"], 1.0, None),
+            {"op": "postings", "terms": ["owl"], "avgdl": 1.0, "limit": None},
+        ),
+        (p.Facts([fact.id]), {"op": "facts", "ids": [fact.id]}),
+        (p.Stats(), {"op": "stats"}),
+        (p.Export(), {"op": "export"}),
+        (p.Import(shard), {"op": "import", "shard": wire_shard}),
+        (p.Ping(), {"op": "ping"}),
+        (p.RepairKeys("a-1", [(6, 3)]), {"op": "repair_keys", "peer": "a-1", "buckets": [[6, 3]]}),
+        (
+            p.RepairGet("a-1", ["k"], [(6, 3)]),
+            {"op": "repair_get", "peer": "a-1", "keys": ["k"], "buckets": [[6, 3]]},
+        ),
+        (p.RepairPut("a-1", shard), {"op": "repair_put", "peer": "a-1", "shard": wire_shard}),
+        (
+            p.PutReply([True, False], [fact.id]),
+            {"inserted": [True, False], "tombstoned": [fact.id]},
+        ),
+        (p.PostingsReply({"owl": {"df": 1}}), {"lists": {"owl": {"df": 1}}}),
+        (p.FactsReply([fact], ["b" * 32]), {"facts": [fact.to_dict()], "tombstoned": ["b" * 32]}),
+        (p.ForgetReply([True]), {"removed": [True]}),
+        (
+            p.StatsReply("agent-0", 3, 9, False, 2),
+            {"agent": "agent-0", "facts": 3, "postings": 9, "ready": False, "hints_pending": 2},
+        ),
+        (p.ExportReply(shard), {"shard": wire_shard}),
+        (p.ImportReply(True), {"ok": True}),
+        (p.PingReply("agent-0"), {"agent": "agent-0"}),
+        (p.RepairDigestReply([None, [(1, 2)] * 64]), {"digests": [None, [[1, 2]] * 64]}),
+        (p.RepairKeysReply(["k"]), {"keys": ["k"]}),
+        (p.RepairGetReply(shard), {"shard": wire_shard}),
+        (p.RepairPutReply([Tombstone("b" * 32, 1.0)]), {"tombstones": [["b" * 32, 1.0]]}),
+    ]
+    for message, wire in golden:
+        assert p.encode(message) == wire, message
     # what an older agent sent decodes to the same typed request
     legacy = {"op": "facts", "ids": [fact.id]}
     assert p.decode_request(legacy) == p.Facts([fact.id])
@@ -159,6 +203,9 @@ def test_the_wire_form_is_the_one_older_agents_speak() -> None:
         ({"op": "repair_put", "peer": "a", "shard": []}, "'shard' must be an object"),
         ({"op": "repair_digest", "buckets": [[1, 2]]}, "a bucket digest is"),
         ({"op": "repair_keys", "buckets": [[1, "x"]]}, "must be an integer"),
+        ({"op": "repair_keys", "buckets": [[70, 0]]}, "out of range"),
+        ({"op": "repair_get", "buckets": [[6, 64]]}, "out of range"),
+        ({"op": "repair_digest", "buckets": [[6, -1, 0, 0]]}, "out of range"),
         ({"op": "facts", "ids": ["\u0001t:platform"]}, "malformed 'facts' request"),
         ({"op": "facts", "ids": ["x"] * (p.MAX_BATCH + 1)}, "more than"),
     ],
@@ -173,3 +220,47 @@ def test_a_malformed_reply_is_a_value_error_naming_the_operation() -> None:
         p.decode_reply(p.Corpus(), {"count": "many", "total_length": 1})
     with pytest.raises(ValueError, match="must be a JSON object"):
         p.decode_reply(p.Ping(), ["agent-0"])
+
+
+def test_repair_messages_are_bounded_by_the_body_size_only() -> None:
+    """Repair sends a peer's whole shared set at once (a rebuild from empty): its shards
+    and listings take more records than a coordinator's batch."""
+    many = [Posting("t", fact_id_for(str(i)), 1, 1, 1.0, None) for i in range(p.MAX_BATCH + 1)]
+    shard = ShardExport([], many, [])
+    put = p.decode_request(over_the_wire(p.encode(p.RepairPut("a-1", shard))))
+    assert isinstance(put, p.RepairPut) and len(put.shard.postings) == p.MAX_BATCH + 1
+    got = p.decode_reply(p.RepairGet(), over_the_wire(p.encode(p.RepairGetReply(shard))))
+    assert isinstance(got, p.RepairGetReply) and len(got.shard.postings) == p.MAX_BATCH + 1
+    with pytest.raises(InvalidInputError, match="more than"):
+        p.decode_request(over_the_wire(p.encode(p.Put([], many))))  # a client batch is
+
+
+def test_a_rebuild_larger_than_a_batch_pulls_everything(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One agent empty, its peer holding more records than a batch: one repair round brings
+    them all (with the cap lowered, so the test stays small)."""
+    from amplihack_hive import Hive
+
+    with Hive.in_process(2, replication=2, write_quorum=1) as hive:
+        transport = hive._transport
+        victim = transport.nodes["agent-1"]  # type: ignore[attr-defined]
+        transport.down.add("agent-1")  # type: ignore[attr-defined]
+        hive.remember_many([f"fact number {i} about owls" for i in range(30)])
+        transport.down.discard("agent-1")  # type: ignore[attr-defined]
+        assert victim.store.fact_count() == 0
+        monkeypatch.setattr(p, "MAX_BATCH", 50)
+        reports = hive.repair()
+        assert all(not r.failed_peers for r in reports)
+        assert victim.store.fact_count() == 30 and victim.store.posting_count() > 50
+
+
+def test_callers_share_no_mutable_state_with_the_stores() -> None:
+    """Without JSON between them (agents of one process), a recalled fact's metadata is
+    the caller's own: changing it changes nothing stored."""
+    from amplihack_hive import Hive
+
+    with Hive.in_process(3) as hive:
+        hive._transport.encode = False  # type: ignore[attr-defined]
+        hive.remember("Owls hunt at night", metadata={"source": "field notes"})
+        hit = hive.recall("owls")[0]
+        hit.metadata["source"] = "changed"
+        assert hive.recall("owls")[0].metadata == {"source": "field notes"}

@@ -8,6 +8,7 @@ import json
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -48,8 +49,7 @@ def agent_like(script: Script, *, close_after_each: bool = False) -> Iterator[di
                 self.send_header(key, value)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
-            if close_after_each:
-                self.send_header("Connection", "close")
+            if close_after_each:  # closed after answering, without saying so
                 self.close_connection = True
             self.end_headers()
             self.wfile.write(data)
@@ -122,12 +122,71 @@ def test_error_answers_become_the_library_errors(
     assert len(far["requests"]) == 1  # an answer, even an error, is not retried elsewhere
 
 
-def test_a_connection_the_server_closed_is_reopened() -> None:
+def test_a_kept_alive_connection_the_server_closed_is_reopened() -> None:
+    """The server closes each connection after answering without saying so (as one that
+    drops idle connections): the next request finds it closed and is sent again, once."""
     with agent_like([(200, {}, {"hits": []})], close_after_each=True) as far:
         hive = RemoteHive(far["url"], TOKEN)
         for _ in range(3):
             assert list(hive.recall("owls")) == []
-    assert len(far["requests"]) == 3
+    assert len(far["requests"]) == 3  # each sent once
+    assert len(far["connections"]) == 3  # on a new connection each time
+
+
+@contextmanager
+def swallower(*, answer: bool = False, delay_s: float = 0.0) -> Iterator[dict[str, Any]]:
+    """A loopback server that reads a whole request, then closes without answering (or,
+    with ``delay_s``, waits that long first); counts the requests it read."""
+    seen: dict[str, Any] = {"requests": 0}
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    stop = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                head, _, rest = data.partition(b"\r\n\r\n")
+                length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                while len(rest) < length:
+                    rest += conn.recv(65536)
+                seen["requests"] += 1
+                stop.wait(delay_s)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        seen["url"] = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        yield seen
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+
+
+def test_a_write_that_got_no_answer_is_never_sent_again() -> None:
+    with swallower() as first, swallower() as second:
+        hive = RemoteHive([first["url"], second["url"]], TOKEN)
+        with pytest.raises(TransportError, match="closed before an answer"):
+            hive.forget("a" * 32)
+        with pytest.raises(TransportError):
+            hive.remember("Owls hunt at night")
+    assert (first["requests"], second["requests"]) == (2, 0)  # one forget, one learn
+
+
+def test_a_read_that_got_no_answer_goes_to_the_next_agent() -> None:
+    with swallower(delay_s=5) as slow, agent_like([(200, {}, {"hits": [HIT]})]) as far:
+        hive = RemoteHive([slow["url"], far["url"]], TOKEN, timeout_s=0.5)
+        assert len(hive.recall("owls")) == 1  # after one timeout on the paused one
+    assert slow["requests"] == 1 and len(far["requests"]) == 1
 
 
 def test_a_dead_url_moves_on_to_the_next_and_all_dead_says_why() -> None:
@@ -144,19 +203,21 @@ def test_learn_through_several_threads_each_on_its_own_connection() -> None:
     reply = {"ids": ["a"], "errors": []}
     with agent_like([(200, {}, reply)]) as far:
         hive = RemoteHive(far["url"], TOKEN)
-        threads = [
-            threading.Thread(target=lambda: hive.remember_many(["x"] * 3, batch=1))
-            for _ in range(4)
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        with ThreadPoolExecutor(4) as pool:
+            barrier = threading.Barrier(4)
+
+            def learn() -> list[str]:
+                barrier.wait()  # all four at once
+                return hive.remember_many(["x"] * 3, batch=1)
+
+            results = [f.result(timeout=30) for f in [pool.submit(learn) for _ in range(4)]]
+    assert results == [["a"] * 3] * 4
     assert len(far["requests"]) == 12
+    assert len(far["connections"]) == 4  # one kept-alive connection per thread
 
 
 def test_bad_urls_are_refused_before_any_request() -> None:
-    for url in ("ftp://host", "http://", []):
+    for url in ("ftp://host", "http://", "http://host:port", []):
         with pytest.raises(InvalidInputError):
             RemoteHive(url, TOKEN)
 

@@ -162,6 +162,12 @@ class MemoryNode:
             elif request.reads:
                 self.served["reads"] += 1
             return reply
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as exc:
+            if isinstance(exc, InvalidInputError):
+                raise
+            # a request that decoded but cannot be answered as given (what decoding does
+            # not check): refused as malformed, as the wire entry always did
+            raise InvalidInputError(f"malformed {request.op!r} request: {exc!r}") from exc
         except StorageError as exc:
             # files gone or the posting index latched (store.check), or the engine failed to
             # write or read its files: nothing more is acknowledged. Other engine errors (a

@@ -37,23 +37,24 @@ MAX_BATCH = 50_000
 # -- reading wire values -------------------------------------------------------------------
 
 
-def _list(m: Wire, key: str, *, required: bool = False) -> list[Any]:
-    if key not in m or m[key] is None:
-        if required:
-            raise InvalidInputError(f"field {key!r} is missing")
+def _list(m: Wire, key: str, *, bounded: bool = False) -> list[Any]:
+    """List field ``key`` (missing or null: empty). ``bounded``: at most MAX_BATCH items,
+    for the batches a coordinator sends (it splits below that); repair's shards and
+    listings are bounded by the body size only, as repair sends them whole."""
+    value = m.get(key)
+    if value is None:
         return []
-    value = m[key]
     if not isinstance(value, list):
         raise InvalidInputError(f"field {key!r} must be a list")
-    if len(value) > MAX_BATCH:
+    if bounded and len(value) > MAX_BATCH:
         raise InvalidInputError(f"field {key!r} holds more than {MAX_BATCH} items")
     return value
 
 
-def _each(m: Wire, key: str, read: Callable[[Any], T], *, required: bool = False) -> list[T]:
+def _each(m: Wire, key: str, read: Callable[[Any], T], *, bounded: bool = False) -> list[T]:
     """Every item of list field ``key`` read by ``read``; a bad item names the field."""
     out: list[T] = []
-    for item in _list(m, key, required=required):
+    for item in _list(m, key, bounded=bounded):
         try:
             out.append(read(item))
         except InvalidInputError:
@@ -126,16 +127,27 @@ def _shard(m: Wire, key: str = "shard") -> ShardExport:
     )
 
 
+#: Bits of the record hashes repair buckets are prefixes of.
+HASH_BITS = 64
+
+
+def _prefix(bits: int, prefix: int) -> tuple[int, int]:
+    if not 0 <= bits <= HASH_BITS or not 0 <= prefix < 1 << bits:
+        raise InvalidInputError(f"bucket ({bits}, {prefix}) is out of range")
+    return bits, prefix
+
+
 def _bucket(v: Any) -> tuple[int, int]:
     if not isinstance(v, list) or len(v) != 2:
         raise InvalidInputError("a bucket is [bits, prefix]")
-    return _int(v[0], "bucket bits"), _int(v[1], "bucket prefix")
+    return _prefix(_int(v[0], "bucket bits"), _int(v[1], "bucket prefix"))
 
 
 def _digest(v: Any) -> tuple[int, int, int, int]:
     if not isinstance(v, list) or len(v) != 4:
         raise InvalidInputError("a bucket digest is [bits, prefix, count, xor]")
     bits, prefix, count, x = (_int(x, "a bucket digest's value") for x in v)
+    _prefix(bits, prefix)
     return bits, prefix, count, x
 
 
@@ -215,7 +227,9 @@ class Put(Request):
 
     @classmethod
     def from_fields(cls, m: Wire) -> Put:
-        return cls(_each(m, "facts", _fact), _each(m, "postings", _posting))
+        return cls(
+            _each(m, "facts", _fact, bounded=True), _each(m, "postings", _posting, bounded=True)
+        )
 
 
 @dataclass
@@ -270,7 +284,7 @@ class Postings(Request):
                     raise InvalidInputError("a cursor is [impact, fact id]")
                 cursors[str(term)] = (_number(c[0], "a cursor's impact"), str(c[1]))
         return cls(
-            terms=[str(t) for t in _list(m, "terms")],
+            terms=[str(t) for t in _list(m, "terms", bounded=True)],
             avgdl=_number(m.get("avgdl") or 1.0, "avgdl"),
             limit=None if limit is None else _int(limit, "limit"),
             after=cursors,
@@ -304,7 +318,7 @@ class Facts(Request):
 
     @classmethod
     def from_fields(cls, m: Wire) -> Facts:
-        return cls(_each(m, "ids", check_fact_id))
+        return cls(_each(m, "ids", check_fact_id, bounded=True))
 
 
 @dataclass
@@ -333,7 +347,7 @@ class Forget(Request):
 
     @classmethod
     def from_fields(cls, m: Wire) -> Forget:
-        return cls(_each(m, "tombstones", _tombstone))
+        return cls(_each(m, "tombstones", _tombstone, bounded=True))
 
 
 @dataclass

@@ -14,6 +14,7 @@ node (:mod:`amplihack_hive.memory.node`) drives them.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
@@ -131,12 +132,18 @@ class InMemoryStore:
         for f in facts:
             new = f.id not in self._facts and f.id not in self._tombstones
             if new:
-                self._facts[f.id] = f
+                # its own copy of the metadata: agents of one process (and a caller's
+                # objects) share no mutable state with this store, as over the wire
+                self._facts[f.id] = dataclasses.replace(f, metadata=dict(f.metadata))
             out.append(new)
         return out
 
     def get_facts(self, ids: Sequence[str]) -> dict[str, Fact]:
-        return {i: self._facts[i] for i in ids if i in self._facts}
+        return {
+            i: dataclasses.replace(f, metadata=dict(f.metadata))
+            for i in ids
+            if (f := self._facts.get(i)) is not None
+        }
 
     def put_postings(self, postings: Sequence[Posting]) -> None:
         for p in postings:

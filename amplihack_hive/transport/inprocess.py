@@ -40,7 +40,10 @@ class InProcessTransport:
             raise TransportError(f"agent {agent} refused {message.op!r}: {exc}") from exc
         raw = json.dumps(encode(reply), separators=(",", ":"))
         self.bytes_sent += len(raw)
-        return decode_reply(message, json.loads(raw))
+        try:
+            return decode_reply(message, json.loads(raw))
+        except ValueError as exc:
+            raise TransportError(f"agent {agent} answered {message.op!r} wrongly: {exc}") from None
 
     async def close(self) -> None:
         pass
