@@ -51,6 +51,7 @@ def _hit(data: dict[str, Any]) -> Hit:
         created=float(data.get("created", 0.0)),
         subject=data.get("subject"),
         metadata=dict(data.get("metadata") or {}),
+        superseded_by=data.get("superseded_by"),
     )
 
 

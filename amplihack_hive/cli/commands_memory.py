@@ -377,8 +377,13 @@ def recall(
 ) -> None:
     """The facts the hive recalls for QUESTION, best first.
 
-    Exit 3, with a warning naming them, when some agents did not answer: the result may
-    then be incomplete (the --json list is printed all the same).
+    A newer fact that restates an older one with another value ("the Heron
+    budget was raised to 1.5 M") comes first; the older stays, marked
+    "superseded by" the newer (superseded_by in --json). Facts given one
+    subject are ordered by it.
+
+    Exit 3, with a warning naming them, when some agents did not answer: the
+    result may then be incomplete (the --json list is printed all the same).
     """
     from rich.table import Table
 
@@ -393,7 +398,10 @@ def recall(
     else:
         table = Table("rank", "score", "content", box=None)
         for rank, hit in enumerate(hits, start=1):
-            table.add_row(str(rank), f"{hit.score:.3f}", Text(hit.content))
+            content = Text(hit.content)
+            if hit.superseded_by:
+                content.append(f" (superseded by {hit.superseded_by[:8]})", style="dim")
+            table.add_row(str(rank), f"{hit.score:.3f}", content)
         out().print(table)
     if not hits.complete:  # as status says "not every agent is healthy"
         raise typer.Exit(EXIT_INCOMPLETE)

@@ -51,6 +51,7 @@ from amplihack_hive.memory.records import (
     check_fact_id,
     fact_id_for,
 )
+from amplihack_hive.memory.restate import newest_first
 from amplihack_hive.memory.ring import HashRing
 from amplihack_hive.memory.text import term_counts
 
@@ -558,6 +559,8 @@ class Coordinator:
                 ranking = rank(lists, n_docs, avgdl, dict(counts))
             ordered = apply_supersession(ranking.top(want))
             await self._fetch_bodies(op, ordered, limit, hits, lost)
+            # a newer fact restating an older one with another value comes first
+            hits[:] = newest_first(hits, question)
             # some term or fact no replica could answer for: say so, and who failed
             hits.complete = not lost
             hits.unreachable = tuple(sorted(op.failed))

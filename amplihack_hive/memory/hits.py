@@ -19,6 +19,9 @@ class Hit:
     created: float
     subject: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: the id of a newer fact in the same result that restates this one with another
+    #: value (memory/restate.py); None when nothing newer does
+    superseded_by: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -29,6 +32,7 @@ class Hit:
             "created": self.created,
             "subject": self.subject,
             "metadata": self.metadata,
+            "superseded_by": self.superseded_by,
         }
 
 

@@ -1,0 +1,147 @@
+"""Newest first without hand-made subjects: a newer fact that restates an older one with a
+different value ranks above it, and the older is marked superseded (never dropped).
+
+Explicit ``subject`` and ``supersedes`` decide first (:func:`~amplihack_hive.memory.index.
+apply_supersession`); this step looks at the facts a recall returns, with their text. A
+newer fact B restates an older fact A, for the question asked, when all of these hold:
+
+- both cover the same question terms (they are about what the question asks);
+- they share at least two terms and at least half of A's (mostly the same words);
+- B has terms A lacks (a new value: a number, a name, a place, a date);
+- B says that something changed ("now", "raised", "moved", "replaced", "correction", ...),
+  or A's numbers gave way to others ("is 1.2 M", later "is 1.5 M");
+- B is a statement, not a question ("What is Heron's budget now?" restates nothing);
+- A and B do not both carry a subject (then the subjects have decided already).
+
+It is a heuristic: two true facts of the same shape ("Alice speaks French", later "Alice
+speaks German. She moved to Berlin.") can be taken for an update. So it only reorders and
+marks; both facts stay in the result. It runs on the result after ranking, the same in one
+agent and in a hive of any size, so the hive still answers exactly as one agent would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Sequence
+
+from amplihack_hive.memory.hits import Hit
+from amplihack_hive.memory.text import tokenize
+
+#: Words by which a statement says that a value changed (lowercase, whole words).
+CHANGE_WORDS = frozenset(
+    """
+    now actually revised revise raised raise lowered lower increased increase decreased
+    decrease cut changed change moved move relocated relocate replaced replace replaces
+    promoted promotion updated update correction corrected correct slipped postponed
+    delayed moved reassigned became becomes become switched switch instead reorg longer
+    renamed new anymore
+    """.split()  # noqa: SIM905
+)
+_WORDS = re.compile(r"[a-z]+")
+_STANDALONE = re.compile(r"(?<![-_./:@#\w])[^\W_]+(?![-_./:@#]?\w)")
+
+
+def _own_words(content: str) -> set[str]:
+    """The words of ``content`` that stand alone (not inside "prj-4323")."""
+    return set(tokenize(" ".join(_STANDALONE.findall(content))))
+
+
+_NUMBER = re.compile(r"\d")
+
+
+@dataclasses.dataclass
+class _Text:
+    terms: set[str]
+    numbers: set[str]
+    changes: bool
+    question: bool
+
+
+_JOINED = re.compile(r"[-_./:@#]")
+
+
+def _read(content: str) -> _Text:
+    terms = set(tokenize(content))
+    # "prj-4323" is one term here, not also "prj" and "4323": two facts about one project
+    # share its identifier once, not three times
+    parts = {p for t in terms if _JOINED.search(t) for p in _JOINED.split(t) if p}
+    terms -= parts - {t for t in terms if not _JOINED.search(t) and t in _own_words(content)}
+    return _Text(
+        terms=terms,
+        numbers={t for t in terms if _NUMBER.search(t)},
+        changes=bool(CHANGE_WORDS & set(_WORDS.findall(content.lower()))),
+        question=content.rstrip().endswith("?") or "? " in content,
+    )
+
+
+def restates(newer: Hit, older: Hit, question: set[str], texts: dict[str, _Text]) -> bool:
+    """Whether ``newer`` restates ``older`` with another value, for ``question``'s terms."""
+    if newer.created <= older.created or newer.content == older.content:
+        return False
+    if newer.subject and older.subject:
+        return False
+    b, a = texts[newer.id], texts[older.id]
+    if b.question:
+        return False
+    asked = question & a.terms
+    if not asked or asked != question & b.terms:
+        return False
+    shared = a.terms & b.terms
+    if len(shared) < 2 or 2 * len(shared) < len(a.terms):
+        return False
+    if not b.terms - a.terms:
+        return False  # B says nothing A does not
+    # B says the value changed ("was replaced as CTO by ..." may repeat all of A), or A's
+    # number gave way to another
+    return b.changes or bool((a.numbers - b.numbers) and (b.numbers - a.numbers))
+
+
+def newest_first(hits: Sequence[Hit], question: str) -> list[Hit]:
+    """``hits`` (best first) for ``question``, with each restated fact right after its
+    newest restatement and marked ``superseded_by`` it; everything else keeps its place,
+    and every hit stays."""
+    if len(hits) < 2:
+        return list(hits)
+    asked = _read(question).terms
+    texts = {h.id: _read(h.content) for h in hits}
+    by_id = {h.id: h for h in hits}
+    # each fact's newest restatement among the hits (oldest facts first, so chains of
+    # updates A -> B -> C all end at C)
+    newest: dict[str, str] = {}
+    for older in hits:
+        best: Hit | None = None
+        for newer in hits:
+            if restates(newer, older, asked, texts) and (
+                best is None or (newer.created, newer.id) > (best.created, best.id)
+            ):
+                best = newer
+        if best is not None:
+            newest[older.id] = best.id
+
+    def root(fid: str) -> str:
+        seen = {fid}
+        while fid in newest and newest[fid] not in seen:
+            fid = newest[fid]
+            seen.add(fid)
+        return fid
+
+    if not newest:
+        return list(hits)
+    groups: dict[str, list[Hit]] = {}
+    for h in hits:
+        groups.setdefault(root(h.id), []).append(h)
+    out: list[Hit] = []
+    placed: set[str] = set()
+    for h in hits:  # a group takes the place of its best-ranked member, newest first
+        key = root(h.id)
+        if key in placed:
+            continue
+        placed.add(key)
+        members = sorted(groups[key], key=lambda m: (-m.created, m.id))
+        for m in members:
+            if m.id in newest:
+                m = dataclasses.replace(m, superseded_by=root(m.id))
+            out.append(m)
+    assert len(out) == len(hits) and {h.id for h in out} == set(by_id)
+    return out

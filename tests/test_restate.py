@@ -1,0 +1,108 @@
+"""Newest first without hand-made subjects: a newer fact that restates an older one with a
+different value ranks first and the older is marked superseded; nothing is ever dropped,
+near-duplicates that are both true stay, and a hive answers exactly as one agent."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from amplihack_hive import Hive
+
+T0 = 1_764_000_000.0
+
+
+def recall(facts: list[tuple[str, float]], question: str, agents: int = 3) -> list:
+    with Hive.in_process(agents) as hive:
+        hive.remember_many([{"content": c, "created": t} for c, t in facts])
+        return list(hive.recall(question, 10))
+
+
+def test_a_newer_value_ranks_first_and_the_older_is_marked_not_dropped() -> None:
+    old = "Heron's budget is 1.2 M euros."
+    new = "The Heron budget was raised to 1.5 M euros."
+    hits = recall([(old, T0), (new, T0 + 3600)], "What is the budget of Project Heron?")
+    assert [h.content for h in hits] == [new, old]
+    assert hits[0].superseded_by is None and hits[1].superseded_by == hits[0].id
+
+
+def test_a_replaced_role_holder_comes_after_the_new_one() -> None:
+    old = "Dmitri Volkov is the chief technology officer."
+    new = "Dmitri Volkov was replaced as chief technology officer by Ana Lucia Ferreira."
+    hits = recall([(old, T0), (new, T0 + 60)], "chief technology officer")
+    assert [h.content for h in hits] == [new, old] and hits[1].superseded_by == hits[0].id
+
+
+def test_numbers_that_differ_both_ways_are_a_restatement_without_a_change_word() -> None:
+    hits = recall(
+        [("The Heron budget is 1.2 M.", T0), ("The Heron budget is 1.5 M.", T0 + 1)],
+        "Heron budget",
+    )
+    assert hits[0].content == "The Heron budget is 1.5 M." and hits[1].superseded_by
+
+
+def test_near_duplicates_that_are_both_true_both_stay() -> None:
+    alice, bob = "Alice is on the Apollo team.", "Bob is on the Apollo team."
+    hits = recall([(alice, T0), (bob, T0 + 60)], "Which team is Alice on?")
+    assert hits[0].content == alice and all(h.superseded_by is None for h in hits)
+    both = recall([(alice, T0), (bob, T0 + 60)], "Who is on the Apollo team?")
+    assert {h.content for h in both} == {alice, bob}  # never hidden
+    french, german = "Maria speaks French at work.", "Maria speaks German at work."
+    langs = recall([(french, T0), (german, T0 + 60)], "Which languages does Maria speak?")
+    assert {h.content for h in langs} == {french, german}
+
+
+def test_a_question_about_the_value_restates_nothing() -> None:
+    fact, asked = "Heron's budget is 1.2 M euros.", "Is Heron's budget now 1.5 M euros?"
+    hits = recall([(fact, T0), (asked, T0 + 60)], "Heron budget")
+    assert all(h.superseded_by is None for h in hits)
+    assert hits[0].content in (fact, asked) and len(hits) == 2
+
+
+def test_explicit_subjects_decide_first() -> None:
+    """Two facts with subjects of their own are never taken for one another's update."""
+    with Hive.in_process(3) as hive:
+        hive.remember_many(
+            [
+                {"content": "Heron's budget is 1.2 M.", "subject": "heron/budget", "created": T0},
+                {
+                    "content": "The Heron budget was raised to 1.5 M.",
+                    "subject": "heron/forecast",
+                    "created": T0 + 60,
+                },
+            ]
+        )
+        hits = list(hive.recall("Heron budget", 10))
+    assert all(h.superseded_by is None for h in hits)
+
+
+values = st.sampled_from(["1.2", "1.5", "2.0", "Kyoto", "Oslo", "Denver"])
+names = st.sampled_from(["Heron", "Sparrow", "Felix", "Oscar"])
+templates = st.sampled_from(
+    [
+        "The budget of {n} is {v} M.",
+        "The budget of {n} was raised to {v} M.",
+        "{n} is based in {v}.",
+        "{n} relocated and is now based in {v}.",
+        "Is {n} based in {v} now?",
+    ]
+)
+facts = st.lists(
+    st.builds(lambda t, n, v: t.format(n=n, v=v), templates, names, values),
+    min_size=2,
+    max_size=8,
+    unique=True,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(facts, names, st.sampled_from(["budget", "based", "now"]))
+def test_a_hive_orders_and_marks_exactly_as_one_agent(
+    contents: list[str], name: str, word: str
+) -> None:
+    timeline = [(c, T0 + i) for i, c in enumerate(contents)]
+    question = f"What is the {word} of {name}?"
+    one = recall(timeline, question, agents=1)
+    many = recall(timeline, question, agents=5)
+    assert [(h.id, h.superseded_by) for h in many] == [(h.id, h.superseded_by) for h in one]
+    assert {h.id for h in many} == {h.id for h in recall(timeline, question, agents=2)}
