@@ -111,6 +111,12 @@ class _NoAnswer(TransportError):
     """One URL took the request (or may have) but no whole answer came back."""
 
 
+#: Failures of a request that are the connection's, not the answer's.
+_LOST = (OSError, http.client.HTTPException, UnicodeError)
+#: ... of which these say the server closed it.
+_CLOSED = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
+
+
 def _why(exc: BaseException) -> str:
     return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
 
@@ -149,6 +155,17 @@ class RemoteHive:
             pool[base] = conn
         return conn
 
+    def _lost(self, base: str, exc: BaseException, kind: type[TransportError]) -> TransportError:
+        """Close the connection to ``base``; the error saying why no answer came."""
+        self._drop(base)
+        if isinstance(exc, TimeoutError):
+            why = f"no answer in {self._timeout_s:g} s"
+        elif isinstance(exc, _CLOSED):
+            why = "the connection closed before an answer"
+        else:
+            why = _why(exc)
+        return kind(f"{base} is unreachable: {why}")
+
     def _drop(self, base: str) -> None:
         conn = self._local.__dict__.get("pool", {}).pop(base, None)
         if conn is not None:
@@ -170,27 +187,17 @@ class RemoteHive:
             if not reused:
                 try:
                     conn.connect()
-                except TimeoutError as exc:
-                    self._drop(base)
-                    raise _NotSent(f"{base} is unreachable: no answer in time") from exc
-                except (OSError, http.client.HTTPException, UnicodeError) as exc:
-                    self._drop(base)
-                    raise _NotSent(f"{base} is unreachable: {_why(exc)}") from exc
+                except _LOST as exc:
+                    raise self._lost(base, exc, _NotSent) from exc
             try:
                 conn.request("POST", prefix + path, body=payload, headers=headers)
                 resp = conn.getresponse()
                 body = resp.read()
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
-                self._drop(base)
-                if reused and attempt == 1:
+            except _LOST as exc:
+                if isinstance(exc, _CLOSED) and reused and attempt == 1:
+                    self._drop(base)
                     continue  # an idle connection the server had closed
-                raise _NoAnswer(f"{base}: the connection closed before an answer") from exc
-            except TimeoutError as exc:
-                self._drop(base)
-                raise _NoAnswer(f"{base}: no answer in {self._timeout_s:g} s") from exc
-            except (OSError, http.client.HTTPException, UnicodeError) as exc:
-                self._drop(base)
-                raise _NoAnswer(f"{base}: no whole answer ({_why(exc)})") from exc
+                raise self._lost(base, exc, _NoAnswer) from exc
             return _reply(base, resp, body)
         raise AssertionError("unreachable")
 
