@@ -188,7 +188,8 @@ class RemoteHive:
                 try:
                     conn.connect()
                 except _LOST as exc:
-                    raise self._lost(base, exc, _NotSent) from exc
+                    # on the second attempt the first may have reached the server
+                    raise self._lost(base, exc, _NotSent if attempt == 1 else _NoAnswer) from exc
             try:
                 conn.request("POST", prefix + path, body=payload, headers=headers)
                 resp = conn.getresponse()

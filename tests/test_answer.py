@@ -10,7 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from amplihack_hive import Hive
-from amplihack_hive.agent.answer import NO_ANSWER, NOT_COVERED, extractive_answer
+from amplihack_hive.agent.answer import (
+    NO_ANSWER,
+    NOT_COVERED,
+    extractive_answer,
+    question_terms,
+)
 from amplihack_hive.memory.hits import Hit
 
 COMPANY = [
@@ -111,3 +116,28 @@ def test_every_sentence_of_an_answer_is_in_the_fact_it_cites(
 def test_the_measure_word_of_a_how_question_need_not_be_covered() -> None:
     text, sources = ask("How much money does the forklift have?")
     assert sources == [COMPANY[2]] and text.startswith("The forklift project has 80,000 euros")
+
+
+def test_the_sentence_covering_most_terms_wins_over_a_better_ranked_fact() -> None:
+    """Coverage decides, not rank: the second-ranked fact holds the sentence that covers
+    the question; the first shares one term only."""
+    hits = [
+        Hit("a" * 32, "The forklift can lift 1,400 kilograms.", 3.0, "semantic", 1.0),
+        Hit(
+            "b" * 32,
+            "Its lead is Tomas. The forklift budget is 80,000 euros.",
+            1.0,
+            "semantic",
+            1.0,
+        ),
+    ]
+    answer = extractive_answer("What is the forklift budget?", hits)
+    assert answer.answer.startswith("The forklift budget is 80,000 euros. [bbbbbbbb")
+    assert [s.id for s in answer.sources] == ["b" * 32]
+
+
+def test_only_a_measure_word_after_how_is_set_aside() -> None:
+    hits = [Hit("t" * 32, "Tomas commutes by bike.", 1.0, "semantic", 1.0)]
+    answer = extractive_answer("Do you know how Priya commutes?", hits)
+    assert answer.answer == NOT_COVERED  # "Priya" is still asked about
+    assert question_terms("How much money does the forklift have?") == {"money", "forklift"}

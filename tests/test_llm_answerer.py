@@ -55,7 +55,13 @@ def test_llm_answers_from_the_recalled_facts() -> None:
             LlmAnswerer("k-123", model="m-test", base_url=base),
             {"agent-0": "You are the ops team's agent; answer tersely."},
         )
-        await b.learn(["Sarah Chen's birthday is March 15", "Bob likes tea"])
+        await b.learn(
+            [
+                "Sarah Chen's birthday is March 15",
+                "Sarah Chen likes tea",  # recalled, not cited
+                "Bob likes tea",
+            ]
+        )
         answers.append(await b.ask("When is Sarah Chen's birthday?"))
 
     birthday = fact_id_for("Sarah Chen's birthday is March 15")

@@ -4,6 +4,7 @@ near-duplicates that are both true stay, and a hive answers exactly as one agent
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -46,10 +47,96 @@ def test_near_duplicates_that_are_both_true_both_stay() -> None:
     hits = recall([(alice, T0), (bob, T0 + 60)], "Which team is Alice on?")
     assert hits[0].content == alice and all(h.superseded_by is None for h in hits)
     both = recall([(alice, T0), (bob, T0 + 60)], "Who is on the Apollo team?")
-    assert {h.content for h in both} == {alice, bob}  # never hidden
+    assert {h.content for h in both} == {alice, bob}
+    assert all(h.superseded_by is None for h in both)
     french, german = "Maria speaks French at work.", "Maria speaks German at work."
     langs = recall([(french, T0), (german, T0 + 60)], "Which languages does Maria speak?")
     assert {h.content for h in langs} == {french, german}
+    assert all(h.superseded_by is None for h in langs)
+
+
+def test_lists_of_facts_of_one_shape_are_not_updates_of_each_other() -> None:
+    """Learned one after the other (as one learn does), facts that differ in a name as well
+    as a number are different facts."""
+    cases = [
+        (
+            [
+                "The Heron project budget is 1.2 M.",
+                "The Sparrow project budget is 0.8 M.",
+                "The Falcon project budget is 2 M.",
+            ],
+            "What is the budget of the projects?",
+        ),
+        (
+            ["Ticket PRJ-4471 is assigned to Alice.", "Ticket PRJ-4472 is assigned to Bob."],
+            "Who is the ticket assigned to?",
+        ),
+        (
+            ["Alice leads the Heron team.", "Alice leads the new Heron hiring effort."],
+            "What does Alice lead?",
+        ),
+    ]
+    for contents, question in cases:
+        hits = recall([(c, T0 + i) for i, c in enumerate(contents)], question)
+        assert {h.content for h in hits} == set(contents), question
+        assert all(h.superseded_by is None for h in hits), question
+
+
+def test_one_fact_asked_for_is_the_newest_value() -> None:
+    """recall -k 1 reads a few facts past the limit: the newer value, ranked second by its
+    words alone, is the one."""
+    old = "Heron's budget is 1.2 M euros."
+    new = "The Heron budget was raised to 1.5 M euros."
+    with Hive.in_process(3) as hive:
+        hive.remember_many([{"content": c, "created": t} for c, t in [(old, T0), (new, T0 + 1)]])
+        assert hive.recall("What is Heron's budget?", 2)[0].content == new
+        assert [h.content for h in hive.recall("What is Heron's budget?", 1)] == [new]
+
+
+def test_subjects_keep_their_newest_first_with_a_restatement_beside_them() -> None:
+    """A fact without a subject that restates an older fact of a subject moves up; the
+    subject's own newest fact still ranks above the subject's older one."""
+    with Hive.in_process(3) as hive:
+        hive.remember_many(
+            [
+                {
+                    "content": "The Heron budget is 1.2 M.",
+                    "subject": "heron/budget",
+                    "created": 100,
+                },
+                {"content": "The Heron budget was raised to 1.5 M.", "created": 200},
+                {
+                    "content": "Finance approved 2 M for the Heron budget.",
+                    "subject": "heron/budget",
+                    "created": 300,
+                },
+            ]
+        )
+        order = [h.content for h in hive.recall("Heron budget", 10)]
+    assert order.index("Finance approved 2 M for the Heron budget.") < order.index(
+        "The Heron budget is 1.2 M."
+    )
+    assert order.index("The Heron budget was raised to 1.5 M.") < order.index(
+        "The Heron budget is 1.2 M."
+    )
+
+
+def test_each_fact_is_read_once_however_long(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cost of the step is one pass over each hit's text (it runs on the agent's loop)."""
+    from amplihack_hive.memory import restate
+
+    calls: list[int] = []
+    original = restate._own_words
+
+    def counted(content: str) -> set[str]:
+        calls.append(len(content))
+        return original(content)
+
+    monkeypatch.setattr(restate, "_own_words", counted)
+    long = " ".join(f"PRJ-{i} word{i}" for i in range(2000))
+    hits = recall([(long, T0), ("PRJ-1 is late.", T0 + 1)], "PRJ-1")
+    assert len(hits) == 2
+    assert len(calls) <= 3  # the question and each hit, once
 
 
 def test_a_question_about_the_value_restates_nothing() -> None:
@@ -106,3 +193,11 @@ def test_a_hive_orders_and_marks_exactly_as_one_agent(
     many = recall(timeline, question, agents=5)
     assert [(h.id, h.superseded_by) for h in many] == [(h.id, h.superseded_by) for h in one]
     assert {h.id for h in many} == {h.id for h in recall(timeline, question, agents=2)}
+
+
+@pytest.mark.parametrize("created", [1e20, float("inf"), float("nan"), -1.0, True, "today"])
+def test_a_time_no_calendar_holds_is_refused(created: object) -> None:
+    from amplihack_hive.errors import InvalidInputError
+
+    with Hive.in_process(1) as hive, pytest.raises(InvalidInputError, match="created is Unix"):
+        hive.remember("Owls hunt at night", created=created)

@@ -5,8 +5,9 @@ different facts into one answer (two facts read as one can say what neither says
 answer is the sentence, of the best five facts, that covers the most of the question's
 terms (a better-ranked fact wins a tie), cited as ``[id, date]``. A second fact is added
 only as a sentence of its own, with its own citation, when it covers question terms the
-first does not. When no sentence covers at least half of the question's terms the answer
-is "I don't know", with the closest facts as its sources. Sources are only facts that
+first does not. When no sentence covers at least half of the question's terms, or none
+covers any of the names it asks about ("Priya", "PRJ-4471"), the answer is "I don't
+know", with the closest facts as its sources. Sources are only facts that
 share a term with the question.
 """
 
@@ -52,13 +53,20 @@ def cite(hit: Hit) -> str:
     """How an answer names the fact a sentence comes from: its id (short) and date."""
     when = ""
     if hit.created > 0:
-        when = ", " + time.strftime("%Y-%m-%d", time.gmtime(hit.created))
+        try:
+            when = ", " + time.strftime("%Y-%m-%d", time.gmtime(hit.created))
+        except (OverflowError, OSError, ValueError):
+            when = ""  # a time no calendar holds (stored before times were checked)
     return f"[{hit.id[:8]}{when}]"
 
 
 #: "how much", "how long", ...: the word after "how" asks for a measure; it is not what the
 #: question is about, and facts that answer it rarely contain it.
-_HOW = re.compile(r"\bhow\s+(\w+)", re.IGNORECASE)
+MEASURES = (
+    "much many long old often far big large soon tall high fast late early deep wide "
+    "heavy expensive frequently"
+)
+_HOW = re.compile(rf"\bhow\s+({'|'.join(MEASURES.split())})\b", re.IGNORECASE)
 
 
 def question_terms(question: str) -> set[str]:
@@ -68,6 +76,15 @@ def question_terms(question: str) -> set[str]:
     measures = {t for m in _HOW.findall(question) for t in tokenize(m)}
     rest = _HOW.sub(" ", question)
     return terms - (measures - set(tokenize(rest)))
+
+
+_NAMED = re.compile(r"(?<!^)(?<![.!?]\s)\b(?:[A-Z][\w'’-]*|\w*\d[\w-]*)")
+
+
+def named_terms(question: str) -> set[str]:
+    """The terms of what a question names: capitalised words after its first, and
+    identifiers with digits ("Priya", "Heron", "PRJ-4471")."""
+    return {t for m in _NAMED.findall(question.strip()) for t in tokenize(m)}
 
 
 def extractive_answer(
@@ -89,8 +106,15 @@ def extractive_answer(
             covered = frozenset(want & set(tokenize(sentence)))
             if covered:
                 spans.append((covered, rank_, i, hit))
-    covered, _, i, hit = max(spans, key=lambda s: (len(s[0]), -s[1]))
-    if 2 * len(covered) < len(want):  # not even half of what was asked about
+    named = named_terms(question) & want
+
+    def about(covered: frozenset[str]) -> bool:
+        """Whether a sentence is about one of the things the question names, if any."""
+        return not named or bool(covered & named)
+
+    covered, _, i, hit = max(spans, key=lambda s: (about(s[0]), len(s[0]), -s[1]))
+    if 2 * len(covered) < len(want) or not about(covered):
+        # not even half of what was asked about, or about none of what it names
         return Answer(question, NOT_COVERED, matching[:3], complete, unreachable)
     own = sentences[hit.id]
     first, last = i, i
@@ -105,7 +129,11 @@ def extractive_answer(
     # another fact only as a sentence of its own, when it could answer by itself (half the
     # terms or more) and covers something the first does not
     rest = want - covered
-    others = [s for s in spans if s[3].id != hit.id and s[0] & rest and 2 * len(s[0]) >= len(want)]
+    others = [
+        s
+        for s in spans
+        if s[3].id != hit.id and s[0] & rest and 2 * len(s[0]) >= len(want) and about(s[0])
+    ]
     if others:
         other = max(others, key=lambda s: (len(s[0] & rest), len(s[0]), -s[1]))
         parts.append((sentences[other[3].id][other[2]], other[3]))

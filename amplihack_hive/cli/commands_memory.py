@@ -369,7 +369,8 @@ def recall(
     name: HiveName,
     question: Question,
     limit: Annotated[
-        int, typer.Option("--limit", "-k", min=1, metavar="K", help="At most K facts.")
+        int,
+        typer.Option("--limit", "-k", min=1, max=1000, metavar="K", help="At most K facts."),
     ] = 10,
     json_output: JsonFlag = False,
     target: TargetOption = Target.local,

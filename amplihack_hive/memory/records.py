@@ -22,6 +22,8 @@ from amplihack_hive.errors import InvalidInputError
 CORPUS_TERM = "\x00facts"
 #: Largest content accepted, in UTF-8 bytes. Facts are sentences or paragraphs, not files.
 MAX_CONTENT_BYTES = 64 * 1024
+#: The latest ``created`` a fact may have: the last second of the year 9999.
+MAX_CREATED = 253_402_300_799.0
 #: Largest metadata accepted, serialized as JSON.
 MAX_METADATA_BYTES = 16 * 1024
 
@@ -142,6 +144,14 @@ class Fact:
         if not 0.0 <= float(confidence) <= 1.0:
             raise InvalidInputError(f"confidence must be within 0..1, got {confidence}")
         meta = _check_metadata(metadata)
+        if created is not None and not (
+            isinstance(created, int | float)
+            and not isinstance(created, bool)
+            and 0.0 <= float(created) <= MAX_CREATED
+        ):
+            raise InvalidInputError(
+                f"created is Unix seconds from 0 to {MAX_CREATED:.0f} (year 9999), got {created!r}"
+            )
         if subject is not None:
             subject = str(subject).strip().lower() or None
         return cls(

@@ -31,23 +31,25 @@ from amplihack_hive.memory.text import tokenize
 #: Words by which a statement says that a value changed (lowercase, whole words).
 CHANGE_WORDS = frozenset(
     """
-    now actually revised revise raised raise lowered lower increased increase decreased
-    decrease cut changed change moved move relocated relocate replaced replace replaces
-    promoted promotion updated update correction corrected correct slipped postponed
-    delayed moved reassigned became becomes become switched switch instead reorg longer
-    renamed new anymore
+    now actually revised raised lowered increased decreased changed moved relocated
+    replaced promoted updated update correction corrected slipped postponed delayed
+    reassigned became switched instead reorg renamed anymore
     """.split()  # noqa: SIM905
 )
+#: With a change word, at most this many of the older fact's terms may be missing from
+#: the newer (its old value, a greeting): more, and they are two facts about two things.
+MAX_REPLACED = 3
 _WORDS = re.compile(r"[a-z]+")
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")  # "1,400" is one number, as in tokenize
 _STANDALONE = re.compile(r"(?<![-_./:@#\w])[^\W_]+(?![-_./:@#]?\w)")
 
 
 def _own_words(content: str) -> set[str]:
     """The words of ``content`` that stand alone (not inside "prj-4323")."""
-    return set(tokenize(" ".join(_STANDALONE.findall(content))))
+    return set(tokenize(" ".join(_STANDALONE.findall(_THOUSANDS.sub("", content)))))
 
 
-_NUMBER = re.compile(r"\d")
+_NUMBER = re.compile(r"[\d.,]*\d[\d.,]*")
 
 
 @dataclasses.dataclass
@@ -66,10 +68,11 @@ def _read(content: str) -> _Text:
     # "prj-4323" is one term here, not also "prj" and "4323": two facts about one project
     # share its identifier once, not three times
     parts = {p for t in terms if _JOINED.search(t) for p in _JOINED.split(t) if p}
-    terms -= parts - {t for t in terms if not _JOINED.search(t) and t in _own_words(content)}
+    if parts:
+        terms -= parts - _own_words(content)
     return _Text(
         terms=terms,
-        numbers={t for t in terms if _NUMBER.search(t)},
+        numbers={t for t in terms if _NUMBER.fullmatch(t)},
         changes=bool(CHANGE_WORDS & set(_WORDS.findall(content.lower()))),
         question=content.rstrip().endswith("?") or "? " in content,
     )
@@ -92,32 +95,41 @@ def restates(newer: Hit, older: Hit, question: set[str], texts: dict[str, _Text]
         return False
     if not b.terms - a.terms:
         return False  # B says nothing A does not
-    # B says the value changed ("was replaced as CTO by ..." may repeat all of A), or A's
-    # number gave way to another
-    return b.changes or bool((a.numbers - b.numbers) and (b.numbers - a.numbers))
+    gone = a.terms - b.terms
+    if b.changes and len(gone) <= MAX_REPLACED:
+        # B says the value changed ("was replaced as CTO by ..." may repeat all of A)
+        return True
+    # or only A's numbers gave way to others ("is 1.2 M", later "is 1.5 M"; not "Heron is
+    # 1.2 M", "Falcon is 2 M": those differ in a name too)
+    return bool(gone) and gone <= a.numbers and bool(b.numbers - a.numbers)
 
 
 def newest_first(hits: Sequence[Hit], question: str) -> list[Hit]:
-    """``hits`` (best first) for ``question``, with each restated fact right after its
-    newest restatement and marked ``superseded_by`` it; everything else keeps its place,
-    and every hit stays."""
+    """``hits`` (best first) for ``question``, each restated fact marked ``superseded_by``
+    its newest restatement, which moves up to just above the best-ranked fact it restates;
+    everything else keeps its order, and every hit stays."""
     if len(hits) < 2:
         return list(hits)
     asked = _read(question).terms
     texts = {h.id: _read(h.content) for h in hits}
-    by_id = {h.id: h for h in hits}
-    # each fact's newest restatement among the hits (oldest facts first, so chains of
-    # updates A -> B -> C all end at C)
+    # only facts covering the same question terms can restate one another
+    alike: dict[frozenset[str], list[Hit]] = {}
+    for h in hits:
+        alike.setdefault(frozenset(asked & texts[h.id].terms), []).append(h)
+    # each fact's newest restatement (chains of updates A -> B -> C all end at C)
     newest: dict[str, str] = {}
-    for older in hits:
-        best: Hit | None = None
-        for newer in hits:
-            if restates(newer, older, asked, texts) and (
-                best is None or (newer.created, newer.id) > (best.created, best.id)
-            ):
-                best = newer
-        if best is not None:
-            newest[older.id] = best.id
+    for group in alike.values():
+        for older in group:
+            best: Hit | None = None
+            for newer in group:
+                if restates(newer, older, asked, texts) and (
+                    best is None or (newer.created, newer.id) > (best.created, best.id)
+                ):
+                    best = newer
+            if best is not None:
+                newest[older.id] = best.id
+    if not newest:
+        return list(hits)
 
     def root(fid: str) -> str:
         seen = {fid}
@@ -126,22 +138,15 @@ def newest_first(hits: Sequence[Hit], question: str) -> list[Hit]:
             seen.add(fid)
         return fid
 
-    if not newest:
-        return list(hits)
-    groups: dict[str, list[Hit]] = {}
-    for h in hits:
-        groups.setdefault(root(h.id), []).append(h)
+    by_id = {h.id: h for h in hits}
     out: list[Hit] = []
     placed: set[str] = set()
-    for h in hits:  # a group takes the place of its best-ranked member, newest first
-        key = root(h.id)
-        if key in placed:
-            continue
-        placed.add(key)
-        members = sorted(groups[key], key=lambda m: (-m.created, m.id))
-        for m in members:
-            if m.id in newest:
-                m = dataclasses.replace(m, superseded_by=root(m.id))
-            out.append(m)
-    assert len(out) == len(hits) and {h.id for h in out} == set(by_id)
+    for h in hits:
+        top = root(h.id)
+        if top not in placed:  # the newest restatement goes just above what it restates
+            placed.add(top)
+            out.append(by_id[top])
+        if h.id not in placed:
+            placed.add(h.id)
+            out.append(dataclasses.replace(h, superseded_by=top) if h.id in newest else h)
     return out
