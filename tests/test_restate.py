@@ -201,3 +201,16 @@ def test_a_time_no_calendar_holds_is_refused(created: object) -> None:
 
     with Hive.in_process(1) as hive, pytest.raises(InvalidInputError, match="created is Unix"):
         hive.remember("Owls hunt at night", created=created)
+
+
+def test_a_recall_of_thousands_orders_its_best_and_returns_them_all() -> None:
+    from amplihack_hive.errors import InvalidInputError
+
+    with Hive.in_process(3) as hive:
+        hive.remember_many(
+            [{"content": f"Heron reading {i} is {i} units.", "created": T0 + i} for i in range(300)]
+        )
+        hits = hive.recall("Heron reading units", 5000)
+        assert len(hits) == 300 and len({h.id for h in hits}) == 300
+        with pytest.raises(InvalidInputError, match="limit must be from 1 to 10000"):
+            hive.recall("Heron", 10_001)

@@ -370,7 +370,7 @@ def recall(
     question: Question,
     limit: Annotated[
         int,
-        typer.Option("--limit", "-k", min=1, max=1000, metavar="K", help="At most K facts."),
+        typer.Option("--limit", "-k", min=1, max=10_000, metavar="K", help="At most K facts."),
     ] = 10,
     json_output: JsonFlag = False,
     target: TargetOption = Target.local,

@@ -61,7 +61,9 @@ Message = dict[str, Any]
 #: Postings an owner sends per term before the coordinator asks for more.
 FIRST_CUT = 256
 #: Most facts one recall returns.
-MAX_LIMIT = 1000
+MAX_LIMIT = 10_000
+#: How many of the best facts are put newest first (restate.py compares them pairwise).
+RESTATE_TOP = 100
 #: Facts past the limit whose bodies a recall may read to find restatements (restate.py),
 #: and how close to the fact they may restate their score must be.
 RESTATE_WINDOW = 5
@@ -574,7 +576,9 @@ class Coordinator:
             maybe = _restatement_candidates(ordered, hits, lists) if limit <= 3 else []
             if maybe:
                 await self._fetch_bodies(op, maybe, len(maybe), extra, set())
-            hits[:] = newest_first([*hits, *extra], question)[:limit]
+            # (on the first RESTATE_TOP: the step compares facts pairwise, on the loop)
+            head = newest_first([*hits[:RESTATE_TOP], *extra], question)
+            hits[:] = [*head, *hits[RESTATE_TOP:]][:limit]
             # some term or fact no replica could answer for: say so, and who failed
             hits.complete = not lost
             hits.unreachable = tuple(sorted(op.failed))
