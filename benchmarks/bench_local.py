@@ -46,8 +46,9 @@ QUESTIONS = 200
 LEARN_BATCH = 200
 #: seconds the agents' own CPU use is watched between learning and recalling
 IDLE_S = 3.0
-#: the issue's targets (RSS in MB of 10^6 bytes, as in bench_kuzu_open)
-START_MAX_S = 20.0
+#: the issues' targets (RSS in MB of 10^6 bytes, as in bench_kuzu_open); start: issue 8's
+#: "100 agents at 5 per process: start to all healthy within 10 s" (an earlier issue: 20 s)
+START_MAX_S = 10.0
 RSS_MAX_MB = 3000.0
 RECALL_P50_MAX_MS = 30.0
 #: (agents, agents per process), in the order they run
