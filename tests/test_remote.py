@@ -184,7 +184,7 @@ def test_a_write_that_got_no_answer_is_never_sent_again() -> None:
 
 def test_a_read_that_got_no_answer_goes_to_the_next_agent() -> None:
     with swallower(delay_s=5) as slow, agent_like([(200, {}, {"hits": [HIT]})]) as far:
-        hive = RemoteHive([slow["url"], far["url"]], TOKEN, timeout_s=0.5)
+        hive = RemoteHive([slow["url"], far["url"]], TOKEN, timeout_s=2.0)
         assert len(hive.recall("owls")) == 1  # after one timeout on the paused one
     assert slow["requests"] == 1 and len(far["requests"]) == 1
 
