@@ -28,7 +28,7 @@ COMPANY = [
     "Deer graze at dawn. Owls sleep in the day.",
 ]
 #: "<sentence(s)> [<8 hex>, <date>]", one part per cited fact
-CITED = re.compile(r"(.+?) \[([0-9a-f]{8})(?:, \d{4}-\d\d-\d\d)?\](?: |$)")
+CITED = re.compile(r"(.+?) \[([0-9a-f]{8})(?:, \d{4}-\d\d-\d\d)?\](?: |$)", re.DOTALL)
 
 
 def parts(answer: str) -> list[tuple[str, str]]:
@@ -89,7 +89,12 @@ def test_facts_sharing_no_term_with_the_question_are_never_sources() -> None:
 VOCABULARY = "owl deer fox hunt graze sleep night dawn day river hill budget project lead"
 words = st.sampled_from(VOCABULARY.split(" "))
 sentences = st.lists(words, min_size=2, max_size=6).map(lambda ws: " ".join(ws).capitalize() + ".")
-facts = st.lists(sentences, min_size=1, max_size=3).map(" ".join)
+# sentences as a paragraph has them: a space, two, or a line break between them
+facts = st.builds(
+    lambda parts, gap: gap.join(parts),
+    st.lists(sentences, min_size=1, max_size=3),
+    st.sampled_from([" ", "  ", "\n"]),
+)
 
 
 @settings(max_examples=60, deadline=None)

@@ -22,6 +22,26 @@ from amplihack_hive.memory.hits import Hit
 from amplihack_hive.memory.text import tokenize
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
+
+
+def _sentence_bounds(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence of ``text``, without the spaces around it."""
+    out: list[tuple[int, int]] = []
+    start = 0
+    for gap in [*_SENTENCE.finditer(text), None]:
+        end = gap.start() if gap is not None else len(text)
+        a, b = start, end
+        while a < b and text[a].isspace():
+            a += 1
+        while b > a and text[b - 1].isspace():
+            b -= 1
+        if b > a:
+            out.append((a, b))
+        if gap is not None:
+            start = gap.end()
+    return out
+
+
 NO_ANSWER = "I don't know: nothing the hive remembers matches the question."
 
 
@@ -99,7 +119,8 @@ def extractive_answer(
     if not matching:
         return Answer(question, NO_ANSWER, [], complete, unreachable)
     # per sentence of the best facts: (question terms covered, rank of its fact, index)
-    sentences = {h.id: [s.strip() for s in _SENTENCE.split(h.content)] for h in matching[:5]}
+    bounds = {h.id: _sentence_bounds(h.content) for h in matching[:5]}
+    sentences = {h.id: [h.content[a:b] for a, b in bounds[h.id]] for h in matching[:5]}
     spans: list[tuple[frozenset[str], int, int, Hit]] = []
     for rank_, hit in enumerate(matching[:5]):
         for i, sentence in enumerate(sentences[hit.id]):
@@ -125,7 +146,8 @@ def extractive_answer(
             covered |= want & set(tokenize(own[j]))
             first, last = min(first, j), max(last, j)
             break
-    parts = [(" ".join(own[first : last + 1]), hit)]
+    # the span as the fact has it (a line break between its sentences stays one)
+    parts = [(hit.content[bounds[hit.id][first][0] : bounds[hit.id][last][1]], hit)]
     # another fact only as a sentence of its own, when it could answer by itself (half the
     # terms or more) and covers something the first does not
     rest = want - covered
