@@ -8,14 +8,16 @@ newer fact B restates an older fact A, for the question asked, when all of these
 - both cover the same question terms (they are about what the question asks);
 - they share at least two terms and at least half of A's (mostly the same words);
 - B has terms A lacks (a new value: a number, a name, a place, a date);
-- B says that something changed ("now", "raised", "moved", "replaced", "correction", ...),
-  or A's numbers gave way to others ("is 1.2 M", later "is 1.5 M");
+- B says that something changed ("now", "raised", "moved", "replaced", "correction", ...)
+  and at most three of A's terms are gone from it, or only A's numbers gave way to others
+  ("is 1.2 M", later "is 1.5 M"; not "Heron is 1.2 M", later "Falcon is 2 M");
 - B is a statement, not a question ("What is Heron's budget now?" restates nothing);
 - A and B do not both carry a subject (then the subjects have decided already).
 
 It is a heuristic: two true facts of the same shape ("Alice speaks French", later "Alice
 speaks German. She moved to Berlin.") can be taken for an update. So it only reorders and
-marks; both facts stay in the result. It runs on the result after ranking, the same in one
+marks; both facts stay in the result (unless the limit cuts the older, which the newer
+has moved down). It runs on the result after ranking, the same in one
 agent and in a hive of any size, so the hive still answers exactly as one agent would.
 """
 
