@@ -17,6 +17,7 @@ from amplihack_hive.agent.answer import (
     question_terms,
 )
 from amplihack_hive.memory.hits import Hit
+from amplihack_hive.memory.records import fact_id_for
 
 COMPANY = [
     "Project Sparrow is the fleet-management dashboard. Priya Raman runs it.",
@@ -61,9 +62,7 @@ def test_a_second_fact_only_as_a_sentence_of_its_own() -> None:
     assert set(sources) == {COMPANY[4], COMPANY[5]}
     cited = parts(text)
     assert len(cited) == 2
-    with Hive.in_process(1) as hive:
-        ids = dict(zip(hive.remember_many(COMPANY), COMPANY, strict=True))
-    by_short = {fid[:8]: content for fid, content in ids.items()}
+    by_short = {fact_id_for(content)[:8]: content for content in COMPANY}
     for sentence, short in cited:
         assert sentence in by_short[short]
 

@@ -107,7 +107,7 @@ class _Op:
         self.suspects = suspects
         self.contacted: set[str] = set()
         self.failed: set[str] = set()
-        #: ring epochs the agents that answered route by (over HTTP; see EPOCH_KEY)
+        #: ring epochs the agents that answered route by (Reply.epoch, from the HTTP transport)
         self.epochs: set[str] = set()
 
     async def send(self, agent: str, message: Request) -> Reply:

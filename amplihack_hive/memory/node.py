@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from amplihack_hive.errors import HiveStateError, InvalidInputError, StorageError
 from amplihack_hive.memory import protocol as p
-from amplihack_hive.memory.protocol import MAX_BATCH, Reply, Request, decode_request, encode
+from amplihack_hive.memory.protocol import Reply, Request, decode_request, encode
 from amplihack_hive.memory.records import CORPUS_TERM
 from amplihack_hive.memory.repair import RepairService
 from amplihack_hive.memory.store import Store
@@ -28,13 +28,6 @@ T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
 Message = dict[str, Any]
-
-#: The key under which a transport hands a coordinator that reads wire dicts the epoch of
-#: the ring the answering agent routes by (typed replies carry it as ``Reply.epoch``).
-EPOCH_KEY = "_ring"
-
-__all__ = ["EPOCH_KEY", "MAX_BATCH", "MemoryNode"]
-
 
 #: Engine messages that mean its files can no longer be trusted (a failed write or read).
 _IO_WORDS = ("cannot write", "cannot read", "no space", "i/o error", "io exception", "corrupt")

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import aiohttp
 
 from amplihack_hive.errors import BusyError, HiveError, TransportError
-from amplihack_hive.memory.node import EPOCH_KEY, MemoryNode
+from amplihack_hive.memory.node import MemoryNode
 from amplihack_hive.memory.protocol import Ping, Reply, Request, decode_reply, encode
 
 logger = logging.getLogger(__name__)
@@ -137,13 +137,12 @@ class HttpTransport:
             raise TransportError(f"agent {agent} has no known address (is it running?)")
         url = base + MEMORY_PATH.format(agent=agent)
         wire = encode(message)
-        data = await _with_backoff(lambda: self.post(url, wire, agent=agent))
-        epoch = data.pop(EPOCH_KEY, None)
+        data, epoch = await _with_backoff(lambda: self._send(url, wire, agent))
         try:
             reply = decode_reply(message, data)
         except ValueError as exc:
             raise TransportError(f"agent {agent} answered {message.op!r} wrongly: {exc}") from None
-        reply.epoch = epoch if isinstance(epoch, str) else None
+        reply.epoch = epoch
         return reply
 
     @staticmethod
@@ -156,6 +155,13 @@ class HttpTransport:
             raise TransportError(f"agent {agent} refused {message.op!r}: {exc}") from exc
 
     async def post(self, url: str, body: Any, *, agent: str = "") -> Message:
+        """POST ``body`` as JSON; the JSON object of a 200, else the error it stands for."""
+        data, _ = await self._send(url, body, agent)
+        return data
+
+    async def _send(self, url: str, body: Any, agent: str) -> tuple[Message, str | None]:
+        """As :meth:`post`, with the ring epoch the answering agent routes by (its
+        :data:`RING_HEADER`), or None."""
         session, sem = self._client()
         try:
             async with sem, session.post(url, json=body) as resp:
@@ -166,9 +172,7 @@ class HttpTransport:
                     data = await resp.json()
                     if not isinstance(data, dict):
                         raise TransportError(f"{agent or url} answered with a non-object")
-                    if epoch:
-                        data[EPOCH_KEY] = epoch
-                    return data
+                    return data, epoch or None
                 if resp.status == 503 and "Retry-After" in resp.headers:
                     raise BusyError(
                         await _describe_error(resp, agent or url),
