@@ -230,13 +230,13 @@ def test_a_paused_agent_costs_the_client_one_timeout(hive_home: Path) -> None:
             client.remember_many(FACTS)
             transport = client._transport
             sent: list[tuple[str, str]] = []
-            post = transport.post  # type: ignore[attr-defined]
+            send = transport._send  # type: ignore[attr-defined]
 
-            async def counting(url: str, body: Any, *, agent: str = "") -> Any:
-                sent.append((agent, body.get("op", "")))
-                return await post(url, body, agent=agent)
+            async def counting(url: str, body: Any, agent: str) -> Any:
+                sent.append((agent, body.get("op", "")))  # every request that goes out
+                return await send(url, body, agent)
 
-            transport.post = counting  # type: ignore[attr-defined]
+            transport._send = counting  # type: ignore[attr-defined]
             os.kill(rec.pid, signal.SIGSTOP)
             for i in range(40):
                 client.remember_many([f"written while paused {i} q{i}z"])
@@ -244,7 +244,7 @@ def test_a_paused_agent_costs_the_client_one_timeout(hive_home: Path) -> None:
                 assert hits and hits[0].content == FACTS[i * 7]
             to_paused = [op for agent, op in sent if agent == "agent-2"]
             # the first operations that touched it found out; after that it is written
-            # around and asked last (pings go by the transport's own probe, not post)
+            # around and asked last (pings go by the transport's own probe, not _send)
             assert 1 <= len(to_paused) <= 3, to_paused
             assert "agent-2" in transport.suspects()  # type: ignore[attr-defined]
             os.kill(rec.pid, signal.SIGCONT)
