@@ -11,6 +11,7 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -23,7 +24,9 @@ from amplihack_hive.memory.assembly import (
     build_coordinator,
     build_node,
     build_ring,
+    check_store_tokenizer,
     open_agent_store,
+    store_tokenizer,
 )
 from amplihack_hive.memory.config import MemoryConfig
 from amplihack_hive.memory.coordinator import Coordinator, Hits, Transport
@@ -31,6 +34,7 @@ from amplihack_hive.memory.protocol import Stats, encode
 from amplihack_hive.memory.repair import Repairer, RepairReport
 from amplihack_hive.memory.ring import HashRing
 from amplihack_hive.memory.store import Store
+from amplihack_hive.memory.text import TOKENIZER
 from amplihack_hive.transport.inprocess import InProcessTransport
 
 logger = logging.getLogger(__name__)
@@ -206,11 +210,14 @@ class Hive(_Client):
         max_db_size_mb: int = 4096,
         engine: str = "kuzu",
         agents_per_domain: int = 1,
+        tokenizer: int = TOKENIZER,
     ) -> Hive:
         """N agents in this process, over a transport that carries the same messages as
         HTTP. ``backend="kuzu"`` keeps one database per agent under ``path`` (a temporary
         directory, removed on close, when no path is given). ``agents_per_domain`` groups
-        consecutive agents into failure domains, as processes of a local hive are."""
+        consecutive agents into failure domains, as processes of a local hive are.
+        ``tokenizer``: the version the postings are built with (memory/text.py); stores
+        under ``path`` built with another are refused (StorageError)."""
         if isinstance(agents, bool) or not isinstance(agents, int) or agents < 1:
             raise InvalidInputError(f"agents must be an integer >= 1, got {agents!r}")
         settings = AgentSettings(
@@ -221,6 +228,7 @@ class Hive(_Client):
             replication=replication,
             write_quorum=write_quorum,
             vnodes=vnodes,
+            tokenizer=tokenizer,
         )
         if (
             isinstance(agents_per_domain, bool)
@@ -311,7 +319,9 @@ class Hive(_Client):
         # the running agents' ring (it may lag the config until `start` publishes it)
         published = MembersFile(directory)
         members = published() or cfg.ring_names
-        settings = AgentSettings(backend=cfg.backend, replication=cfg.replication)
+        settings = AgentSettings(
+            backend=cfg.backend, replication=cfg.replication, tokenizer=cfg.tokenizer
+        )
         coordinator = build_coordinator(
             members,
             transport,
@@ -359,7 +369,17 @@ class Memory(_Client):
         self.config = config or MemoryConfig.resolve()
         cfg = self.config
         settings = AgentSettings.of(cfg)
-        self._store = open_agent_store(settings, Path(cfg.data_dir) / self.agent)
+        path = Path(cfg.data_dir) / self.agent
+        self._store = open_agent_store(settings, path, check_index=False)
+        try:
+            if cfg.tokenizer is None:
+                # the version this agent's postings have (a new store: the newest)
+                found = store_tokenizer(self._store)
+                settings = replace(settings, tokenizer=found or TOKENIZER)
+            check_store_tokenizer(self._store, settings.tokenizer, path)
+        except BaseException:
+            self._store.close()
+            raise
         node = build_node(self.agent, self._store, settings)
         names = sorted({self.agent, *cfg.peers})
         transport: Transport

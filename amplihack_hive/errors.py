@@ -5,6 +5,8 @@ Every error the library raises on purpose derives from :class:`HiveError`, so a 
 
     HiveError
     ├── ConfigError          a setting that does not parse; names its source
+    │   └── IndexVersionError      a request's terms come from another tokenizer than the
+    │                              agent's postings (a caller with an outdated hive config)
     ├── InvalidInputError    bad content, kind, name, N or R: refused before anything is written
     ├── NotFoundError        a hive, agent or fact that does not exist
     ├── StorageError         the storage engine failed (Kuzu errors are mapped to this)
@@ -24,6 +26,11 @@ class HiveError(Exception):
 
 class ConfigError(HiveError):
     """A configuration value that does not parse, with where it came from."""
+
+
+class IndexVersionError(ConfigError):
+    """An agent refused a request whose terms come from another tokenizer than its
+    postings (memory/text.py): answering would mix terms of two versions (HTTP 409)."""
 
 
 class InvalidInputError(HiveError, ValueError):

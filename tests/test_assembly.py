@@ -64,7 +64,12 @@ def test_the_agent_process_builds_from_its_command_line(tmp_path: Path) -> None:
             "64",
         ]
     )
-    assert opts.settings() == AgentSettings(backend="memory", buffer_pool_mb=64, replication=2)
+    # no --tokenizer: an agent of a hive rendered before versions existed indexes with 1
+    assert opts.settings() == AgentSettings(
+        backend="memory", buffer_pool_mb=64, replication=2, tokenizer=1
+    )
+    again = parse_args(["--hive-dir", str(tmp_path), "--agents", "agent-0", "--tokenizer", "2"])
+    assert again.settings().tokenizer == 2
 
 
 def test_the_builders_pass_the_settings_on(tmp_path: Path) -> None:

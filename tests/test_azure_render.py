@@ -672,6 +672,7 @@ def test_the_bicep_container_args_are_what_the_agent_process_accepts(tmp_path: P
         "replication": "3",
         "backend": "kuzu",
         "bufferPoolMb": "256",
+        "tokenizer": "2",
         "port": "8080",
         "publicUrl": "https://h-agent-5.internal.example.io",
     }
@@ -685,6 +686,7 @@ def test_the_bicep_container_args_are_what_the_agent_process_accepts(tmp_path: P
 
     options = parse_args([value(arg) for arg in container["args"]])
     assert options.agents == ["agent-5", "agent-6"]
+    assert options.tokenizer == 2
     assert len(options.all_agents) == 10
     assert (options.host, options.port) == ("0.0.0.0", 8080)
     assert options.public_url == "https://h-agent-5.internal.example.io"

@@ -16,6 +16,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from amplihack_hive import Hive
 from amplihack_hive.errors import TransportError, WriteQuorumError
 from amplihack_hive.memory.records import fact_id_for
+from amplihack_hive.memory.text import TOKENIZER
 from amplihack_hive.transport.inprocess import InProcessTransport
 
 VOCAB = [f"w{i}" for i in range(10)]
@@ -210,14 +211,16 @@ def test_an_upgraded_hive_puts_its_facts_on_the_corpus_list_once(tmp_path: Path)
                 {"key": kuzu_store._BACKFILL_KEY},
             )
         owner = t.nodes[hive._coordinator.owners(CORPUS_TERM)[0]]
-        assert owner.handle({"op": "corpus"})["count"] == 0
+        assert owner.handle({"op": "corpus", "tokenizer": TOKENIZER})["count"] == 0
         brain = AgentBrain(dict(t.nodes), hive._coordinator)
         brain._rounds = 1  # a repair round has run
         for node in t.nodes.values():
             node.ready = True  # (a brain starting in a hive waits to catch up first)
         assert hive._loop.run(brain.backfill_corpus()) is True
         for name in hive._coordinator.owners(CORPUS_TERM):
-            assert t.nodes[name].handle({"op": "corpus"})["count"] == len(contents)
+            assert t.nodes[name].handle({"op": "corpus", "tokenizer": TOKENIZER})["count"] == len(
+                contents
+            )
         assert all(not n.store.pending_corpus() for n in t.nodes.values())
         with Hive.in_process(agents=1, replication=1) as one:
             one.remember_many(contents)

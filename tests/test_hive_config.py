@@ -377,9 +377,19 @@ def test_a_minimal_hand_written_config_loads_with_defaults(tmp_path: Path) -> No
     path = tmp_path / "config.yaml"
     path.write_text(GOOD)
     cfg = load(path)
+    # no tokenizer key: a hive made before versions existed, whose postings are of version 1
     assert cfg == HiveConfig(
-        name="h", agents=[AgentConfig("agent-0", "hello"), AgentConfig("agent-1")]
+        name="h", agents=[AgentConfig("agent-0", "hello"), AgentConfig("agent-1")], tokenizer=1
     )
+
+
+def test_the_tokenizer_is_one_the_code_knows(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(GOOD + "tokenizer: 2\n")
+    assert load(path).tokenizer == 2
+    path.write_text(GOOD + "tokenizer: 7\n")
+    with pytest.raises(ConfigError, match="tokenizer: expected one of 1, 2, got 7"):
+        load(path)
 
 
 def test_save_then_load_round_trips_every_field(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from amplihack_hive.memory.node import MemoryNode
 from amplihack_hive.memory.records import CORPUS_TERM, Fact, Posting
 from amplihack_hive.memory.repair import RepairService
 from amplihack_hive.memory.ring import HashRing
+from amplihack_hive.memory.text import TOKENIZER
 
 RESERVED = [_CORPUS_KEYS[0], "\x01t:platform", "F" * 32, "short", ""]
 
@@ -41,5 +42,8 @@ def test_requests_naming_a_non_fact_id_are_refused(node: MemoryNode, bad: str) -
     shard = {"facts": [], "postings": [], "tombstones": [[bad, 1.0]], "corpus": [0, 0]}
     with pytest.raises(InvalidInputError, match="not a fact id"):
         node.handle({"op": "repair_put", "peer": "agent-1", "shard": shard})
-    assert node.handle({"op": "corpus"}) == {"count": 1, "total_length": 5}  # untouched
+    assert node.handle({"op": "corpus", "tokenizer": TOKENIZER}) == {
+        "count": 1,
+        "total_length": 5,
+    }  # untouched
     node.store.close()

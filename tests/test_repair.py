@@ -32,7 +32,7 @@ from amplihack_hive.memory.node import MemoryNode
 from amplihack_hive.memory.records import CORPUS_TERM, Fact, ShardExport, Tombstone, fact_id_for
 from amplihack_hive.memory.repair import RepairReport, RepairService
 from amplihack_hive.memory.store import InMemoryStore
-from amplihack_hive.memory.text import term_counts
+from amplihack_hive.memory.text import TOKENIZER, term_counts
 from amplihack_hive.transport.inprocess import InProcessTransport
 
 WORDS = [f"w{i}" for i in range(12)]
@@ -391,7 +391,7 @@ def test_an_agent_that_lost_its_disk_is_rebuilt_in_one_round() -> None:
         victim = "agent-3"
         t = transport(hive)
         before = records_of(t.nodes[victim])
-        corpus = t.nodes[victim].handle({"op": "corpus"})
+        corpus = t.nodes[victim].handle({"op": "corpus", "tokenizer": TOKENIZER})
         # the tombstones it keeps as a fact owner (those it keeps as a term owner only guard
         # postings that are gone: nobody needs them back)
         tombs = {x.fact_id for x in t.nodes[victim].store.tombstones()}
@@ -401,7 +401,7 @@ def test_an_agent_that_lost_its_disk_is_rebuilt_in_one_round() -> None:
 
         first = hive.repair()
         assert records_of(t.nodes[victim]) == before
-        assert t.nodes[victim].handle({"op": "corpus"}) == corpus
+        assert t.nodes[victim].handle({"op": "corpus", "tokenizer": TOKENIZER}) == corpus
         assert tombs <= {x.fact_id for x in t.nodes[victim].store.tombstones()}
         assert moved(first) > 0
         rounds = 1 + rounds_until_quiet(hive)

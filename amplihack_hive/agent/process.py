@@ -49,6 +49,7 @@ from amplihack_hive.memory.coordinator import Coordinator
 from amplihack_hive.memory.protocol import Ping
 from amplihack_hive.memory.ring import HashRing
 from amplihack_hive.memory.store import Store
+from amplihack_hive.memory.text import TOKENIZERS
 from amplihack_hive.memory.worker import StoreWorker
 from amplihack_hive.names import validate_name
 from amplihack_hive.transport.http import HttpTransport
@@ -72,6 +73,9 @@ class AgentOptions:
     backend: str = "kuzu"
     buffer_pool_mb: int = 256
     max_db_size_mb: int = 4096
+    #: the tokenizer of the hive's postings; 1 when not given (what agents used before
+    #: versions existed: an Azure hive rendered then starts as it was)
+    tokenizer: int = 1
     kuzu_db: dict[str, str] = field(default_factory=dict)
     host: str = "127.0.0.1"
     port: int = 0
@@ -88,6 +92,7 @@ class AgentOptions:
             buffer_pool_mb=self.buffer_pool_mb,
             max_db_size_mb=self.max_db_size_mb,
             replication=self.replication,
+            tokenizer=self.tokenizer,
         )
 
     def token(self) -> str:
@@ -120,6 +125,13 @@ def parse_args(argv: list[str] | None = None) -> AgentOptions:
     p.add_argument("--backend", choices=("kuzu", "memory"), default="kuzu")
     p.add_argument("--buffer-pool-mb", type=int, default=256)
     p.add_argument("--max-db-size-mb", type=int, default=4096)
+    p.add_argument(
+        "--tokenizer",
+        type=int,
+        choices=TOKENIZERS,
+        default=1,
+        help="tokenizer version of the hive's postings (default 1: hives from before versions)",
+    )
     p.add_argument("--kuzu-db", action="append", default=[], metavar="AGENT=PATH")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
@@ -147,6 +159,7 @@ def parse_args(argv: list[str] | None = None) -> AgentOptions:
         backend=a.backend,
         buffer_pool_mb=a.buffer_pool_mb,
         max_db_size_mb=a.max_db_size_mb,
+        tokenizer=a.tokenizer,
         kuzu_db=kuzu_db,
         host=a.host,
         port=a.port,

@@ -34,6 +34,7 @@ from amplihack_hive.errors import (
     BusyError,
     HiveError,
     HiveStateError,
+    IndexVersionError,
     InvalidInputError,
     NotFoundError,
     StorageError,
@@ -119,6 +120,9 @@ def make_app(brain: AgentBrain, token: str) -> web.Application:
             return response
         except NotFoundError as exc:
             return _error(404, str(exc))
+        except IndexVersionError as exc:
+            # terms of another tokenizer: answering would mix versions (errors.py)
+            return _error(409, str(exc))
         except InvalidInputError as exc:
             return _error(400, str(exc))
         except (TransportError, HiveStateError) as exc:

@@ -63,6 +63,8 @@ class HivePlan:
     backend: str
     buffer_pool_mb: int
     location: str
+    #: tokenizer version of the agents' postings (memory/text.py)
+    tokenizer: int
     image: str | None
     #: client address ranges (CIDR) let into the entry app; empty for any
     allowed_ips: tuple[str, ...] = ()
@@ -147,6 +149,7 @@ def plan_hive(
         replication=cfg.replication,
         backend=cfg.backend,
         buffer_pool_mb=cfg.buffer_pool_mb,
+        tokenizer=cfg.tokenizer,
         location=check_location(location if location is not None else cfg.azure.location),
         image=check_image(chosen_image) if chosen_image is not None else None,
         allowed_ips=tuple(cfg.azure.allowed_ips),

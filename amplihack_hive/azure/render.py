@@ -63,6 +63,7 @@ def _context(plan: HivePlan) -> dict[str, Any]:
         "replication": plan.replication,
         "backend": plan.backend,
         "buffer_pool_mb": plan.buffer_pool_mb,
+        "tokenizer": plan.tokenizer,
         "memory_rule": MEMORY_RULE,
         "location": plan.location,
         "image": plan.image,

@@ -1,4 +1,4 @@
-"""Memory commands of a running local hive: ``learn``, ``recall``, ``ask``, ``mcp``.
+"""Memory commands of a local hive: ``learn``, ``recall``, ``ask``, ``mcp``, ``reindex``.
 
 They talk to the agents through :meth:`amplihack_hive.Hive.connect`. ``learn`` reads its
 input with :mod:`amplihack_hive.hive.learn_input`, checks every item by the library's rules
@@ -31,6 +31,7 @@ from amplihack_hive.errors import (
     NotFoundError,
     WriteQuorumError,
 )
+from amplihack_hive.memory.text import TOKENIZER
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -198,8 +199,11 @@ class LearnProgress:
         every: float = PROGRESS_EVERY_S,
         clock: Callable[[], float] = time.monotonic,
         stream: TextIO | None = None,
+        label: str = "learning",
+        unit: str = "items sent",
     ) -> None:
         self.total, self.done, self.every, self.clock = total, 0, every, clock
+        self.label, self.unit = label, unit
         self.stream = stream
         self.started = self.last = clock()
         self.quiet = quiet
@@ -209,14 +213,19 @@ class LearnProgress:
     def __enter__(self) -> LearnProgress:
         console = out(stderr=True)
         if not self.quiet and self.stream is None and console.is_terminal:
-            self._bar = progress_bar("learning")
+            self._bar = progress_bar(self.label)
             self._bar.__enter__()
-            self._task = self._bar.add_task("learning", total=self.total)
+            self._task = self._bar.add_task(self.label, total=self.total)
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:
             self._bar.__exit__(None, None, None)
+
+    def set_total(self, total: int) -> None:
+        self.total = total
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, total=total)
 
     def advance(self, count: int) -> None:
         self.done += count
@@ -231,7 +240,8 @@ class LearnProgress:
         share = 100 * self.done / max(self.total, 1)
         stream = self.stream or sys.stderr
         stream.write(
-            f"learning: {self.done} of {self.total} items sent ({share:.0f}%), {rate:.0f} items/s\n"
+            f"{self.label}: {self.done} of {self.total} {self.unit} ({share:.0f}%), "
+            f"{rate:.0f} {self.unit.split()[0]}/s\n"
         )
         stream.flush()
 
@@ -440,6 +450,50 @@ def ask(
             say(Text(f"  {cite(source)} {source.content}", style="dim"))
 
 
+def reindex(
+    ctx: typer.Context,
+    name: HiveName,
+    tokenizer: Annotated[
+        int,
+        typer.Option(
+            "--tokenizer",
+            metavar="N",
+            help="Tokenizer version to rebuild with: 2 (the default) stems with Snowball; "
+            "1 folds plurals only (hives made before versions).",
+        ),
+    ] = TOKENIZER,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress (a bar on a terminal).")
+    ] = False,
+) -> None:
+    """Rebuild a stopped local hive's postings with a tokenizer version.
+
+    Every posting is rebuilt from the facts the agents' stores hold; facts are not
+    touched. Agents refuse to serve postings of another version than the hive's config
+    names (no recall mixes terms of two versions), so a hive made before versions
+    (tokenizer 1) keeps version 1 until this moves it. Stop the hive first, then
+    reindex, then start it. If a rebuild stops part way, the agents refuse to start
+    until reindex is run again.
+    """
+    from amplihack_hive.hive.reindex import reindex_hive
+
+    with LearnProgress(0, quiet=quiet, label="re-indexing", unit="facts") as bar:
+
+        def step(done: int, total: int) -> None:
+            if total != bar.total:
+                bar.set_total(total)
+            bar.advance(done - bar.done)
+
+        report = reindex_hive(state(ctx).home, name, tokenizer, progress=step)
+    say(
+        Text(
+            f"re-indexed {report.facts:,} facts of hive {name} with tokenizer "
+            f"{report.version} ({report.postings:,} postings in {report.stores} stores); "
+            f"start it with: amplihack-hive start {name}"
+        )
+    )
+
+
 def mcp(ctx: typer.Context, name: HiveName) -> None:
     """Serve the running hive to an MCP client over stdio.
 
@@ -454,8 +508,9 @@ def mcp(ctx: typer.Context, name: HiveName) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    """Add learn, recall, ask and mcp to ``app``."""
+    """Add learn, recall, ask, mcp and reindex to ``app``."""
     app.command("learn", rich_help_panel=MEMORY_PANEL)(learn)
     app.command("recall", rich_help_panel=MEMORY_PANEL)(recall)
     app.command("ask", rich_help_panel=MEMORY_PANEL)(ask)
     app.command("mcp", rich_help_panel=MEMORY_PANEL)(mcp)
+    app.command("reindex", rich_help_panel=MEMORY_PANEL)(reindex)

@@ -7,6 +7,8 @@
     backend: kuzu            # or memory
     buffer_pool_mb: 256      # Kuzu buffer pool per agent
     agents_per_process: 1
+    tokenizer: 2             # how postings are built (memory/text.py); 1 in hives made
+                             # before versions: `amplihack-hive reindex` moves them to 2
     restart:                 # what a local hive does when an agent process dies
       policy: on-failure     # on-failure (exit status not 0, or a signal), always, or no
       max_restarts: 5        # give up ("crashed") after this many restarts ...
@@ -66,6 +68,7 @@ from amplihack_hive.hive.home import (
 from amplihack_hive.hive.restart import RESTART_POLICIES, RestartConfig
 from amplihack_hive.hive.token import create_token
 from amplihack_hive.memory.backends import BACKENDS
+from amplihack_hive.memory.text import TOKENIZER, TOKENIZERS
 from amplihack_hive.names import validate_name
 
 #: Most agents ``create`` makes in one hive (a guard against typos such as 1000000).
@@ -113,6 +116,9 @@ class HiveConfig:
     backend: str = "kuzu"
     buffer_pool_mb: int = 256
     agents_per_process: int = 1
+    #: the tokenizer the agents' postings are built with (memory/text.py); a config
+    #: without the key is of a hive made before versions existed: 1
+    tokenizer: int = TOKENIZER
     restart: RestartConfig = field(default_factory=RestartConfig)
     agents: list[AgentConfig] = field(default_factory=list)
     azure: AzureConfig = field(default_factory=AzureConfig)
@@ -354,7 +360,7 @@ def _parse_cidrs(section: _Section) -> list[str]:
 
 def parse(data: object, source: str = "<config>") -> HiveConfig:
     """Check plain data (as read from YAML) and build a HiveConfig; ConfigError if not valid."""
-    keys = ("name", "replication", "backend", "buffer_pool_mb", "agents_per_process")
+    keys = ("name", "replication", "backend", "buffer_pool_mb", "agents_per_process", "tokenizer")
     section = _Section(data, source, "", (*keys, "restart", "agents", "azure", "retiring"))
     defaults = HiveConfig(name="x")
     backend = section.text("backend", defaults.backend, optional=False)
@@ -366,11 +372,23 @@ def parse(data: object, source: str = "<config>") -> HiveConfig:
         backend=backend,
         buffer_pool_mb=section.integer("buffer_pool_mb", defaults.buffer_pool_mb),
         agents_per_process=section.integer("agents_per_process", defaults.agents_per_process),
+        tokenizer=_tokenizer(section),
         restart=_parse_restart(section.data.get("restart"), source),
         agents=(agents := _parse_agents(section.required("agents"), source)),
         azure=_parse_azure(section.data.get("azure"), source),
         retiring=_parse_retiring(section, {a.name for a in agents}),
     )
+
+
+def _tokenizer(section: _Section) -> int:
+    if "tokenizer" not in section.data:
+        return 1  # written before versions existed: its postings are of tokenizer 1
+    version = section.integer("tokenizer", TOKENIZER)
+    if version not in TOKENIZERS:
+        raise section.error(
+            "tokenizer", f"expected one of {', '.join(map(str, TOKENIZERS))}, got {version}"
+        )
+    return version
 
 
 def _parse_retiring(section: _Section, names: set[str]) -> list[str]:
@@ -468,7 +486,7 @@ def _count(value: object, what: str, maximum: int | None = None) -> int:
     return value
 
 
-def _refuse_if_running(directory: Path, name: str) -> None:
+def refuse_if_running(directory: Path, name: str) -> None:
     from amplihack_hive.agent.runstate import process_of, read_records  # psutil: only here
     from amplihack_hive.hive.keeper import keeper_process, read_keepers
 
@@ -556,7 +574,7 @@ def create_hive(
                         f"hive {name!r} already exists at {directory} "
                         "(use --force to delete it and create it anew)"
                     )
-                _refuse_if_running(directory, name)
+                refuse_if_running(directory, name)
                 _clear(directory)
             create_token(directory)
             save(config_path(directory), cfg)

@@ -123,6 +123,8 @@ def agent_command(cfg: HiveConfig, directory: Path, agents: Sequence[str]) -> li
         cfg.backend,
         "--buffer-pool-mb",
         str(cfg.buffer_pool_mb),
+        "--tokenizer",
+        str(cfg.tokenizer),
     ]
     for a in cfg.agents:
         if a.name in agents and a.kuzu_db:
@@ -644,11 +646,15 @@ def _signal_group(proc: psutil.Process, sig: signal.Signals) -> None:
 
 
 def _last_line(path: Path) -> str:
+    """The last ERROR line of an agent's log (why it stopped; the keeper's line about
+    restarting it comes after), else its last line."""
     try:
         lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
     except OSError:
         return ""
-    return lines[-1][-300:] if lines else ""
+    errors = [ln for ln in lines[-20:] if " ERROR " in ln]
+    line = errors[-1] if errors else lines[-1] if lines else ""
+    return line[-300:]
 
 
 def _hive_view(stats: Iterable[dict[str, Any]]) -> dict[str, str]:

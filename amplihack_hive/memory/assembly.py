@@ -15,13 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from amplihack_hive.errors import InvalidInputError
+from amplihack_hive.errors import IndexVersionError, InvalidInputError
 from amplihack_hive.memory.backends import BACKENDS, open_store
 from amplihack_hive.memory.coordinator import Coordinator, Transport
 from amplihack_hive.memory.node import MemoryNode
 from amplihack_hive.memory.records import MAX_CONTENT_BYTES
 from amplihack_hive.memory.repair import RepairService
 from amplihack_hive.memory.ring import DEFAULT_VNODES, HashRing
+from amplihack_hive.memory.store import REINDEXING
+from amplihack_hive.memory.text import TOKENIZER, check_tokenizer
 
 if TYPE_CHECKING:
     from amplihack_hive.memory.config import MemoryConfig
@@ -46,6 +48,8 @@ class AgentSettings:
     write_quorum: int = 2
     vnodes: int = DEFAULT_VNODES
     max_content_bytes: int = MAX_CONTENT_BYTES
+    #: the tokenizer version the hive's postings are built with (memory/text.py)
+    tokenizer: int = TOKENIZER
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -58,6 +62,7 @@ class AgentSettings:
         _positive(self.buffer_pool_mb, "buffer_pool_mb")
         _positive(self.max_db_size_mb, "max_db_size_mb")
         _positive(self.max_content_bytes, "max_content_bytes")
+        check_tokenizer(self.tokenizer)
 
     @classmethod
     def of(cls, cfg: MemoryConfig) -> AgentSettings:
@@ -70,18 +75,63 @@ class AgentSettings:
             replication=cfg.replication,
             vnodes=cfg.vnodes,
             max_content_bytes=cfg.max_content_bytes,
+            tokenizer=cfg.tokenizer or TOKENIZER,
         )
 
 
-def open_agent_store(settings: AgentSettings, path: str | Path | None) -> Store:
-    """The store of one agent: a Kuzu database at ``path``, or in memory."""
-    return open_store(
+def open_agent_store(
+    settings: AgentSettings, path: str | Path | None, *, check_index: bool = True
+) -> Store:
+    """The store of one agent: a Kuzu database at ``path``, or in memory. With
+    ``check_index`` (not for a reindex, which rebuilds it), its postings must be built
+    with ``settings.tokenizer`` (see :func:`check_store_tokenizer`)."""
+    store = open_store(
         settings.backend,
         path if settings.backend == "kuzu" else None,
         buffer_pool_mb=settings.buffer_pool_mb,
         max_db_size_mb=settings.max_db_size_mb,
         engine=settings.engine,
     )
+    if check_index:
+        try:
+            check_store_tokenizer(store, settings.tokenizer, path)
+        except BaseException:
+            store.close()
+            raise
+    return store
+
+
+def store_tokenizer(store: Store) -> int | None:
+    """The version of ``store``'s postings: the recorded one; 1 for a store with records
+    written before versions were recorded; None for an empty store with none recorded."""
+    found = store.tokenizer()
+    if found is not None:
+        return found
+    if store.fact_count() or store.posting_count() or store.tombstones():
+        return 1
+    return None
+
+
+def check_store_tokenizer(store: Store, version: int, where: object = None) -> None:
+    """Refuse to serve ``store`` unless its postings are built with ``version`` (an empty
+    store takes ``version``): a hive is never queried with terms of two tokenizers.
+    IndexVersionError, not StorageError: the database is sound (an agent sets a store
+    aside and rebuilds it on a StorageError that looks like corruption)."""
+    found = store_tokenizer(store)
+    if found is None or (found == version and store.tokenizer() is None):
+        store.set_tokenizer(version if found is None else found)
+        return
+    place = f"the store at {where}" if where is not None else "this store"
+    if found == REINDEXING:
+        raise IndexVersionError(
+            f"{place} was being re-indexed and the rebuild did not finish; run "
+            "`amplihack-hive reindex NAME` again (it rebuilds the postings from the facts)"
+        )
+    if found != version:
+        raise IndexVersionError(
+            f"{place} is indexed with tokenizer {found}, and this hive uses {version}; "
+            f"run `amplihack-hive reindex NAME` to rebuild it with tokenizer {version}"
+        )
 
 
 def build_node(
@@ -95,7 +145,7 @@ def build_node(
     """The node serving ``store`` as agent ``name``; with ``ring`` (the current ring, asked
     each time) it also answers and runs anti-entropy with its replicas."""
     repair = None if ring is None else RepairService(name, store, ring, settings.replication)
-    return MemoryNode(name, store, repair, worker=worker)
+    return MemoryNode(name, store, repair, worker=worker, tokenizer=settings.tokenizer)
 
 
 def build_ring(
@@ -122,4 +172,5 @@ def build_coordinator(
         write_quorum=settings.write_quorum,
         agent=agent,
         max_content_bytes=settings.max_content_bytes,
+        tokenizer=settings.tokenizer,
     )

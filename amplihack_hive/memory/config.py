@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from amplihack_hive.errors import ConfigError
+from amplihack_hive.memory.text import TOKENIZERS
 
 ENV_PREFIX = "AMPLIHACK_MEMORY_"
 CONFIG_ENV = "AMPLIHACK_MEMORY_CONFIG"
@@ -139,6 +140,16 @@ def _token(value: object) -> str | None:
     return value
 
 
+def _optional_tokenizer(value: object) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value not in TOKENIZERS:
+        raise ValueError(f"tokenizer must be one of {', '.join(map(str, TOKENIZERS))}")
+    return value
+
+
 _PARSERS: dict[str, Callable[[object], Any]] = {
     "backend": _choice("kuzu", "memory"),
     "engine": _choice("kuzu", "ladybug"),
@@ -152,6 +163,7 @@ _PARSERS: dict[str, Callable[[object], Any]] = {
     "recall_limit": _int(1),
     "request_timeout_s": _positive_float,
     "max_content_bytes": _int(1),
+    "tokenizer": _optional_tokenizer,
 }
 
 
@@ -187,6 +199,9 @@ class MemoryConfig:
     recall_limit: int = 10
     request_timeout_s: float = 5.0
     max_content_bytes: int = 65536
+    #: the tokenizer of the postings (memory/text.py); None: the one the agent's store
+    #: was built with (a new store: the newest)
+    tokenizer: int | None = None
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 from amplihack_hive.errors import (
     AgentUnavailableError,
+    IndexVersionError,
     InvalidInputError,
     TransportError,
     WriteQuorumError,
@@ -53,7 +54,7 @@ from amplihack_hive.memory.records import (
 )
 from amplihack_hive.memory.restate import newest_first
 from amplihack_hive.memory.ring import HashRing
-from amplihack_hive.memory.text import term_counts
+from amplihack_hive.memory.text import TOKENIZER, check_tokenizer, term_counts
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,22 @@ RESTATE_SCORE = 0.8
 MAX_INCARNATIONS = 64
 #: The fields a remember item (a dict) may carry.
 ITEM_FIELDS = ("content", "kind", "metadata", "subject", "supersedes", "created", "confidence")
+
+
+def index_fact(fact: Fact, tokenizer: int) -> tuple[Fact, list[Posting]]:
+    """``fact`` with its length, and its postings (one per term), in ``tokenizer``'s terms."""
+    counts, length = term_counts(fact.content, tokenizer)
+    fact = _replace(fact, length=length)
+    postings = [
+        Posting(t, fact.id, tf, length, fact.created, fact.subject) for t, tf in counts.items()
+    ]
+    return fact, postings
+
+
+def corpus_posting(fact: Fact) -> Posting:
+    """``fact`` on the corpus list: every live fact is, so N and the total length are the
+    list's size and sum (``fact.length`` as :func:`index_fact` set it)."""
+    return Posting(CORPUS_TERM, fact.id, 1, fact.length, 0.0, None)
 
 
 class Transport(Protocol):
@@ -127,6 +144,8 @@ class _Op:
         for a, r in zip(agents, results, strict=True):
             if isinstance(r, BaseException) and not isinstance(r, Exception):
                 raise r
+            if isinstance(r, IndexVersionError):
+                raise r  # not a failed agent: this coordinator's terms are of another version
             out[a] = r
         return out
 
@@ -181,6 +200,7 @@ class Coordinator:
         clock: Callable[[], float] = time.time,
         first_cut: int | None = FIRST_CUT,
         max_content_bytes: int = MAX_CONTENT_BYTES,
+        tokenizer: int = TOKENIZER,
     ) -> None:
         if replication < 1:
             raise InvalidInputError(f"replication must be at least 1, got {replication}")
@@ -194,6 +214,9 @@ class Coordinator:
         self.clock = clock
         self.first_cut = first_cut
         self.max_content_bytes = min(max_content_bytes, MAX_CONTENT_BYTES)
+        #: the tokenizer of the hive's postings (memory/text.py), named in every request
+        #: that reads or writes them
+        self.tokenizer = check_tokenizer(tokenizer)
         self.fanout = Fanout()
         #: Agents the failure detector suspects (asked last, written around); set by the
         #: agent process and by clients.
@@ -251,12 +274,7 @@ class Coordinator:
             )
         if fact.created == 0.0:
             fact = _replace(fact, created=self.clock())
-        counts, length = term_counts(fact.content)
-        fact = _replace(fact, length=length)
-        postings = [
-            Posting(t, fact.id, tf, length, fact.created, fact.subject) for t, tf in counts.items()
-        ]
-        return fact, postings
+        return index_fact(fact, self.tokenizer)
 
     async def remember_many(
         self, items: Sequence[str | dict[str, Any]], **defaults: Any
@@ -368,7 +386,7 @@ class Coordinator:
         def batch(agent: str) -> pr.Put:
             b = batches.get(agent)
             if b is None:
-                b = batches[agent] = pr.Put([], [])
+                b = batches[agent] = pr.Put([], [], self.tokenizer)
             return b
 
         for fact, postings in prepared:
@@ -376,9 +394,7 @@ class Coordinator:
             reached = set(owners)
             for a in owners:
                 batch(a).facts.append(fact)
-            # every live fact is on the corpus list: N and the total length are its size
-            corpus = Posting(CORPUS_TERM, fact.id, 1, fact.length, 0.0, None)
-            for p in (*postings, corpus):
+            for p in (*postings, corpus_posting(fact)):
                 towners = term_owners.get(p.term)
                 if towners is None:
                     towners = term_owners[p.term] = self.owners(p.term)
@@ -473,13 +489,14 @@ class Coordinator:
             for fact in batches[agent].facts:
                 sub = stand_in(fact.id, agent)
                 if sub is not None:
-                    b = hinted.setdefault(sub, pr.Put([], []))
+                    b = hinted.setdefault(sub, pr.Put([], [], self.tokenizer))
                     fact_subs.setdefault(sub, []).append((fact.id, len(b.facts)))
                     b.facts.append(fact)
             for posting in batches[agent].postings:
                 sub = stand_in(posting.term, agent)
                 if sub is not None:
-                    hinted.setdefault(sub, pr.Put([], [])).postings.append(posting)
+                    put = hinted.setdefault(sub, pr.Put([], [], self.tokenizer))
+                    put.postings.append(posting)
                     term_subs.setdefault(sub, set()).add(posting.term)
         return hinted, fact_subs, term_subs
 
@@ -487,7 +504,7 @@ class Coordinator:
         """N and the mean length, from the corpus list (every live fact, tf 1, its length):
         what its owner holds, not counters a coordinator adds to, so they cannot drift."""
         served, _ = await op.ask_owners(
-            [CORPUS_TERM], lambda k: self.owners(k), lambda ks: pr.Corpus()
+            [CORPUS_TERM], lambda k: self.owners(k), lambda ks: pr.Corpus(self.tokenizer)
         )
         if CORPUS_TERM not in served:
             raise AgentUnavailableError("no owner of the corpus list could be reached")
@@ -531,7 +548,7 @@ class Coordinator:
             raise InvalidInputError("the question is empty")
         if limit < 1 or limit > MAX_LIMIT:
             raise InvalidInputError(f"limit must be from 1 to {MAX_LIMIT}, got {limit}")
-        counts, _ = term_counts(question)
+        counts, _ = term_counts(question, self.tokenizer)
         hits = Hits()
         op = self._op()
         if not counts:
@@ -597,7 +614,7 @@ class Coordinator:
     ) -> tuple[dict[str, TermList], set[str]]:
         def build(ts: list[str]) -> Request:
             cursors = {t: c for t in ts if (c := (after or {}).get(t)) is not None}
-            return pr.Postings(ts, avgdl, limit, after=cursors or None)
+            return pr.Postings(ts, avgdl, limit, after=cursors or None, tokenizer=self.tokenizer)
 
         served, lost = await op.ask_owners(terms, self.owners, build)
         lists = {term: from_wire(reply.lists[term]) for term, (_, reply) in served.items()}
@@ -609,7 +626,9 @@ class Coordinator:
         served, _ = await op.ask_owners(
             list(asked),
             self.owners,
-            lambda ts: pr.Postings(ts, avgdl, only={t: asked[t] for t in ts}),
+            lambda ts: pr.Postings(
+                ts, avgdl, only={t: asked[t] for t in ts}, tokenizer=self.tokenizer
+            ),
         )
         return {t: from_wire(reply.lists[t]) for t, (_, reply) in served.items()}
 
@@ -696,7 +715,10 @@ class Coordinator:
                 body = reply.facts[0]
                 break
         # the corpus list's owners always: a fact whose body is lost may still be counted
-        terms = [*(term_counts(body.content)[0] if body is not None else ()), CORPUS_TERM]
+        terms = [
+            *(term_counts(body.content, self.tokenizer)[0] if body is not None else ()),
+            CORPUS_TERM,
+        ]
         term_groups = [self.owners(t) for t in terms]
         tomb = Tombstone(fact_id, self.clock())
         # Phase 1, the terms' owners (but not the body's): if some term's replica set cannot

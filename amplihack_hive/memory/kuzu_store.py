@@ -51,6 +51,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import threading
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
@@ -71,7 +72,7 @@ from amplihack_hive.memory.records import (
     ShardExport,
     Tombstone,
 )
-from amplihack_hive.memory.store import merge_into
+from amplihack_hive.memory.store import REINDEXING, merge_into
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +92,8 @@ _CORPUS_KEYS = ("\x00corpus.count", "\x00corpus.total_length")
 _BACKFILL_KEY = "\x00corpus.backfill"
 #: Key of the row whose ``value`` is the store's format.
 _FORMAT_KEY = "\x00format"
+#: Key of the row whose ``value`` is the tokenizer version of the postings (Store.tokenizer).
+_TOKENIZER_KEY = "\x00tokenizer"
 #: The store format this code writes: 2 = postings in a PostingIndex beside the database;
 #: 3 = no corpus counters (the corpus list is a posting list).
 FORMAT = 3
@@ -300,12 +303,7 @@ class KuzuStore:
             self._run("DROP TABLE Posts", {})
             self._run("MATCH (d:Doc) WHERE starts_with(d.id, $p) DELETE d", {"p": _TERM})
             logger.info("store at %s: moved %d postings to its posting index", self.path, len(rows))
-        self._run(
-            "MERGE (d:Doc {id: $key}) ON CREATE SET d.body = false, d.value = $v"
-            " ON MATCH SET d.value = $v",
-            {"key": _FORMAT_KEY, "v": FORMAT},
-        )
-        self._add_known([_FORMAT_KEY])
+        self._set_meta(_FORMAT_KEY, FORMAT)
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -642,6 +640,40 @@ class KuzuStore:
     def corpus_done(self) -> None:
         with self._open():
             self._run("MATCH (d:Doc {id: $key}) DELETE d", {"key": _BACKFILL_KEY})
+
+    # -- tokenizer version of the postings ---------------------------------------------------
+
+    def tokenizer(self) -> int | None:
+        with self._open():
+            found = self._rows("MATCH (d:Doc {id: $key}) RETURN d.value", {"key": _TOKENIZER_KEY})
+        return int(found[0][0]) if found and found[0][0] is not None else None
+
+    def set_tokenizer(self, version: int) -> None:
+        with self._open():
+            self._set_meta(_TOKENIZER_KEY, version)
+
+    def _set_meta(self, key: str, value: int) -> None:
+        self._run(
+            "MERGE (d:Doc {id: $key}) ON CREATE SET d.body = false, d.value = $v"
+            " ON MATCH SET d.value = $v",
+            {"key": key, "v": value},
+        )
+        self._add_known([key])
+
+    def reset_index(self) -> None:
+        with self._open():
+            # recorded first: a rebuild that stops part way leaves a store that says so
+            self._set_meta(_TOKENIZER_KEY, REINDEXING)
+            self._run("MATCH (d:Doc {id: $key}) DELETE d", {"key": _BACKFILL_KEY})
+            directory = self._index.dir
+            self._index.close()
+            try:
+                shutil.rmtree(directory)
+            except OSError as exc:
+                raise StorageError(f"cannot remove the posting index {directory}: {exc}") from None
+            self._index = PostingIndex(directory, dead=self._tombs)
+            self._forget_cached()
+            self._corpus_stats = None
 
     # -- whole shard ----------------------------------------------------------------------
 

@@ -15,12 +15,18 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from amplihack_hive.errors import HiveStateError, InvalidInputError, StorageError
+from amplihack_hive.errors import (
+    HiveStateError,
+    IndexVersionError,
+    InvalidInputError,
+    StorageError,
+)
 from amplihack_hive.memory import protocol as p
 from amplihack_hive.memory.protocol import Reply, Request, decode_request, encode
 from amplihack_hive.memory.records import CORPUS_TERM
 from amplihack_hive.memory.repair import RepairService
 from amplihack_hive.memory.store import Store
+from amplihack_hive.memory.text import TOKENIZER
 from amplihack_hive.memory.worker import StoreWorker
 
 T = TypeVar("T")
@@ -49,9 +55,13 @@ class MemoryNode:
         repair: RepairService | None = None,
         *,
         worker: StoreWorker | None = None,
+        tokenizer: int = TOKENIZER,
     ) -> None:
         self.name = name
         self.store = store
+        #: The tokenizer the store's postings are built with: requests whose terms come
+        #: from another are refused (IndexVersionError), never answered with mixed terms.
+        self.tokenizer = tokenizer
         self.repair = repair
         #: Where store calls run in an agent process (off its event loop); None runs them
         #: inline, as an in-process hive does (its loop answers no HTTP).
@@ -146,6 +156,7 @@ class MemoryNode:
             raise HiveStateError(f"agent {self.name}'s store is broken: {self.broken}")
         if not self.ready and request.reads:
             raise HiveStateError(f"agent {self.name} is rebuilding its replicas")
+        self._check_tokenizer(request)
         try:
             reply = handler(request)
             if request.writes:
@@ -169,6 +180,18 @@ class MemoryNode:
             if reason is not None or _io_failure(str(exc)):
                 self.mark_broken(reason or str(exc))
             raise
+
+    def _check_tokenizer(self, request: Request) -> None:
+        if isinstance(request, p.Put) and not request.postings:
+            return  # bodies alone are the same whatever the tokenizer
+        version = getattr(request, "tokenizer", self.tokenizer)
+        if version != self.tokenizer:
+            raise IndexVersionError(
+                f"agent {self.name} indexes with tokenizer {self.tokenizer}, and this "
+                f"{request.op!r} request was built with tokenizer {version}: the sender's "
+                "hive config is out of date (reconnect), or the hive is half re-indexed "
+                "(run `amplihack-hive reindex NAME`)"
+            )
 
     def _put(self, r: p.Put) -> p.PutReply:
         inserted = self.store.put_facts(r.facts) if r.facts else []

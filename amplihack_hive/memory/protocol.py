@@ -27,6 +27,7 @@ from typing import Any, ClassVar, TypeVar
 
 from amplihack_hive.errors import InvalidInputError
 from amplihack_hive.memory.records import Fact, Posting, ShardExport, Tombstone, check_fact_id
+from amplihack_hive.memory.text import check_tokenizer
 
 Wire = dict[str, Any]
 T = TypeVar("T")
@@ -151,6 +152,18 @@ def _digest(v: Any) -> tuple[int, int, int, int]:
     return bits, prefix, count, x
 
 
+def _tokenizer(m: Wire) -> int:
+    """The tokenizer a request's terms come from; absent means 1 (what every agent used
+    before versions existed), so agents of both kinds mix in a rolling update."""
+    return check_tokenizer(m.get("tokenizer", 1))
+
+
+def _with_tokenizer(m: Wire, version: int) -> Wire:
+    if version != 1:
+        m["tokenizer"] = version
+    return m
+
+
 # -- the messages ----------------------------------------------------------------------------
 
 
@@ -218,17 +231,24 @@ class Put(Request):
     client_write = True
     facts: list[Fact] = field(default_factory=list)
     postings: list[Posting] = field(default_factory=list)
+    #: the tokenizer the postings were built with (memory/text.py)
+    tokenizer: int = 1
 
     def fields(self) -> Wire:
-        return {
-            "facts": [f.to_dict() for f in self.facts],
-            "postings": [p.to_list() for p in self.postings],
-        }
+        return _with_tokenizer(
+            {
+                "facts": [f.to_dict() for f in self.facts],
+                "postings": [p.to_list() for p in self.postings],
+            },
+            self.tokenizer,
+        )
 
     @classmethod
     def from_fields(cls, m: Wire) -> Put:
         return cls(
-            _each(m, "facts", _fact, bounded=True), _each(m, "postings", _posting, bounded=True)
+            _each(m, "facts", _fact, bounded=True),
+            _each(m, "postings", _posting, bounded=True),
+            _tokenizer(m),
         )
 
 
@@ -260,6 +280,8 @@ class Postings(Request):
     limit: int | None = None
     after: dict[str, tuple[float, str]] | None = None
     only: dict[str, list[str]] | None = None
+    #: the tokenizer the terms come from (memory/text.py)
+    tokenizer: int = 1
 
     def fields(self) -> Wire:
         m: Wire = {"terms": self.terms, "avgdl": self.avgdl}
@@ -269,7 +291,7 @@ class Postings(Request):
             m["limit"] = self.limit
         if self.after:
             m["after"] = {t: list(c) for t, c in self.after.items()}
-        return m
+        return _with_tokenizer(m, self.tokenizer)
 
     @classmethod
     def from_fields(cls, m: Wire) -> Postings:
@@ -289,6 +311,7 @@ class Postings(Request):
             limit=None if limit is None else _int(limit, "limit"),
             after=cursors,
             only=None if only is None else {str(t): [str(i) for i in _list(only, t)] for t in only},
+            tokenizer=_tokenizer(m),
         )
 
 
@@ -366,9 +389,19 @@ class CorpusReply(Reply):
 
 @dataclass(frozen=True)
 class Corpus(Request):
+    """The corpus list's figures (its lengths are counted in the tokenizer's terms)."""
+
     op = "corpus"
     reply = CorpusReply
     reads = True
+    tokenizer: int = 1
+
+    def fields(self) -> Wire:
+        return _with_tokenizer({}, self.tokenizer)
+
+    @classmethod
+    def from_fields(cls, m: Wire) -> Corpus:
+        return cls(_tokenizer(m))
 
 
 # the agent and its store as a whole

@@ -110,7 +110,27 @@ class Store(Protocol):
         postings."""
         ...
 
+    def tokenizer(self) -> int | None:
+        """The tokenizer version this store's postings were built with (memory/text.py):
+        None when none is recorded (a new store, or one written before versions were),
+        :data:`REINDEXING` while :meth:`reset_index` has emptied them for a rebuild."""
+        ...
+
+    def set_tokenizer(self, version: int) -> None:
+        """Record the version the postings are built with (durably, for a database)."""
+        ...
+
+    def reset_index(self) -> None:
+        """Drop every posting (the corpus list's, and any held for another agent) and any
+        pending corpus backfill, and record :data:`REINDEXING`: the bodies stay, and the
+        store refuses to be served until a rebuild records its new version."""
+        ...
+
     def close(self) -> None: ...
+
+
+#: :meth:`Store.tokenizer` of a store whose postings are being rebuilt (reindex).
+REINDEXING = 0
 
 
 class InMemoryStore:
@@ -126,6 +146,7 @@ class InMemoryStore:
         self._columns: dict[str, Columns] = {}
         #: (size, total length) per list, dropped with its columns on any change
         self._stats: dict[str, tuple[int, int]] = {}
+        self._tokenizer: int | None = None
 
     def put_facts(self, facts: Sequence[Fact]) -> list[bool]:
         out = []
@@ -252,6 +273,20 @@ class InMemoryStore:
 
     def import_(self, data: ShardExport) -> None:
         merge_into(self, data)
+
+    def tokenizer(self) -> int | None:
+        return self._tokenizer
+
+    def set_tokenizer(self, version: int) -> None:
+        self._tokenizer = version
+
+    def reset_index(self) -> None:
+        self._postings.clear()
+        self._terms_of.clear()
+        self._columns.clear()
+        self._stats.clear()
+        self._n_postings = 0
+        self._tokenizer = REINDEXING
 
     def close(self) -> None:
         pass

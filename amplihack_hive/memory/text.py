@@ -1,19 +1,39 @@
 """Tokenization shared by remember (indexing) and recall (querying).
 
-Both sides must produce the same terms, so this is the only tokenizer. Choices:
+Both sides must produce the same terms, so this is the only tokenizer, and it is
+versioned: a hive's postings are built with one version (``tokenizer`` in its config, kept
+in every agent's store) and every request that reads or writes postings names it, so a
+hive is never queried with terms of another version (``amplihack-hive reindex`` rebuilds
+an older hive's postings from its fact bodies).
+
+Both versions:
 - identifiers and numbers count: ``PRJ-4471`` yields ``prj-4471`` and its parts ``prj`` and
   ``4471``; ``1,200`` is ``1200``; ``v2.1`` stays whole and also yields ``v2``, ``1``;
-- possessives are dropped (``Chen's`` -> ``chen``) and a light plural rule folds
-  ``budgets`` -> ``budget``;
+- possessives are dropped (``Chen's`` -> ``chen``);
 - English stop words are removed (they carry no ranking signal and their posting lists
   would be the largest in the hive).
+
+Version 1 folds plurals with a light rule (``budgets`` -> ``budget``). Version 2 (the
+default) stems words with the Snowball English stemmer (Porter2, through PyStemmer's C
+library): ``running``, ``runs`` -> ``run``; ``officers`` -> ``offic``. Words of three
+letters or fewer are kept as they are in both (acronyms: ``AWS``, ``CTO``), and so are
+whole identifiers and anything with a digit.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
 from collections import Counter
+from collections.abc import Callable
+
+from amplihack_hive.errors import InvalidInputError
+
+#: The tokenizer new hives index with.
+TOKENIZER = 2
+#: Every version this code can tokenize with.
+TOKENIZERS = (1, 2)
 
 _WORD = re.compile(r"[^\W_]+(?:[-_./:@#][^\W_]+)*", re.UNICODE)
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
@@ -35,8 +55,16 @@ STOPWORDS = frozenset(
 )
 
 
+def check_tokenizer(version: object) -> int:
+    """``version`` if this code knows it; else InvalidInputError."""
+    if isinstance(version, bool) or not isinstance(version, int) or version not in TOKENIZERS:
+        known = ", ".join(map(str, TOKENIZERS))
+        raise InvalidInputError(f"unknown tokenizer {version!r}; this version knows {known}")
+    return version
+
+
 def _fold(word: str) -> str:
-    """A light, deterministic plural fold for alphabetic words."""
+    """Version 1: a light, deterministic plural fold for alphabetic words."""
     if not word.isalpha() or len(word) <= 3:
         return word
     if word.endswith("ies") and len(word) > 4:
@@ -46,8 +74,32 @@ def _fold(word: str) -> str:
     return word
 
 
-def tokenize(text: str) -> list[str]:
+_local = threading.local()
+
+
+def _stem(word: str) -> str:
+    """Version 2: the Snowball English stem of an alphabetic word of four letters or more."""
+    if not word.isalpha() or len(word) <= 3:
+        return word
+    stemmer = getattr(_local, "stemmer", None)
+    if stemmer is None:
+        # one per thread: a PyStemmer object (and its cache) is not safe to share
+        import Stemmer
+
+        stemmer = _local.stemmer = Stemmer.Stemmer("english")
+    result: str = stemmer.stemWord(word)
+    return result
+
+
+_NORMALISE: dict[int, Callable[[str], str]] = {1: _fold, 2: _stem}
+
+
+def tokenize(text: str, version: int = TOKENIZER) -> list[str]:
     """The terms of ``text``, in order, repeated as often as they occur."""
+    norm = _NORMALISE.get(version)
+    if norm is None:
+        check_tokenizer(version)
+        raise AssertionError("unreachable")
     text = unicodedata.normalize("NFKC", text).lower()
     text = _POSSESSIVE.sub("", _THOUSANDS.sub("", text))
     terms: list[str] = []
@@ -56,14 +108,14 @@ def tokenize(text: str) -> list[str]:
         parts = [p for p in _SPLIT.split(word) if p]
         if len(parts) == 1:
             if word not in STOPWORDS:
-                terms.append(_fold(word))
+                terms.append(norm(word))
             continue
         terms.append(word)
-        terms.extend(_fold(p) for p in parts if p not in STOPWORDS)
+        terms.extend(norm(p) for p in parts if p not in STOPWORDS)
     return terms
 
 
-def term_counts(text: str) -> tuple[Counter[str], int]:
+def term_counts(text: str, version: int = TOKENIZER) -> tuple[Counter[str], int]:
     """Term frequencies and the document length (number of terms) of ``text``."""
-    terms = tokenize(text)
+    terms = tokenize(text, version)
     return Counter(terms), len(terms)

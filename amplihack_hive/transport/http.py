@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 
-from amplihack_hive.errors import BusyError, HiveError, TransportError
+from amplihack_hive.errors import BusyError, HiveError, IndexVersionError, TransportError
 from amplihack_hive.memory.node import MemoryNode
 from amplihack_hive.memory.protocol import Ping, Reply, Request, decode_reply, encode
 
@@ -149,7 +149,7 @@ class HttpTransport:
     async def _local(node: MemoryNode, agent: str, message: Request) -> Reply:
         try:
             return await node.serve(message)
-        except BusyError:
+        except (BusyError, IndexVersionError):
             raise
         except HiveError as exc:
             raise TransportError(f"agent {agent} refused {message.op!r}: {exc}") from exc
@@ -173,13 +173,16 @@ class HttpTransport:
                     if not isinstance(data, dict):
                         raise TransportError(f"{agent or url} answered with a non-object")
                     return data, epoch or None
+                if resp.status == 409:
+                    # terms of another tokenizer (errors.py): not an agent that failed
+                    raise IndexVersionError(await _describe_error(resp, agent or url))
                 if resp.status == 503 and "Retry-After" in resp.headers:
                     raise BusyError(
                         await _describe_error(resp, agent or url),
                         retry_after=_seconds(resp.headers["Retry-After"]),
                     )
                 raise TransportError(await _describe_error(resp, agent or url))
-        except TransportError:
+        except (TransportError, IndexVersionError):
             raise
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
             if agent:

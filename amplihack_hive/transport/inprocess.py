@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-from amplihack_hive.errors import HiveError, TransportError
+from amplihack_hive.errors import HiveError, IndexVersionError, TransportError
 from amplihack_hive.memory.node import MemoryNode
 from amplihack_hive.memory.protocol import Reply, Request, decode_reply, decode_request, encode
 
@@ -36,6 +36,8 @@ class InProcessTransport:
             raw = json.dumps(encode(message), separators=(",", ":"))
             self.bytes_sent += len(raw)
             reply = node.answer(decode_request(json.loads(raw)))
+        except IndexVersionError:
+            raise
         except HiveError as exc:
             raise TransportError(f"agent {agent} refused {message.op!r}: {exc}") from exc
         raw = json.dumps(encode(reply), separators=(",", ":"))

@@ -66,6 +66,10 @@ param backend string
 @minValue(1)
 param bufferPoolMb int
 
+@description('Tokenizer version of the agents\' postings (amplihack-hive reindex).')
+@minValue(1)
+param tokenizer int = 1
+
 @description('vCPU of the container, as a decimal string (e.g. \'1.5\').')
 param cpu string
 
@@ -180,6 +184,8 @@ resource app 'Microsoft.App/containerApps@2024-03-01' = {
             backend
             '--buffer-pool-mb'
             string(bufferPoolMb)
+            '--tokenizer'
+            string(tokenizer)
             '--host'
             '0.0.0.0'
             '--port'

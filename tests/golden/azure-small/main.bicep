@@ -127,6 +127,7 @@ module agentApps 'modules/agent-app.bicep' = [for app in apps: {
     replication: 3
     backend: 'kuzu'
     bufferPoolMb: 256
+    tokenizer: 2
     cpu: app.cpu
     memory: app.memory
     hiveToken: hiveToken
