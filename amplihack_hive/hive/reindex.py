@@ -34,6 +34,7 @@ def reindex_hive(
     it in the config. HiveStateError while any of its agents runs."""
     check_tokenizer(version)
     directory = hive_dir(home, name)
+    load_hive(home, name)  # NotFoundError naming the hive before anything is locked
     with locked(directory):
         cfg = load_hive(home, name)
         refuse_if_running(directory, name)

@@ -1,0 +1,351 @@
+"""Tokenizer versions (memory/text.py): the stemmer, the version kept with the postings,
+refusals of mixed versions, and ``reindex`` (memory/reindex.py, hive/reindex.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import Result
+
+from amplihack_hive import Hive, Memory, MemoryConfig
+from amplihack_hive.errors import HiveStateError, IndexVersionError, InvalidInputError
+from amplihack_hive.hive.config import create_hive, load_hive
+from amplihack_hive.hive.home import config_path, hive_dir
+from amplihack_hive.hive.supervisor import Supervisor
+from amplihack_hive.memory import protocol as p
+from amplihack_hive.memory.assembly import AgentSettings, build_ring, open_agent_store
+from amplihack_hive.memory.node import MemoryNode
+from amplihack_hive.memory.records import CORPUS_TERM, Fact, Posting
+from amplihack_hive.memory.reindex import reindex_stores
+from amplihack_hive.memory.store import REINDEXING, InMemoryStore, Store
+from amplihack_hive.memory.text import TOKENIZER, tokenize
+from tests.helpers import assert_one_line_error
+
+CORPUS = [
+    "The chief technology officers were running the budgets of Project Heron.",
+    "Heron's dashboards run nightly on PRJ-4471 in AWS.",
+    "Budget reviews happen every quarter; the officer in charge is Dmitri.",
+    "Forklift batteries are replaced after 1,400 charging cycles.",
+    "The fleet dashboard shows every forklift's charge.",
+    "Running costs of the fleet rose by 12 percent.",
+]
+
+
+# -- the tokenizer ------------------------------------------------------------------------
+
+
+def test_version_2_stems_words_and_keeps_identifiers_numbers_and_acronyms_whole() -> None:
+    assert tokenize("running runs ran officers budgets") == ["run", "run", "ran", "offic", "budget"]
+    assert tokenize("PRJ-4471's v4.2 budget of 1,200") == [
+        "prj-4471",
+        "prj",
+        "4471",
+        "v4.2",
+        "v4",
+        "2",
+        "budget",
+        "1200",
+    ]
+    # three letters or fewer stay as they are (Snowball would make "aws" "aw")
+    assert tokenize("AWS CTO ids") == ["aws", "cto", "ids"]
+    assert tokenize("what is the budget of the fleet?") == ["budget", "fleet"]
+
+
+def test_version_1_is_unchanged_for_hives_made_before_versions() -> None:
+    assert tokenize("running runs officers budgets cities", 1) == [
+        "running",
+        "run",
+        "officer",
+        "budget",
+        "city",
+    ]
+
+
+def test_an_unknown_version_is_refused() -> None:
+    with pytest.raises(InvalidInputError, match="unknown tokenizer 3; this version knows 1, 2"):
+        tokenize("x", 3)
+    with pytest.raises(InvalidInputError, match="unknown tokenizer"):
+        AgentSettings(tokenizer=0)
+
+
+def test_recall_finds_other_inflections_with_version_2_only() -> None:
+    with Hive.in_process(4, 3) as hive, Hive.in_process(4, 3, tokenizer=1) as old:
+        hive.remember_many(CORPUS)
+        old.remember_many(CORPUS)
+        found = [h.content for h in hive.recall("who runs the dashboards", limit=3)]
+        assert found[0] == CORPUS[1]
+        # version 1 does not relate "runs" to "running" / "run"
+        assert CORPUS[5] in [h.content for h in hive.recall("run", limit=3)]
+        assert CORPUS[5] not in [h.content for h in old.recall("run", limit=3)]
+
+
+# -- the version on the wire and at the node -----------------------------------------------
+
+
+def test_requests_name_their_tokenizer_only_when_it_is_not_1() -> None:
+    assert p.encode(p.Corpus(2)) == {"op": "corpus", "tokenizer": 2}
+    assert p.encode(p.Corpus(1)) == {"op": "corpus"}
+    assert p.decode_request({"op": "corpus"}) == p.Corpus(1)
+    wire = p.encode(p.Postings(["owl"], 1.0, 5, tokenizer=2))
+    assert wire["tokenizer"] == 2 and p.decode_request(wire) == p.Postings(
+        ["owl"], 1.0, 5, None, None, 2
+    )
+    with pytest.raises(InvalidInputError, match="malformed 'corpus' request: unknown tokenizer 9"):
+        p.decode_request({"op": "corpus", "tokenizer": 9})
+
+
+def test_a_node_refuses_terms_of_another_version_and_takes_bodies_alone() -> None:
+    node = MemoryNode("a", InMemoryStore(), tokenizer=2)
+    fact = Fact.new("owls hunt", created=1.0)
+    posting = Posting("owl", fact.id, 1, 2, 1.0, None)
+    with pytest.raises(IndexVersionError, match="agent a indexes with tokenizer 2, and this"):
+        node.handle({"op": "postings", "terms": ["owl"], "avgdl": 1.0, "limit": 3})
+    with pytest.raises(IndexVersionError):
+        node.answer(p.Put([fact], [posting], 1))
+    with pytest.raises(IndexVersionError):
+        node.answer(p.Corpus(1))
+    assert node.answer(p.Put([fact], [], 1)).inserted == [True]  # bodies have no terms
+    node.answer(p.Put([], [posting], 2))
+    assert node.answer(p.Postings(["owl"], 1.0, 3, tokenizer=2)).lists["owl"]
+
+
+def test_a_coordinator_of_another_version_gets_an_error_not_an_incomplete_result() -> None:
+    with Hive.in_process(5, 3) as hive:
+        hive.remember_many(CORPUS)
+        hive._coordinator.tokenizer = 1  # a client whose config is out of date
+        with pytest.raises(IndexVersionError, match=r"tokenizer 2.*built with tokenizer 1"):
+            hive.recall("budget")
+        with pytest.raises(IndexVersionError):
+            hive.remember("a fact written with the wrong terms")
+
+
+# -- the version in the stores --------------------------------------------------------------
+
+
+@pytest.fixture(params=["memory", "kuzu"])
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Store]]:
+    opened: list[Store] = []
+    shared = InMemoryStore()
+
+    def again() -> Store:
+        if request.param == "memory":
+            return shared
+        for s in opened:
+            s.close()
+        s = open_agent_store(AgentSettings(backend="kuzu"), tmp_path / "s", check_index=False)
+        opened.append(s)
+        return s
+
+    yield again
+    for s in opened:
+        s.close()
+
+
+def test_a_store_keeps_its_version_and_a_reset_drops_only_postings(
+    open_store: Callable[[], Store],
+) -> None:
+    store = open_store()
+    assert store.tokenizer() is None
+    fact = Fact.new("owls hunt", created=1.0)
+    store.put_facts([fact])
+    store.put_postings(
+        [Posting("owl", fact.id, 1, 2, 1.0, None), Posting(CORPUS_TERM, fact.id, 1, 2, 0, None)]
+    )
+    store.set_tokenizer(2)
+    store = open_store()
+    assert store.tokenizer() == 2
+    store.reset_index()
+    assert store.tokenizer() == REINDEXING
+    store = open_store()
+    assert store.tokenizer() == REINDEXING
+    assert store.posting_count() == 0 and store.term_stats(CORPUS_TERM) == (0, 0)
+    assert list(store.get_facts([fact.id])) == [fact.id]
+
+
+def test_a_store_of_another_version_or_half_rebuilt_is_refused(tmp_path: Path) -> None:
+    v1 = AgentSettings(backend="kuzu", tokenizer=1)
+    v2 = AgentSettings(backend="kuzu", tokenizer=2)
+    # records written before versions were recorded: version 1
+    store = open_agent_store(v1, tmp_path / "old", check_index=False)
+    store.put_facts([Fact.new("owls hunt", created=1.0)])
+    store.close()
+    with pytest.raises(IndexVersionError, match="indexed with tokenizer 1, and this hive uses 2"):
+        open_agent_store(v2, tmp_path / "old")
+    open_agent_store(v1, tmp_path / "old").close()  # and now it says so
+    store = open_agent_store(v2, tmp_path / "old", check_index=False)
+    assert store.tokenizer() == 1
+    store.reset_index()
+    store.close()
+    with pytest.raises(
+        IndexVersionError, match="rebuild did not finish; run `amplihack-hive reindex"
+    ):
+        open_agent_store(v1, tmp_path / "old")
+    # a new store takes the hive's version
+    open_agent_store(v2, tmp_path / "new").close()
+    with pytest.raises(IndexVersionError):
+        open_agent_store(v1, tmp_path / "new")
+
+
+def test_memory_adopts_its_stores_version_unless_told(tmp_path: Path) -> None:
+    old = MemoryConfig(data_dir=tmp_path, tokenizer=1, backend="kuzu")
+    with Memory("agent-0", old) as memory:
+        memory.remember("The officers were running late.")
+    with Memory("agent-0", MemoryConfig(data_dir=tmp_path, backend="kuzu")) as memory:
+        assert memory._coordinator.tokenizer == 1
+        assert memory.recall("running")  # the version-1 term
+    with pytest.raises(IndexVersionError):
+        Memory("agent-0", MemoryConfig(data_dir=tmp_path, backend="kuzu", tokenizer=2))
+    with Memory("agent-1", MemoryConfig(data_dir=tmp_path, backend="kuzu")) as memory:
+        assert memory._coordinator.tokenizer == TOKENIZER
+
+
+# -- reindex ---------------------------------------------------------------------------------
+
+
+def ranked(hive: Hive, question: str) -> list[tuple[str, float]]:
+    return [(h.id, round(h.score, 9)) for h in hive.recall(question, limit=20)]
+
+
+QUESTIONS = ["running budget", "officer", "dashboards run", "forklift charge", "1,400", "prj-4471"]
+
+
+def test_a_rebuilt_hive_ranks_as_one_indexed_with_the_new_version_from_the_start(
+    tmp_path: Path,
+) -> None:
+    extra = [f"Fact {i} about running item{i} and officers of w{i % 7}" for i in range(300)]
+    with Hive.in_process(6, 3, backend="kuzu", path=tmp_path / "old", tokenizer=1) as old:
+        ids = old.remember_many(CORPUS + extra)
+        old.forget(ids[0])
+        old.forget(ids[10])
+    live = [c for i, c in enumerate(CORPUS + extra) if i not in (0, 10)]
+    settings = AgentSettings(backend="kuzu", tokenizer=2)
+    names = [f"agent-{i}" for i in range(6)]
+    stores = {n: open_agent_store(settings, tmp_path / "old" / n, check_index=False) for n in names}
+    seen: list[tuple[int, int]] = []
+    try:
+        report = reindex_stores(
+            stores, build_ring(names, settings), 3, 2, progress=lambda d, t: seen.append((d, t))
+        )
+    finally:
+        for s in stores.values():
+            s.close()
+    assert (report.facts, report.stores, report.version) == (len(live), 6, 2)
+    assert seen[0] == (0, len(live)) and seen[-1] == (len(live), len(live))
+    with (
+        Hive.in_process(6, 3, backend="kuzu", path=tmp_path / "old", tokenizer=2) as rebuilt,
+        Hive.in_process(6, 3) as fresh,
+    ):
+        fresh.remember_many(live)
+        for q in QUESTIONS:
+            assert ranked(rebuilt, q) == ranked(fresh, q), q
+        assert ids[0] not in {h.id for h in rebuilt.recall("chief technology officers")}
+    with pytest.raises(IndexVersionError, match="indexed with tokenizer 2, and this hive uses 1"):
+        Hive.in_process(6, 3, backend="kuzu", path=tmp_path / "old", tokenizer=1)
+
+
+def test_a_rebuild_needs_every_store_on_the_ring() -> None:
+    settings = AgentSettings()
+    with pytest.raises(InvalidInputError, match="missing: b"):
+        reindex_stores({"a": InMemoryStore()}, build_ring(["a", "b"], settings), 1, 2)
+
+
+# -- reindex of a local hive, with real agent processes ---------------------------------------
+
+
+def as_version_1(home: Path, name: str) -> None:
+    """The hive's config as written before versions existed (no tokenizer key)."""
+    path = config_path(hive_dir(home, name))
+    data = yaml.safe_load(path.read_text())
+    del data["tokenizer"]
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert load_hive(home, name).tokenizer == 1
+
+
+@pytest.mark.slow
+def test_reindex_moves_a_running_hive_of_version_1_to_version_2(
+    hive_home: Path, cli: Callable[..., Result]
+) -> None:
+    create_hive(hive_home, "old", agents=3)
+    as_version_1(hive_home, "old")
+    sup = Supervisor(hive_home, "old")
+    sup.start(timeout=60)
+    try:
+        with Hive.connect("old", hive_home) as client:
+            client.remember_many(CORPUS)
+            assert CORPUS[5] not in [h.content for h in client.recall("run", limit=3)]
+        assert_one_line_error(cli("reindex", "old"), "hive 'old' is running", "stop it first")
+    finally:
+        sup.stop()
+    result = cli("reindex", "old")
+    assert result.exit_code == 0, result.stderr
+    assert f"re-indexed {len(CORPUS)} facts of hive old with tokenizer 2" in result.stdout
+    assert load_hive(hive_home, "old").tokenizer == 2
+    sup = Supervisor(hive_home, "old")
+    sup.start(timeout=60)
+    try:
+        with Hive.connect("old", hive_home) as client:
+            assert CORPUS[5] in [h.content for h in client.recall("run", limit=3)]
+        # a client that read the config before the move: refused over HTTP (409), not
+        # answered with terms of two versions nor called incomplete
+        stale = Hive.connect("old", hive_home)
+        try:
+            stale._coordinator.tokenizer = 1
+            with pytest.raises(IndexVersionError, match="built with tokenizer 1"):
+                stale.recall("running costs")
+        finally:
+            stale.close()
+    finally:
+        sup.stop()
+    # a config that names another version than the stores hold: the agents do not start,
+    # and start says why
+    as_version_1(hive_home, "old")
+    assert_one_line_error(
+        cli("start", "old", "--timeout", "30"),
+        "is indexed with tokenizer 2, and this hive uses 1",
+    )
+    Supervisor(hive_home, "old").stop()
+
+
+def test_reindex_refuses_an_unknown_version_and_a_missing_hive(
+    hive_home: Path, cli: Callable[..., Result]
+) -> None:
+    assert_one_line_error(cli("reindex", "nope"), "hive 'nope' not found")
+    create_hive(hive_home, "h", agents=1)
+    assert_one_line_error(cli("reindex", "h", "--tokenizer", "7"), "unknown tokenizer 7")
+
+
+def test_a_half_done_reindex_is_finished_by_running_it_again(hive_home: Path) -> None:
+    from amplihack_hive.hive.reindex import reindex_hive
+
+    create_hive(hive_home, "h", agents=3)
+    as_version_1(hive_home, "h")
+    directory = hive_dir(hive_home, "h")
+    with Hive.in_process(3, 3, backend="kuzu", path=directory / "data", tokenizer=1) as hive:
+        hive.remember_many(CORPUS)
+    calls = 0
+
+    def stop_half_way(done: int, total: int) -> None:
+        nonlocal calls
+        calls += 1
+        if done:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        reindex_hive(hive_home, "h", 2, progress=stop_half_way)
+    assert load_hive(hive_home, "h").tokenizer == 1  # the config moves last
+    with pytest.raises(IndexVersionError, match="did not finish"):
+        Hive.in_process(3, 3, backend="kuzu", path=directory / "data", tokenizer=1)
+    report = reindex_hive(hive_home, "h", 2)
+    assert report.facts == len(CORPUS) and load_hive(hive_home, "h").tokenizer == 2
+    with Hive.in_process(3, 3, backend="kuzu", path=directory / "data", tokenizer=2) as hive:
+        assert CORPUS[5] in [h.content for h in hive.recall("run", limit=3)]
+    with pytest.raises(HiveStateError, match="is running"):
+        sup = Supervisor(hive_home, "h")
+        sup.start(timeout=60)
+        try:
+            reindex_hive(hive_home, "h", 2)
+        finally:
+            sup.stop()
