@@ -52,6 +52,7 @@ def _hit(data: dict[str, Any]) -> Hit:
         subject=data.get("subject"),
         metadata=dict(data.get("metadata") or {}),
         superseded_by=data.get("superseded_by"),
+        context=str(data.get("context") or ""),
     )
 
 

@@ -344,3 +344,33 @@ def test_a_format_1_store_is_migrated_on_open(tmp_path: Path) -> None:
     with KuzuStore(path, **SMALL) as store:
         assert store.pending_corpus() == []
         assert store._by_key("MATCH (t:Doc {id: $key}) RETURN t.id", ["\x00corpus.count"]) == []
+
+
+def test_a_store_made_before_contexts_gains_the_column_and_keeps_its_facts(
+    tmp_path: Path,
+) -> None:
+    import kuzu
+
+    path = tmp_path / "old"
+    db = kuzu.Database(str(path))
+    conn = kuzu.Connection(db)
+    # the Doc table as stores before contexts made it (no context column)
+    conn.execute(
+        "CREATE NODE TABLE Doc(id STRING PRIMARY KEY, body BOOLEAN, forgotten DOUBLE,"
+        " content STRING, kind STRING, agent STRING, created DOUBLE, confidence DOUBLE,"
+        " metadata STRING, subject STRING, supersedes STRING, length INT64, value INT64)"
+    )
+    old = Fact.new("owls hunt at night", created=1.0)
+    conn.execute(
+        "CREATE (:Doc {id: $id, body: true, content: $c, kind: 'semantic', agent: '',"
+        " created: 1.0, confidence: 1.0, metadata: '{}', length: 3})",
+        {"id": old.id, "c": old.content},
+    )
+    conn.close()
+    db.close()
+    with KuzuStore(path) as store:
+        assert store.get_facts([old.id])[old.id].context == ""
+        new = Fact.new("they eat mice", created=2.0, context="owls hunt at night")
+        store.put_facts([new])
+    with KuzuStore(path) as store:
+        assert store.get_facts([new.id])[new.id].context == "owls hunt at night"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import UTC, datetime
 
 import pytest
 
@@ -14,7 +15,7 @@ from amplihack_hive.hive.learn_input import (
     check_items,
     read_items,
 )
-from amplihack_hive.memory.records import MAX_CONTENT_BYTES
+from amplihack_hive.memory.records import MAX_CONTENT_BYTES, MAX_CONTEXT_BYTES
 
 
 def contents(items: list[InputItem]) -> list[str]:
@@ -192,3 +193,90 @@ def test_check_items_accepts_exactly_the_size_limit() -> None:
     good, problems = check_items([InputItem(1, exact), InputItem(2, exact + "a")])
     assert [item.line for item in good] == [1]
     assert problems == [InputProblem(2, problems[0].message)]
+
+
+# -- contexts ----------------------------------------------------------------------------------
+
+
+def test_each_paragraph_has_the_one_before_as_its_context() -> None:
+    items, _ = read_items("Heron's budget\nis discussed below.\n\nIt is 1.5 M.\n\nDone.\n", "text")
+    assert [i.extra.get("context") for i in items] == [
+        None,
+        "Heron's budget\nis discussed below.",
+        "It is 1.5 M.",
+    ]
+    # a long paragraph before: its end, cut to what a context may hold
+    long = "word " * 5000
+    items, _ = read_items(f"{long}\n\nshort\n", "text")
+    context = items[1].extra["context"]
+    assert len(context.encode()) <= MAX_CONTEXT_BYTES and long.rstrip().endswith(context.strip())
+
+
+def test_a_jsonl_item_may_carry_its_context() -> None:
+    items, problems = read_items(
+        '{"content": "x", "context": "around x"}\n{"content": "y", "context": 3}\n', "jsonl"
+    )
+    assert items[0].as_item() == {"content": "x", "context": "around x"}
+    assert problems == [InputProblem(2, '"context" must be a string, got a number')]
+
+
+TRANSCRIPT = """# standup 2026-11-30 09:30
+Ana: What is the budget of Project Heron now?
+Ben: It went up to 1.5 M
+  last week.
+Ana: Thanks.
+# lunch
+Ana: Anyone tried the ramen place?
+Ben: Yes.
+"""
+
+
+def test_a_transcript_is_one_item_per_turn_with_its_neighbours_in_the_session() -> None:
+    items, problems = read_items(TRANSCRIPT, "chat")
+    assert problems == []
+    assert [i.content for i in items] == [
+        "Ana: What is the budget of Project Heron now?",
+        "Ben: It went up to 1.5 M\nlast week.",
+        "Ana: Thanks.",
+        "Ana: Anyone tried the ramen place?",
+        "Ben: Yes.",
+    ]
+    assert [i.line for i in items] == [2, 3, 5, 7, 8]
+    assert items[1].extra["context"] == (
+        "Ana: What is the budget of Project Heron now?\nAna: Thanks."
+    )
+    # the turns of another session are not context
+    assert items[2].extra["context"] == "Ben: It went up to 1.5 M\nlast week."
+    assert items[3].extra["context"] == "Ben: Yes."
+    assert items[0].metadata == {"speaker": "Ana", "session": "standup 2026-11-30 09:30"}
+    assert {i.kind for i in items} == {"episodic"}
+    # the session's date dates its turns, a second apart, in order; an undated session's
+    # turns take their time on arrival
+    began = datetime(2026, 11, 30, 9, 30, tzinfo=UTC).timestamp()
+    assert [i.extra.get("created") for i in items] == [began, began + 1, began + 2, None, None]
+
+
+def test_chat_jsonl_turns_and_their_problems() -> None:
+    lines = [
+        {"speaker": "A", "text": "hi", "session": "s1", "time": "2026-01-02T03:04:05+00:00"},
+        {"speaker": "B", "text": "yo", "session": "s1", "time": 1767323046},
+        {"speaker": "C", "text": "elsewhere", "session": "s2"},
+        {"speaker": "", "text": "x"},
+        {"speaker": "D", "text": "x", "time": "noon"},
+        {"speaker": "D", "text": "x", "mood": "calm"},
+    ]
+    items, problems = read_items("\n".join(json.dumps(x) for x in lines) + "\n[1]\n", "chat")
+    assert [(i.content, i.extra.get("context"), i.extra.get("created")) for i in items] == [
+        ("A: hi", "B: yo", 1767323045.0),
+        ("B: yo", "A: hi", 1767323046.0),
+        ("C: elsewhere", None, None),
+    ]
+    assert [p.line for p in problems] == [4, 5, 6, 7]
+    assert "non-empty string" in problems[0].message
+    assert "not an ISO 8601 time" in problems[1].message
+    assert "unknown field(s) 'mood'" in problems[2].message
+
+
+def test_a_transcript_line_that_is_no_turn_is_a_problem() -> None:
+    _, problems = read_items("no speaker here\nAna: hello\n", "chat")
+    assert problems == [InputProblem(1, 'expected "Speaker: text"')]

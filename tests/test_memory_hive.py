@@ -44,6 +44,58 @@ def test_hive_of_n_agents_ranks_exactly_like_one_agent(docs, n, r, queries) -> N
             assert ranking(many, q) == ranking(one, q)
 
 
+words_ = st.lists(st.sampled_from(VOCAB), min_size=1, max_size=12).map(" ".join)
+#: facts with a context (a second BM25F field) or none, as learn makes them
+contextual = st.lists(
+    st.fixed_dictionaries({"content": words_}, optional={"context": words_}),
+    min_size=1,
+    max_size=60,
+    unique_by=lambda d: d["content"],
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    docs=contextual,
+    n=st.integers(2, 24),
+    r=st.integers(1, 4),
+    cut=st.sampled_from([None, 1, 3]),
+    queries=st.lists(st.lists(st.sampled_from(VOCAB), min_size=1, max_size=4), max_size=5),
+)
+def test_with_contexts_a_hive_still_ranks_exactly_like_one_agent(docs, n, r, cut, queries) -> None:
+    with Hive.in_process(agents=1, replication=1) as one, Hive.in_process(n, r) as many:
+        one._coordinator.first_cut = None  # whole lists: the reference
+        many._coordinator.first_cut = cut
+        one.remember_many(docs)
+        many.remember_many(docs)
+        for words in queries:
+            q = " ".join(words)
+            assert ranking(many, q) == ranking(one, q)
+
+
+def test_a_context_scores_as_bm25f_says_and_the_fact_is_what_comes_back() -> None:
+    from amplihack_hive.memory.index import CONTEXT_WEIGHT, K1, B, idf
+
+    with Hive.in_process(agents=3) as hive:
+        hive.remember_many(
+            [
+                {"content": "It went up to 1.5 M.", "context": "What is the Heron budget?"},
+                "The Falcon budget is 2 M.",
+            ]
+        )
+        hits = hive.recall("heron", limit=5)
+        assert [h.content for h in hits] == ["It went up to 1.5 M."]
+        assert hits[0].context == "What is the Heron budget?"
+        # own terms "went" "1.5" "1" "5" "m", context "heron" "budget"; the other fact's
+        # "falcon" "budget" "2" "m"
+        lengths = [5 + CONTEXT_WEIGHT * 2, 4]
+        avgdl = sum(lengths) / 2
+        tf = CONTEXT_WEIGHT * 1
+        norm = K1 * (1 - B + B * lengths[0] / avgdl)
+        want = idf(2, 1) * tf * (K1 + 1) / (tf + norm)
+        assert hits[0].score == pytest.approx(want, rel=1e-12)
+
+
 SMALL_VOCAB = [f"w{i}" for i in range(8)]
 dense_corpora = st.lists(
     st.lists(st.sampled_from(SMALL_VOCAB), min_size=1, max_size=12).map(" ".join),

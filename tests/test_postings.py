@@ -18,7 +18,9 @@ FACTS = [f"{i:032x}" for i in range(12)]
 
 
 def posting(term: str, fid: str, tf: int = 1) -> Posting:
-    return Posting(term, fid, tf, 3 + tf, 1.5 * tf, "subj" if tf % 2 else None)
+    # tf 0: a term of the fact's context only; tf 4 and 5: of both (BM25F's second field)
+    ctx = (tf - 3, 7) if tf >= 4 else (2, 5) if tf == 0 else (0, 0)
+    return Posting(term, fid, tf, 3 + tf, 1.5 * tf, "subj" if tf % 2 else None, *ctx)
 
 
 class IndexMachine(RuleBasedStateMachine):
@@ -33,7 +35,7 @@ class IndexMachine(RuleBasedStateMachine):
 
     @rule(
         rows=st.lists(
-            st.tuples(st.sampled_from(TERMS), st.sampled_from(FACTS), st.integers(1, 5)),
+            st.tuples(st.sampled_from(TERMS), st.sampled_from(FACTS), st.integers(0, 5)),
             min_size=1,
             max_size=6,
         )
@@ -76,7 +78,11 @@ class IndexMachine(RuleBasedStateMachine):
         for term in TERMS:  # point lookups see the newest entry, in the table or a segment
             for fid in FACTS:
                 p = self.model.get((term, fid))
-                want = None if p is None else (p.tf, p.length, p.created, p.subject)
+                want = (
+                    None
+                    if p is None
+                    else (p.tf, p.length, p.created, p.subject, p.ctx_tf, p.ctx_length)
+                )
                 assert self.index.lookup(term, fid) == want, (term, fid)
 
     def teardown(self) -> None:
@@ -183,3 +189,18 @@ def test_a_full_disk_fails_the_write_and_every_later_one(tmp_path: Path) -> None
     finally:
         # lazily: a log left open by a failed assertion must not keep the mount busy
         subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_segments_written_before_contexts_read_as_no_context(tmp_path: Path) -> None:
+    index = PostingIndex(tmp_path / "ix", flush_postings=2)
+    index.put([posting("alpha", FACTS[0], 1), posting("beta", FACTS[1], 4)])  # flushed
+    index.close()
+    (seg,) = (tmp_path / "ix").glob("seg-*")
+    assert (seg / "ctx_tf.npy").exists()
+    for name in Segment.OPTIONAL:  # as an older version wrote it
+        (seg / f"{name}.npy").unlink()
+    index = PostingIndex(tmp_path / "ix", flush_postings=2)
+    assert index.term("alpha") == [posting("alpha", FACTS[0], 1)]
+    (beta,) = index.term("beta")
+    assert (beta.tf, beta.ctx_tf, beta.ctx_length) == (4, 0, 0)
+    index.close()

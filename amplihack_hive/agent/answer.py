@@ -115,18 +115,30 @@ def extractive_answer(
     unreachable: tuple[str, ...] = (),
 ) -> Answer:
     want = question_terms(question)
-    matching = [h for h in hits if want & set(tokenize(h.content))]
-    if not matching:
-        return Answer(question, NO_ANSWER, [], complete, unreachable)
-    # per sentence of the best facts: (question terms covered, rank of its fact, index)
+    # a fact's context (the turn before it, ...) says what it answers: "It went up to
+    # 1.5 M." after "What is the Heron budget?" covers "heron" and "budget" through it
+    around = {h.id: want & set(tokenize(h.context)) for h in hits if h.context}
+    matching = [h for h in hits if want & (set(tokenize(h.content)) | around.get(h.id, set()))]
+    # per sentence of the best facts: (question terms covered, rank of its fact, index);
+    # a question is not an answer
     bounds = {h.id: _sentence_bounds(h.content) for h in matching[:5]}
     sentences = {h.id: [h.content[a:b] for a, b in bounds[h.id]] for h in matching[:5]}
     spans: list[tuple[frozenset[str], int, int, Hit]] = []
     for rank_, hit in enumerate(matching[:5]):
         for i, sentence in enumerate(sentences[hit.id]):
-            covered = frozenset(want & set(tokenize(sentence)))
+            if sentence.rstrip().endswith("?"):
+                continue
+            covered = frozenset(want & (set(tokenize(sentence)) | around.get(hit.id, set())))
             if covered:
                 spans.append((covered, rank_, i, hit))
+    if not spans:
+        return Answer(
+            question,
+            NO_ANSWER if not matching else NOT_COVERED,
+            matching[:3],
+            complete,
+            unreachable,
+        )
     named = named_terms(question) & want
 
     def about(covered: frozenset[str]) -> bool:

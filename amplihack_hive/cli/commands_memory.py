@@ -60,6 +60,7 @@ class InputFormat(StrEnum):
 
     text = "text"
     jsonl = "jsonl"
+    chat = "chat"
 
 
 Question = Annotated[
@@ -261,9 +262,13 @@ def learn(
         InputFormat,
         typer.Option(
             "--format",
-            help="text: each non-empty paragraph is one item. jsonl: one object per line "
+            help="text: each non-empty paragraph is one item (the one before is its "
+            "context). jsonl: one object per line "
             'with "content" and optional "kind", "metadata", "subject", "supersedes", '
-            '"created", "confidence" (see above).',
+            '"created", "confidence", "context" (see above). chat: a conversation, one '
+            'turn per item: JSON Lines of "speaker", "text", "session", "time", or a '
+            'transcript of "Speaker: text" lines ("# name" starts a session); the turns '
+            "around each are its context.",
         ),
     ] = InputFormat.text,
     json_output: JsonFlag = False,
@@ -302,7 +307,8 @@ def learn(
     "heron/budget"), "supersedes" (the id of the fact it replaces; it takes that
     fact's subject), "created" (Unix seconds; default: when it arrives), "kind"
     (semantic, episodic, procedural, working, strategic, social), "metadata" (an
-    object kept with the fact), "confidence" (0 to 1).
+    object kept with the fact), "confidence" (0 to 1), "context" (text around
+    the fact that helps find it, at a lower weight; recall returns the fact).
     """
     from amplihack_hive.hive.learn_input import check_items, read_items
 

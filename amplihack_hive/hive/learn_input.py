@@ -6,13 +6,22 @@ numbers: reported and counted as failed, never silently skipped); :func:`check_i
 applies the library's own per-fact rules (size, NUL, kind, metadata) before anything is
 sent, so one bad item cannot sink the batch it travels in.
 
-- ``text``: each non-empty paragraph is one item. Paragraphs are separated by lines that
+- ``text``: each non-empty paragraph is one item, with the paragraph before it as its
+  context (memory/index.py: found through it, at a lower weight; recall returns the
+  paragraph). Paragraphs are separated by lines that
   are empty or hold only whitespace; ``\\r\\n`` and ``\\r`` count as line ends; trailing
   whitespace is removed from every line, and the lines of a paragraph are joined by ``\\n``.
 - ``jsonl``: one JSON object per line, ``{"content": str}`` plus optional ``"kind"``
   (str), ``"metadata"`` (object), and the library's other item fields (``"subject"``,
-  ``"supersedes"``, ``"confidence"``, ``"created"``). Blank lines are skipped; a line
-  that is not such an object is a problem with its line number.
+  ``"supersedes"``, ``"confidence"``, ``"created"``, ``"context"``). Blank lines are
+  skipped; a line that is not such an object is a problem with its line number.
+- ``chat``: a conversation, one turn per item (``speaker: text``, with the speaker and the
+  session in its metadata and its time as ``created``), in order, each with the turns
+  before and after it in the same session as its context. Either JSON Lines of
+  ``{"speaker", "text", "session"?, "time"?}`` (time: Unix seconds or ISO 8601), or a
+  transcript: ``Speaker: text`` lines, a line starting with ``#`` opening a new session
+  (named by the rest of the line; a date in it, ``2026-11-30`` or ``2026-11-30 09:30``,
+  dates its turns, a second apart), other lines continuing the turn before.
 
 Input given as bytes must be UTF-8 (a leading BOM is dropped); anything else is refused
 whole with :class:`~amplihack_hive.errors.InvalidInputError`, naming the line.
@@ -29,7 +38,9 @@ from typing import IO, Any
 from amplihack_hive.errors import HiveError, InvalidInputError
 from amplihack_hive.memory.coordinator import ITEM_FIELDS
 
-FORMATS = ("text", "jsonl")
+FORMATS = ("text", "jsonl", "chat")
+#: Turns before and after a turn of a conversation that make its context.
+CHAT_WINDOW = 1
 #: Item fields a jsonl object may carry: those ``Coordinator.prepare`` accepts.
 FIELDS = ITEM_FIELDS
 _LINE_END = re.compile(r"\r\n|\r|\n")
@@ -108,12 +119,25 @@ def read_items(source: Source, fmt: str) -> tuple[list[InputItem], list[InputPro
     text = read_text(source)
     if fmt == "text":
         return paragraphs(text), []
+    if fmt == "chat":
+        return chat_items(text)
     return jsonl_items(text)
 
 
+def _tail(text: str) -> str:
+    """The end of ``text`` that fits in a fact's context (the part nearest what follows)."""
+    from amplihack_hive.memory.records import MAX_CONTEXT_BYTES
+
+    data = text.encode("utf-8")
+    if len(data) <= MAX_CONTEXT_BYTES:
+        return text
+    return data[-MAX_CONTEXT_BYTES:].decode("utf-8", errors="ignore")
+
+
 def paragraphs(text: str) -> list[InputItem]:
-    """Each non-empty paragraph of ``text`` as an item, with the line it starts on."""
-    items: list[InputItem] = []
+    """Each non-empty paragraph of ``text`` as an item, with the line it starts on and the
+    paragraph before it as its context."""
+    found: list[tuple[int, str]] = []
     current: list[str] = []
     start = 0
     for number, raw in enumerate(_LINE_END.split(text), start=1):
@@ -123,11 +147,133 @@ def paragraphs(text: str) -> list[InputItem]:
                 start = number
             current.append(line)
         elif current:
-            items.append(InputItem(start, "\n".join(current)))
+            found.append((start, "\n".join(current)))
             current = []
     if current:
-        items.append(InputItem(start, "\n".join(current)))
-    return items
+        found.append((start, "\n".join(current)))
+    return [
+        InputItem(line, body, extra={"context": _tail(found[i - 1][1])} if i else {})
+        for i, (line, body) in enumerate(found)
+    ]
+
+
+@dataclass
+class _Turn:
+    line: int
+    speaker: str
+    text: str
+    session: str
+    time: float | None = None
+
+
+def chat_items(text: str) -> tuple[list[InputItem], list[InputProblem]]:
+    """The turns of a conversation (JSON Lines or a transcript) as items: see the module."""
+    first = next((ln for ln in _LINE_END.split(text) if ln.strip()), "")
+    turns, problems = (
+        _chat_jsonl(text) if first.lstrip().startswith("{") else _chat_transcript(text)
+    )
+    items: list[InputItem] = []
+    for i, turn in enumerate(turns):
+        near = [
+            f"{t.speaker}: {t.text}"
+            for t in turns[max(0, i - CHAT_WINDOW) : i + CHAT_WINDOW + 1]
+            if t is not turn and t.session == turn.session
+        ]
+        metadata: dict[str, Any] = {"speaker": turn.speaker}
+        if turn.session:
+            metadata["session"] = turn.session
+        extra: dict[str, Any] = {"kind": "episodic"}
+        if near:
+            extra["context"] = _tail("\n".join(near))
+        if turn.time is not None:
+            extra["created"] = turn.time
+        kind = extra.pop("kind")
+        items.append(InputItem(turn.line, f"{turn.speaker}: {turn.text}", kind, metadata, extra))
+    return items, problems
+
+
+def _chat_time(value: Any) -> float:
+    if isinstance(value, bool):
+        raise _LineError(f'"time" must be Unix seconds or an ISO 8601 time, got {value!r}')
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise _LineError('"time" must be a finite number')
+        return float(value)
+    if isinstance(value, str):
+        from datetime import UTC, datetime
+
+        try:
+            when = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise _LineError(f'"time" is not an ISO 8601 time: {value!r}') from None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return when.timestamp()
+    raise _LineError(f'"time" must be Unix seconds or an ISO 8601 time, got {_type_name(value)}')
+
+
+def _chat_jsonl(text: str) -> tuple[list[_Turn], list[InputProblem]]:
+    turns: list[_Turn] = []
+    problems: list[InputProblem] = []
+    for number, line in enumerate(_LINE_END.split(text), start=1):
+        if not line.strip():
+            continue
+        try:
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise _LineError(f"not valid JSON: {exc.msg} (column {exc.colno})") from None
+            if not isinstance(value, dict):
+                raise _LineError(f"expected a JSON object, got {_type_name(value)}")
+            unknown = sorted(set(value) - {"speaker", "text", "session", "time"})
+            if unknown:
+                raise _LineError(
+                    f"unknown field(s) {', '.join(map(repr, unknown))}; "
+                    "allowed: speaker, text, session, time"
+                )
+            for key in ("speaker", "text"):
+                if not isinstance(value.get(key), str) or not value[key].strip():
+                    raise _LineError(f'"{key}" must be a non-empty string')
+            session = value.get("session", "")
+            if not isinstance(session, str | int) or isinstance(session, bool):
+                raise _LineError(f'"session" must be a string, got {_type_name(session)}')
+            when = _chat_time(value["time"]) if value.get("time") is not None else None
+            turns.append(
+                _Turn(number, value["speaker"].strip(), value["text"].strip(), str(session), when)
+            )
+        except _LineError as exc:
+            problems.append(InputProblem(number, str(exc)))
+    return turns, problems
+
+
+_DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2})?)?\b")
+_SPEAKER = re.compile(r"^\s*([^:\s][^:]{0,79}):\s+(\S.*)$")
+
+
+def _chat_transcript(text: str) -> tuple[list[_Turn], list[InputProblem]]:
+    turns: list[_Turn] = []
+    problems: list[InputProblem] = []
+    session = ""
+    began: float | None = None
+    for number, raw in enumerate(_LINE_END.split(text), start=1):
+        line = raw.rstrip()
+        if not line.strip():
+            continue
+        if line.lstrip().startswith("#"):
+            session = line.lstrip().lstrip("#").strip()
+            date = _DATE.search(session)
+            began = _chat_time(date.group(0)) if date else None
+            continue
+        said = _SPEAKER.match(line)
+        if said:
+            # a session dated in its header: its turns a second apart from then, in order
+            when = None if began is None else began + sum(t.session == session for t in turns)
+            turns.append(_Turn(number, said.group(1).strip(), said.group(2).strip(), session, when))
+        elif turns and turns[-1].session == session:
+            turns[-1].text += "\n" + line.strip()
+        else:
+            problems.append(InputProblem(number, 'expected "Speaker: text"'))
+    return turns, problems
 
 
 def jsonl_items(text: str) -> tuple[list[InputItem], list[InputProblem]]:
@@ -185,7 +331,7 @@ def _json_item(number: int, line: str) -> InputItem:
     if metadata is not None and not isinstance(metadata, dict):
         raise _LineError(f'"metadata" must be an object, got {_type_name(metadata)}')
     extra: dict[str, Any] = {}
-    for key in ("subject", "supersedes"):
+    for key in ("subject", "supersedes", "context"):
         if value.get(key) is not None:
             if not isinstance(value[key], str):
                 raise _LineError(f'"{key}" must be a string, got {_type_name(value[key])}')
@@ -219,6 +365,7 @@ def check_items(items: list[InputItem]) -> tuple[list[InputItem], list[InputProb
                 kind=kind,
                 metadata=item.metadata,
                 confidence=item.extra.get("confidence", 1.0),
+                context=item.extra.get("context"),
             )
         except HiveError as exc:
             problems.append(InputProblem(item.line, str(exc)))

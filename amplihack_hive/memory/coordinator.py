@@ -54,7 +54,7 @@ from amplihack_hive.memory.records import (
 )
 from amplihack_hive.memory.restate import newest_first
 from amplihack_hive.memory.ring import HashRing
-from amplihack_hive.memory.text import TOKENIZER, check_tokenizer, term_counts
+from amplihack_hive.memory.text import TOKENIZER, check_tokenizer, term_counts, tokenize
 
 logger = logging.getLogger(__name__)
 
@@ -72,23 +72,41 @@ RESTATE_SCORE = 0.8
 #: Times content may be forgotten and remembered again (each life has its own id).
 MAX_INCARNATIONS = 64
 #: The fields a remember item (a dict) may carry.
-ITEM_FIELDS = ("content", "kind", "metadata", "subject", "supersedes", "created", "confidence")
+ITEM_FIELDS = (
+    "content",
+    "kind",
+    "metadata",
+    "subject",
+    "supersedes",
+    "created",
+    "confidence",
+    "context",
+)
 
 
 def index_fact(fact: Fact, tokenizer: int) -> tuple[Fact, list[Posting]]:
-    """``fact`` with its length, and its postings (one per term), in ``tokenizer``'s terms."""
+    """``fact`` with its length, and its postings in ``tokenizer``'s terms: one per term of
+    its content or its context, with the term's frequency in each (BM25F, index.py)."""
     counts, length = term_counts(fact.content, tokenizer)
     fact = _replace(fact, length=length)
+    if not fact.context:
+        return fact, [
+            Posting(t, fact.id, tf, length, fact.created, fact.subject) for t, tf in counts.items()
+        ]
+    around, around_length = term_counts(fact.context, tokenizer)
     postings = [
-        Posting(t, fact.id, tf, length, fact.created, fact.subject) for t, tf in counts.items()
+        Posting(t, fact.id, counts.get(t, 0), length, fact.created, fact.subject, n, around_length)
+        for t, n in ((t, around.get(t, 0)) for t in {**counts, **around})
     ]
     return fact, postings
 
 
-def corpus_posting(fact: Fact) -> Posting:
+def corpus_posting(fact: Fact, tokenizer: int) -> Posting:
     """``fact`` on the corpus list: every live fact is, so N and the total length are the
-    list's size and sum (``fact.length`` as :func:`index_fact` set it)."""
-    return Posting(CORPUS_TERM, fact.id, 1, fact.length, 0.0, None)
+    list's size and sum (``fact.length`` as :func:`index_fact` set it; its context's
+    length beside it)."""
+    around = len(tokenize(fact.context, tokenizer)) if fact.context else 0
+    return Posting(CORPUS_TERM, fact.id, 1, fact.length, 0.0, None, 0, around)
 
 
 class Transport(Protocol):
@@ -394,7 +412,7 @@ class Coordinator:
             reached = set(owners)
             for a in owners:
                 batch(a).facts.append(fact)
-            for p in (*postings, corpus_posting(fact)):
+            for p in (*postings, corpus_posting(fact, self.tokenizer)):
                 towners = term_owners.get(p.term)
                 if towners is None:
                     towners = term_owners[p.term] = self.owners(p.term)
@@ -660,7 +678,14 @@ class Coordinator:
                     continue  # forgotten meanwhile, or no owner could say
                 hits.append(
                     Hit(
-                        f.id, f.content, scores[fid], f.kind.value, f.created, f.subject, f.metadata
+                        f.id,
+                        f.content,
+                        scores[fid],
+                        f.kind.value,
+                        f.created,
+                        f.subject,
+                        f.metadata,
+                        context=f.context,
                     )
                 )
 
@@ -715,10 +740,9 @@ class Coordinator:
                 body = reply.facts[0]
                 break
         # the corpus list's owners always: a fact whose body is lost may still be counted
-        terms = [
-            *(term_counts(body.content, self.tokenizer)[0] if body is not None else ()),
-            CORPUS_TERM,
-        ]
+        # its content's terms and its context's (index_fact made postings of both)
+        held = index_fact(body, self.tokenizer)[1] if body is not None else []
+        terms = [*(p.term for p in held), CORPUS_TERM]
         term_groups = [self.owners(t) for t in terms]
         tomb = Tombstone(fact_id, self.clock())
         # Phase 1, the terms' owners (but not the body's): if some term's replica set cannot

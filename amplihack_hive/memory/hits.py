@@ -22,9 +22,11 @@ class Hit:
     #: the id of a newer fact in the same result that restates this one with another
     #: value (memory/restate.py); None when nothing newer does
     superseded_by: str | None = None
+    #: the fact's context (Fact.context): what it was found through besides its content
+    context: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "id": self.id,
             "content": self.content,
             "score": round(self.score, 6),
@@ -34,6 +36,9 @@ class Hit:
             "metadata": self.metadata,
             "superseded_by": self.superseded_by,
         }
+        if self.context:
+            d["context"] = self.context
+        return d
 
 
 class Hits(list[Hit]):

@@ -6,6 +6,15 @@ question's terms computes exactly the score one store holding everything would c
 (Robertson & Zaragoza 2009, "The Probabilistic Relevance Framework: BM25 and Beyond", eq. 3.15
 with the non-negative idf of Lucene).
 
+A fact may carry context (its neighbouring turns, the paragraph before: Fact.context), a
+second field at a lower weight. Scoring is BM25F in the form of Robertson, Zaragoza & Taylor
+(2004, "Simple BM25 extension to multiple weighted fields"): each field's term frequency
+and length are weighted and summed (the fact's own text at 1, its context at
+:data:`CONTEXT_WEIGHT`), then saturated and length-normalised once, as BM25 does; the corpus
+list's lengths are weighted the same way, so the average length stays exact. A posting
+carries both fields' figures, and :meth:`Columns.of` combines them, so everything after it
+(impacts, pages, the threshold check) is plain BM25 on the combined figures.
+
 Long lists are cut by impact at their owner: the owner returns the ``limit`` postings with
 the largest term impact plus ``bound``, the largest impact it did not send. The coordinator
 then knows an upper bound for every fact it has not fully scored, and asks for more only
@@ -26,6 +35,16 @@ from amplihack_hive.memory.records import Posting
 
 K1 = 1.2
 B = 0.75
+#: Weight of a fact's context against its own text (a power of two: the weighted sums are
+#: exact in floating point, whatever the order they are added in).
+CONTEXT_WEIGHT = 0.25
+
+
+def field_sum(own: float, context: float) -> float:
+    """A posting's combined term frequency or length (BM25F)."""
+    return own + CONTEXT_WEIGHT * context
+
+
 #: An older fact about a subject keeps this share of its score when a newer one is present.
 SUPERSEDED_FACTOR = 0.5
 
@@ -56,8 +75,8 @@ class Columns:
         n = len(postings)
         return cls(
             np.array([p.fact_id for p in postings], dtype=str) if n else np.array([], dtype=str),
-            np.fromiter((p.tf for p in postings), np.float64, n),
-            np.fromiter((p.length for p in postings), np.float64, n),
+            np.fromiter((field_sum(p.tf, p.ctx_tf) for p in postings), np.float64, n),
+            np.fromiter((field_sum(p.length, p.ctx_length) for p in postings), np.float64, n),
             np.fromiter((p.created for p in postings), np.float64, n),
             [p.subject for p in postings],
         )
@@ -122,8 +141,8 @@ class Columns:
     def select(self, rows: np.ndarray) -> dict[str, Any]:
         return {
             "ids": self.ids[rows].tolist(),
-            "tf": self.tf[rows].astype(np.int64).tolist(),
-            "len": self.length[rows].astype(np.int64).tolist(),
+            "tf": _numbers(self.tf[rows]),
+            "len": _numbers(self.length[rows]),
             "created": self.created[rows].tolist(),
             "subject": [self.subject[i] for i in rows.tolist()],
         }
@@ -132,6 +151,16 @@ class Columns:
         """The wire form of the postings of the ``wanted`` facts (exact lookups)."""
         rows = np.flatnonzero(np.isin(self.ids, np.array(list(wanted), dtype=str)))
         return {"df": len(self), "bound": 0.0, "more": False, "cursor": None, **self.select(rows)}
+
+
+def _numbers(values: np.ndarray) -> list[Any]:
+    """Whole numbers as ints (the wire form of lists without context, as before), else
+    floats (a context's weighted share)."""
+    if np.all(values == np.floor(values)):
+        out: list[Any] = values.astype(np.int64).tolist()
+        return out
+    floats: list[Any] = values.tolist()
+    return floats
 
 
 @dataclass(slots=True)

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import threading
@@ -62,7 +63,7 @@ from typing import Any
 from amplihack_hive.errors import InvalidInputError, StorageError
 from amplihack_hive.memory.bloom import BloomFilter
 from amplihack_hive.memory.engine import engine_errors, load_engine
-from amplihack_hive.memory.index import Columns
+from amplihack_hive.memory.index import Columns, field_sum
 from amplihack_hive.memory.postings import PostingIndex
 from amplihack_hive.memory.records import (
     CORPUS_TERM,
@@ -101,13 +102,16 @@ FORMAT = 3
 _SCHEMA = (
     "CREATE NODE TABLE IF NOT EXISTS Doc(id STRING PRIMARY KEY, body BOOLEAN, forgotten DOUBLE,"
     " content STRING, kind STRING, agent STRING, created DOUBLE, confidence DOUBLE,"
-    " metadata STRING, subject STRING, supersedes STRING, length INT64, value INT64)",
+    " metadata STRING, subject STRING, supersedes STRING, length INT64, value INT64,"
+    " context STRING)",
     "CREATE REL TABLE IF NOT EXISTS Supersedes(FROM Doc TO Doc)",
+    # stores made before facts had a context gain the column (empty for their facts)
+    "ALTER TABLE Doc ADD IF NOT EXISTS context STRING DEFAULT ''",
 )
 
 _FACT_COLS = (
     "d.id, d.content, d.kind, d.agent, d.created, d.confidence, d.metadata, d.subject,"
-    " d.supersedes, d.length"
+    " d.supersedes, d.length, d.context"
 )
 
 
@@ -133,6 +137,7 @@ def _fact_row(f: Fact) -> dict[str, Any]:
         "subject": f.subject,
         "supersedes": f.supersedes,
         "length": int(f.length),
+        "context": f.context,
     }
 
 
@@ -153,6 +158,7 @@ def _fact_from(row: Sequence[Any]) -> Fact:
         subject=row[7],
         supersedes=row[8],
         length=row[9],
+        context=row[10] or "",
     )
 
 
@@ -223,7 +229,7 @@ class KuzuStore:
         self._tombs: dict[str, float] = {}
         #: [size, total length] of the corpus list, read once, then kept by every write
         #: (every recall asks for it: rebuilding it per request is O(facts))
-        self._corpus_stats: list[int] | None = None
+        self._corpus_stats: list[float] | None = None
         try:
             with engine_errors(f"opening the store at {self.path}"):
                 self._load_ids()
@@ -401,7 +407,7 @@ class KuzuStore:
                         "UNWIND $rows AS r CREATE (:Doc {id: r.id, body: true,"
                         " content: r.content, kind: r.kind, agent: r.agent, created: r.created,"
                         " confidence: r.confidence, metadata: r.metadata, subject: r.subject,"
-                        " supersedes: r.supersedes, length: r.length})",
+                        " supersedes: r.supersedes, length: r.length, context: r.context})",
                         {"rows": part},
                     )
                 for part in _chunks(placeholders):
@@ -410,7 +416,8 @@ class KuzuStore:
                         " d.content = r.content, d.kind = r.kind, d.agent = r.agent,"
                         " d.created = r.created, d.confidence = r.confidence,"
                         " d.metadata = r.metadata, d.subject = r.subject,"
-                        " d.supersedes = r.supersedes, d.length = r.length",
+                        " d.supersedes = r.supersedes, d.length = r.length,"
+                        " d.context = r.context",
                         {"rows": part},
                     )
                 self._add_known(new)
@@ -461,13 +468,15 @@ class KuzuStore:
             live = [p for p in last.values() if p.fact_id not in self._tombs]
             if live:
                 self._forget_cached({p.term for p in live})
-                delta = [0, 0]
+                delta = [0.0, 0.0]
                 if self._corpus_stats is not None:
                     for p in live:
                         if p.term == CORPUS_TERM:
                             old = self._index.lookup(CORPUS_TERM, p.fact_id)
                             delta[0] += old is None
-                            delta[1] += p.length - (old[1] if old is not None else 0)
+                            delta[1] += field_sum(p.length, p.ctx_length) - (
+                                field_sum(old[1], old[5]) if old is not None else 0
+                            )
                 self._index.put(live)
                 self._corpus_add(delta)
 
@@ -494,28 +503,28 @@ class KuzuStore:
                 out[t] = cols
         return out
 
-    def term_stats(self, term: str) -> tuple[int, int]:
+    def term_stats(self, term: str) -> tuple[int, float]:
         with self._open():
             if term == CORPUS_TERM and self._corpus_stats is not None:
-                return self._corpus_stats[0], self._corpus_stats[1]
+                return int(self._corpus_stats[0]), self._corpus_stats[1]
             postings = self._index.term(term)
-            stats = [len(postings), sum(p.length for p in postings)]
+            total = math.fsum(field_sum(p.length, p.ctx_length) for p in postings)
             if term == CORPUS_TERM:
-                self._corpus_stats = stats
-            return stats[0], stats[1]
+                self._corpus_stats = [len(postings), total]
+            return len(postings), total
 
-    def _corpus_loss(self, fact_ids: set[str]) -> list[int]:
+    def _corpus_loss(self, fact_ids: set[str]) -> list[float]:
         """What the corpus list loses when the postings of ``fact_ids`` on it go."""
-        delta = [0, 0]
+        delta = [0.0, 0.0]
         if self._corpus_stats is not None:
             for fid in fact_ids:
                 old = self._index.lookup(CORPUS_TERM, fid)
                 if old is not None:
                     delta[0] -= 1
-                    delta[1] -= old[1]
+                    delta[1] -= field_sum(old[1], old[5])
         return delta
 
-    def _corpus_add(self, delta: list[int]) -> None:
+    def _corpus_add(self, delta: list[float]) -> None:
         if self._corpus_stats is not None:
             self._corpus_stats[0] += delta[0]
             self._corpus_stats[1] += delta[1]

@@ -52,8 +52,9 @@ FLUSH_POSTINGS = 50_000
 MERGE_WIDTH = 4
 _SEP = b"\x00"
 _ESCAPED = re.compile(rb"\x01(.)", re.DOTALL)
-#: (tf, length, created, subject) of a live posting; None marks a deleted key.
-Entry = tuple[int, int, float, "str | None"] | None
+#: (tf, length, created, subject, ctx tf, ctx length) of a live posting; None marks a
+#: deleted key.
+Entry = tuple[int, int, float, "str | None", int, int] | None
 
 
 def _prefix(term: str) -> bytes:
@@ -105,10 +106,15 @@ class Segment:
     subject: np.ndarray  # S; b"" with has_subject False is None
     has_subject: np.ndarray
     live: np.ndarray
+    #: The context field's tf and length (Posting.ctx_tf, ctx_length).
+    ctx_tf: np.ndarray
+    ctx_length: np.ndarray
     #: Generations this segment was merged from (their directories may be removed).
     merged: tuple[int, ...] = ()
 
     COLUMNS = ("key", "tf", "length", "created", "subject", "has_subject", "live")
+    #: Columns a segment written before contexts existed lacks (read as zeros).
+    OPTIONAL = ("ctx_tf", "ctx_length")
 
     def __len__(self) -> int:
         return len(self.key)
@@ -116,6 +122,13 @@ class Segment:
     @classmethod
     def load(cls, path: Path, gen: int) -> Segment:
         cols = {c: np.load(path / f"{c}.npy", mmap_mode="r") for c in cls.COLUMNS}
+        for c in cls.OPTIONAL:
+            file = path / f"{c}.npy"
+            cols[c] = (
+                np.load(file, mmap_mode="r")
+                if file.exists()
+                else np.zeros(len(cols["key"]), np.int32)
+            )
         merged = path / "merged.npy"
         parts = tuple(int(g) for g in np.load(merged)) if merged.exists() else ()
         return cls(gen, **cols, merged=parts)
@@ -124,7 +137,7 @@ class Segment:
         tmp = path.with_name(path.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
-        columns = {c: getattr(self, c) for c in self.COLUMNS}
+        columns = {c: getattr(self, c) for c in (*self.COLUMNS, *self.OPTIONAL)}
         if self.merged:
             columns["merged"] = np.array(self.merged, np.int64)
         for c, values in columns.items():
@@ -146,7 +159,14 @@ class Segment:
         if not self.live[i]:
             return None
         subject = self.subject[i].decode() if self.has_subject[i] else None
-        return int(self.tf[i]), int(self.length[i]), float(self.created[i]), subject
+        return (
+            int(self.tf[i]),
+            int(self.length[i]),
+            float(self.created[i]),
+            subject,
+            int(self.ctx_tf[i]),
+            int(self.ctx_length[i]),
+        )
 
     def rows(self, lo: int = 0, hi: int | None = None) -> Iterator[tuple[bytes, Entry]]:
         hi = len(self) if hi is None else hi
@@ -165,6 +185,8 @@ class Segment:
         subject = []
         has_subject = np.zeros(n, bool)
         live = np.zeros(n, bool)
+        ctx_tf = np.zeros(n, np.int32)
+        ctx_length = np.zeros(n, np.int32)
         for i, k in enumerate(keys):
             e = entries[k]
             if e is None:
@@ -172,6 +194,7 @@ class Segment:
                 continue
             live[i] = True
             tf[i], length[i], created[i] = e[0], e[1], e[2]
+            ctx_tf[i], ctx_length[i] = e[4], e[5]
             has_subject[i] = e[3] is not None
             subject.append((e[3] or "").encode())
         return cls(
@@ -183,6 +206,8 @@ class Segment:
             np.array(subject, dtype=bytes) if n else np.array([], dtype="S1"),
             has_subject,
             live,
+            ctx_tf,
+            ctx_length,
             merged,
         )
 
@@ -288,9 +313,11 @@ class PostingIndex:
         plist[fid] = entry
 
     def _apply(self, frame: dict[str, Any]) -> None:
-        for term, fid, tf, length, created, subject in frame.get("put", ()):
+        for row in frame.get("put", ()):
+            term, fid, tf, length, created, subject = row[:6]
+            ctx = (int(row[6]), int(row[7])) if len(row) > 6 else (0, 0)
             if fid not in self.dead:
-                self._set(term, fid, (int(tf), int(length), float(created), subject))
+                self._set(term, fid, (int(tf), int(length), float(created), subject, *ctx))
         for term, fid in frame.get("drop", ()):
             self._set(term, fid, None)
         for fid in frame.get("dead", ()):
@@ -326,6 +353,7 @@ class PostingIndex:
     def put(self, postings: Sequence[Posting]) -> None:
         rows = [
             [p.term, p.fact_id, int(p.tf), int(p.length), float(p.created), p.subject]
+            + ([int(p.ctx_tf), int(p.ctx_length)] if p.ctx_tf or p.ctx_length else [])
             for p in postings
             if p.fact_id not in self.dead
         ]
@@ -410,7 +438,7 @@ class PostingIndex:
                 continue
             term, fid = _split(k)
             if fid not in self.dead:
-                yield Posting(term, fid, e[0], e[1], e[2], e[3])
+                yield Posting(term, fid, e[0], e[1], e[2], e[3], e[4], e[5])
 
     def term(self, term: str) -> list[Posting]:
         prefix = _prefix(term)

@@ -102,8 +102,10 @@ def _fact(d: Any) -> Fact:
 
 
 def _posting(v: Any) -> Posting:
-    if not isinstance(v, list) or len(v) != 6:
-        raise InvalidInputError("a posting is [term, id, tf, length, created, subject]")
+    if not isinstance(v, list) or len(v) not in (6, 8):
+        raise InvalidInputError(
+            "a posting is [term, id, tf, length, created, subject(, ctx tf, ctx length)]"
+        )
     posting = Posting.from_list(v)
     check_fact_id(posting.fact_id)
     return posting
@@ -375,16 +377,18 @@ class Forget(Request):
 
 @dataclass
 class CorpusReply(Reply):
-    #: facts on the corpus list this owner holds, and the sum of their lengths
+    #: facts on the corpus list this owner holds, and the sum of their lengths (contexts
+    #: weighted as ranking weighs them: a whole number when no fact has a context)
     count: int
-    total_length: int
+    total_length: float
 
     def to_wire(self) -> Wire:
-        return {"count": self.count, "total_length": self.total_length}
+        total = self.total_length
+        return {"count": self.count, "total_length": int(total) if total == int(total) else total}
 
     @classmethod
     def from_wire(cls, m: Wire) -> CorpusReply:
-        return cls(_int(m.get("count"), "count"), _int(m.get("total_length"), "total_length"))
+        return cls(_int(m.get("count"), "count"), _number(m.get("total_length"), "total_length"))
 
 
 @dataclass(frozen=True)

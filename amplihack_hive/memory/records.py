@@ -97,6 +97,24 @@ def check_fact_id(fact_id: object) -> str:
     return fact_id
 
 
+#: The most context one fact may carry (it is indexed, not returned).
+MAX_CONTEXT_BYTES = 16384
+
+
+def _check_context(context: object) -> str:
+    if context is None:
+        return ""
+    if not isinstance(context, str):
+        raise InvalidInputError(f"context must be text, not {type(context).__name__}")
+    text = unicodedata.normalize("NFC", context).strip().replace("\x00", " ")
+    size = len(text.encode("utf-8"))
+    if size > MAX_CONTEXT_BYTES:
+        raise InvalidInputError(
+            f"context is {size} bytes; the limit is {MAX_CONTEXT_BYTES} bytes per fact"
+        )
+    return text
+
+
 def _check_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
     if metadata is None:
         return {}
@@ -125,6 +143,10 @@ class Fact:
     subject: str | None = None
     supersedes: str | None = None
     length: int = 0
+    #: Text around the fact that helps find it but is not part of it: for a turn of a
+    #: conversation its neighbouring turns, for a paragraph the one before. Indexed as a
+    #: second field at a lower weight (BM25F, memory/index.py); recall returns the content.
+    context: str = ""
 
     @classmethod
     def new(
@@ -139,8 +161,10 @@ class Fact:
         subject: str | None = None,
         supersedes: str | None = None,
         length: int = 0,
+        context: str | None = None,
     ) -> Fact:
         text = normalize_content(content)
+        around = _check_context(context)
         if not 0.0 <= float(confidence) <= 1.0:
             raise InvalidInputError(f"confidence must be within 0..1, got {confidence}")
         meta = _check_metadata(metadata)
@@ -165,10 +189,11 @@ class Fact:
             subject=subject,
             supersedes=supersedes or None,
             length=length,
+            context=around,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "id": self.id,
             "content": self.content,
             "kind": self.kind.value,
@@ -180,6 +205,10 @@ class Fact:
             "supersedes": self.supersedes,
             "length": self.length,
         }
+        if self.context:
+            # only when there is one: the wire form of a fact without context is unchanged
+            d["context"] = self.context
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Fact:
@@ -194,6 +223,7 @@ class Fact:
             subject=d.get("subject"),
             supersedes=d.get("supersedes"),
             length=int(d.get("length", 0)),
+            context=str(d.get("context") or ""),
         )
 
 
@@ -211,13 +241,23 @@ class Posting:
     length: int
     created: float
     subject: str | None = None
+    #: the term's frequency in the fact's context, and the context's length (both 0 for a
+    #: fact without one): the second field of BM25F (memory/index.py)
+    ctx_tf: int = 0
+    ctx_length: int = 0
 
     def to_list(self) -> list[Any]:
-        return [self.term, self.fact_id, self.tf, self.length, self.created, self.subject]
+        row = [self.term, self.fact_id, self.tf, self.length, self.created, self.subject]
+        if self.ctx_tf or self.ctx_length:
+            # eight fields only with a context: agents of the last version refuse those
+            # (they read six) rather than drop the context's terms unnoticed
+            row += [self.ctx_tf, self.ctx_length]
+        return row
 
     @classmethod
     def from_list(cls, v: list[Any]) -> Posting:
-        return cls(str(v[0]), str(v[1]), int(v[2]), int(v[3]), float(v[4]), v[5])
+        ctx = (int(v[6]), int(v[7])) if len(v) > 6 else (0, 0)
+        return cls(str(v[0]), str(v[1]), int(v[2]), int(v[3]), float(v[4]), v[5], *ctx)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,10 +15,11 @@ node (:mod:`amplihack_hive.memory.node`) drives them.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from amplihack_hive.memory.index import Columns
+from amplihack_hive.memory.index import Columns, field_sum
 from amplihack_hive.memory.records import Fact, Posting, ShardExport, Tombstone
 
 
@@ -48,9 +49,10 @@ class Store(Protocol):
         """The same lists as arrays (what an owner ranks); may be cached, never stale."""
         ...
 
-    def term_stats(self, term: str) -> tuple[int, int]:
-        """(postings, their total fact length) of one list; cheap for the corpus list,
-        which every recall asks for (kept by every write, never rebuilt per call)."""
+    def term_stats(self, term: str) -> tuple[int, float]:
+        """(postings, their total fact length, context weighted as ranking weighs it:
+        :func:`~amplihack_hive.memory.index.field_sum`) of one list; cheap for the corpus
+        list, which every recall asks for (kept by every write, never rebuilt per call)."""
         ...
 
     def forget(self, tombstones: Sequence[Tombstone]) -> list[bool]:
@@ -145,7 +147,7 @@ class InMemoryStore:
         #: Posting lists as arrays, for owners ranking them (dropped on any change to a term).
         self._columns: dict[str, Columns] = {}
         #: (size, total length) per list, dropped with its columns on any change
-        self._stats: dict[str, tuple[int, int]] = {}
+        self._stats: dict[str, tuple[int, float]] = {}
         self._tokenizer: int | None = None
 
     def put_facts(self, facts: Sequence[Fact]) -> list[bool]:
@@ -181,11 +183,12 @@ class InMemoryStore:
     def postings(self, terms: Sequence[str]) -> dict[str, list[Posting]]:
         return {t: list(self._postings.get(t, {}).values()) for t in terms}
 
-    def term_stats(self, term: str) -> tuple[int, int]:
+    def term_stats(self, term: str) -> tuple[int, float]:
         stats = self._stats.get(term)
         if stats is None:
             plist = self._postings.get(term, {})
-            stats = self._stats[term] = (len(plist), sum(p.length for p in plist.values()))
+            total = math.fsum(field_sum(p.length, p.ctx_length) for p in plist.values())
+            stats = self._stats[term] = (len(plist), total)
         return stats
 
     def columns(self, terms: Sequence[str]) -> dict[str, Columns]:
