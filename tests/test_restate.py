@@ -55,6 +55,25 @@ def test_near_duplicates_that_are_both_true_both_stay() -> None:
     assert all(h.superseded_by is None for h in langs)
 
 
+def test_facts_that_share_only_a_name_are_no_updates_of_each_other() -> None:
+    """A change word in the newer fact is not enough: "thanks!" or a city is no older value
+    of a promotion, though all three name the same person."""
+    facts = [
+        ("Zara Aziz: agreed, thanks!", T0),
+        ("Zara Aziz is based in Osaka.", T0 + 10),
+        ("Ravi: Who is the lead of Zara Aziz's team these days?", T0 + 20),
+        ("Update: Zara Aziz was promoted, so her role is now engineering manager.", T0 + 60),
+    ]
+    hits = recall(facts, "What does Zara Aziz do these days?")
+    assert {h.content for h in hits} == {c for c, _ in facts}
+    assert all(h.superseded_by is None for h in hits)
+    # and the same newer fact still replaces an older value of the same thing
+    role = ("Zara Aziz's role is staff engineer.", T0 + 30)
+    hits = recall([*facts, role], "What is Zara Aziz's role?")
+    assert hits[0].content == facts[3][0]
+    assert [h.content for h in hits if h.superseded_by] == [role[0]]
+
+
 def test_lists_of_facts_of_one_shape_are_not_updates_of_each_other() -> None:
     """Learned one after the other (as one learn does), facts that differ in a name as well
     as a number are different facts."""

@@ -58,8 +58,14 @@ _NUMBER = re.compile(r"[\d.,]*\d[\d.,]*")
 class _Text:
     terms: set[str]
     numbers: set[str]
+    #: terms of capitalised words and identifiers ("Dublin", "Ferreira", "PRJ-4471")
+    names: set[str]
     changes: bool
     question: bool
+
+
+#: A capitalised word (a name, or a sentence's first word: stop words drop out).
+_NAME = re.compile(r"\b[A-Z][\w'’-]*")
 
 
 _JOINED = re.compile(r"[-_./:@#]")
@@ -75,6 +81,7 @@ def _read(content: str) -> _Text:
     return _Text(
         terms=terms,
         numbers={t for t in terms if _NUMBER.fullmatch(t)},
+        names={t for m in _NAME.findall(content.strip()) for t in tokenize(m)} & terms,
         changes=bool(CHANGE_WORDS & set(_WORDS.findall(content.lower()))),
         question=content.rstrip().endswith("?") or "? " in content,
     )
@@ -87,8 +94,8 @@ def restates(newer: Hit, older: Hit, question: set[str], texts: dict[str, _Text]
     if newer.subject and older.subject:
         return False
     b, a = texts[newer.id], texts[older.id]
-    if b.question:
-        return False
+    if b.question or a.question:
+        return False  # a question holds no value to replace, nor gives one
     asked = question & a.terms
     if not asked or asked != question & b.terms:
         return False
@@ -99,8 +106,10 @@ def restates(newer: Hit, older: Hit, question: set[str], texts: dict[str, _Text]
         return False  # B says nothing A does not
     gone = a.terms - b.terms
     if b.changes and len(gone) <= MAX_REPLACED:
-        # B says the value changed ("was replaced as CTO by ..." may repeat all of A)
-        return True
+        # B says the value changed ("was replaced as CTO by ..." may repeat all of A), if
+        # they share what the value is of, not only names: "Viktor Duarte: thanks!" or
+        # "Zara is based in Osaka" is no older value of "Zara was promoted to manager"
+        return bool(shared - a.names)
     # or only A's numbers gave way to others ("is 1.2 M", later "is 1.5 M"; not "Heron is
     # 1.2 M", "Falcon is 2 M": those differ in a name too)
     return bool(gone) and gone <= a.numbers and bool(b.numbers - a.numbers)
