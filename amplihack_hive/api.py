@@ -210,14 +210,15 @@ class Hive(_Client):
         max_db_size_mb: int = 4096,
         engine: str = "kuzu",
         agents_per_domain: int = 1,
-        tokenizer: int = TOKENIZER,
+        tokenizer: int | None = None,
     ) -> Hive:
         """N agents in this process, over a transport that carries the same messages as
         HTTP. ``backend="kuzu"`` keeps one database per agent under ``path`` (a temporary
         directory, removed on close, when no path is given). ``agents_per_domain`` groups
         consecutive agents into failure domains, as processes of a local hive are.
-        ``tokenizer``: the version the postings are built with (memory/text.py); stores
-        under ``path`` built with another are refused (StorageError)."""
+        ``tokenizer``: the version the postings are built with (memory/text.py); None:
+        the one the stores under ``path`` were built with (new stores: the newest). Stores
+        built with another are refused (IndexVersionError)."""
         if isinstance(agents, bool) or not isinstance(agents, int) or agents < 1:
             raise InvalidInputError(f"agents must be an integer >= 1, got {agents!r}")
         settings = AgentSettings(
@@ -228,7 +229,7 @@ class Hive(_Client):
             replication=replication,
             write_quorum=write_quorum,
             vnodes=vnodes,
-            tokenizer=tokenizer,
+            tokenizer=tokenizer or TOKENIZER,
         )
         if (
             isinstance(agents_per_domain, bool)
@@ -251,7 +252,15 @@ class Hive(_Client):
         stores: list[Store] = []
         try:
             for name in names:
-                stores.append(open_agent_store(settings, None if root is None else root / name))
+                where = None if root is None else root / name
+                stores.append(open_agent_store(settings, where, check_index=False))
+            if tokenizer is None:
+                found = {v for v in map(store_tokenizer, stores) if v}
+                settings = replace(settings, tokenizer=min(found) if found else TOKENIZER)
+            for name, store in zip(names, stores, strict=True):
+                check_store_tokenizer(
+                    store, settings.tokenizer, None if root is None else root / name
+                )
         except BaseException:
             for s in stores:
                 s.close()
@@ -373,9 +382,11 @@ class Memory(_Client):
         self._store = open_agent_store(settings, path, check_index=False)
         try:
             if cfg.tokenizer is None:
-                # the version this agent's postings have (a new store: the newest)
+                # the version this agent's postings have; a new store: the newest when it
+                # is the whole hive, else 1 (its peers may be of a hive made before
+                # versions: set tokenizer in every peer's config to move them together)
                 found = store_tokenizer(self._store)
-                settings = replace(settings, tokenizer=found or TOKENIZER)
+                settings = replace(settings, tokenizer=found or (1 if cfg.peers else TOKENIZER))
             check_store_tokenizer(self._store, settings.tokenizer, path)
         except BaseException:
             self._store.close()

@@ -291,7 +291,7 @@ class RepairMachine(RuleBasedStateMachine):
             postings=[p for i, p in enumerate(export.postings) if pick[(i + 1) % 3]],
             tombstones=[t for i, t in enumerate(export.tombstones) if pick[(i + 2) % 3]],
         )
-        b.handle({"op": "import", "shard": shard.to_dict()})
+        b.handle({"op": "import", "shard": shard.to_dict(), "tokenizer": TOKENIZER})
 
     @precondition(lambda self: self.live)
     @rule(data=st.data())
@@ -308,7 +308,7 @@ class RepairMachine(RuleBasedStateMachine):
         at |= data.draw(st.sets(st.sampled_from(body_owners + others))) if others else set()
         tomb = Tombstone(fid, 1.0).to_list()
         for name in at:
-            self.nodes[name].handle({"op": "forget", "tombstones": [tomb]})
+            self.nodes[name].handle({"op": "forget", "tombstones": [tomb], "tokenizer": TOKENIZER})
         self.tombstoned_at[fid] = at
         self.live.discard(fid)
         self.forgotten.add(fid)

@@ -317,35 +317,75 @@ def test_reindex_refuses_an_unknown_version_and_a_missing_hive(
     assert_one_line_error(cli("reindex", "h", "--tokenizer", "7"), "unknown tokenizer 7")
 
 
-def test_a_half_done_reindex_is_finished_by_running_it_again(hive_home: Path) -> None:
+def test_a_half_done_reindex_is_finished_by_running_it_again(
+    hive_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from amplihack_hive.hive.reindex import reindex_hive
+    from amplihack_hive.memory.kuzu_store import KuzuStore
 
     create_hive(hive_home, "h", agents=3)
     as_version_1(hive_home, "h")
     directory = hive_dir(hive_home, "h")
     with Hive.in_process(3, 3, backend="kuzu", path=directory / "data", tokenizer=1) as hive:
         hive.remember_many(CORPUS)
+    real = KuzuStore.put_postings
     calls = 0
 
-    def stop_half_way(done: int, total: int) -> None:
+    def dies_on_the_second_write(self: KuzuStore, postings: list[Posting]) -> None:
         nonlocal calls
         calls += 1
-        if done:
-            raise KeyboardInterrupt
+        if calls == 2:
+            raise KeyboardInterrupt  # one store has its new postings, the others not yet
+        real(self, postings)
 
+    monkeypatch.setattr(KuzuStore, "put_postings", dies_on_the_second_write)
     with pytest.raises(KeyboardInterrupt):
-        reindex_hive(hive_home, "h", 2, progress=stop_half_way)
+        reindex_hive(hive_home, "h", 2)
+    monkeypatch.setattr(KuzuStore, "put_postings", real)
     assert load_hive(hive_home, "h").tokenizer == 1  # the config moves last
-    with pytest.raises(IndexVersionError, match="did not finish"):
-        Hive.in_process(3, 3, backend="kuzu", path=directory / "data", tokenizer=1)
+    for tokenizer in (1, 2):
+        with pytest.raises(IndexVersionError, match="did not finish"):
+            Hive.in_process(3, 3, backend="kuzu", path=directory / "data", tokenizer=tokenizer)
+    assert not list((directory / "data").glob("*.postings.old"))  # set aside, then removed
     report = reindex_hive(hive_home, "h", 2)
     assert report.facts == len(CORPUS) and load_hive(hive_home, "h").tokenizer == 2
-    with Hive.in_process(3, 3, backend="kuzu", path=directory / "data", tokenizer=2) as hive:
+    with Hive.in_process(3, 3, backend="kuzu", path=directory / "data") as hive:
+        assert hive._coordinator.tokenizer == 2  # adopted from the stores
         assert CORPUS[5] in [h.content for h in hive.recall("run", limit=3)]
-    with pytest.raises(HiveStateError, match="is running"):
-        sup = Supervisor(hive_home, "h")
-        sup.start(timeout=60)
-        try:
+    sup = Supervisor(hive_home, "h")
+    sup.start(timeout=60)
+    try:
+        with pytest.raises(HiveStateError, match="is running"):
             reindex_hive(hive_home, "h", 2)
-        finally:
-            sup.stop()
+    finally:
+        sup.stop()
+
+
+def test_reindex_refuses_a_hive_whose_stores_are_not_on_this_machine(hive_home: Path) -> None:
+    from amplihack_hive.hive.reindex import reindex_hive
+
+    create_hive(hive_home, "azure", agents=3)  # created here, deployed elsewhere
+    as_version_1(hive_home, "azure")
+    with pytest.raises(HiveStateError, match="no agent of hive 'azure' has a store on this"):
+        reindex_hive(hive_home, "azure", 2)
+    assert load_hive(hive_home, "azure").tokenizer == 1
+
+
+def test_a_forget_from_a_client_of_another_version_is_refused() -> None:
+    with Hive.in_process(5, 3) as hive:
+        fid = hive.remember("The officers were running late.")
+        hive._coordinator.tokenizer = 1
+        with pytest.raises(IndexVersionError):
+            hive.forget(fid)
+        hive._coordinator.tokenizer = 2
+        assert hive.recall("run")  # nothing was forgotten half way
+        hive.forget(fid)
+        assert not hive.recall("run")
+
+
+def test_memory_with_peers_and_a_new_store_takes_version_1_unless_told(tmp_path: Path) -> None:
+    peers = {"agent-1": "http://127.0.0.1:9"}  # never reached: nothing is sent
+    with Memory("agent-0", MemoryConfig(data_dir=tmp_path, peers=peers)) as memory:
+        assert memory._coordinator.tokenizer == 1
+    with Memory("agent-2", MemoryConfig(data_dir=tmp_path, peers=peers, tokenizer=2)) as memory:
+        assert memory._coordinator.tokenizer == 2

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from amplihack_hive.agent.runstate import MembersFile
+from amplihack_hive.errors import HiveStateError
 from amplihack_hive.hive.config import load_hive, locked, refuse_if_running, save
 from amplihack_hive.hive.home import HomeArg, config_path, hive_dir
 from amplihack_hive.memory.assembly import AgentSettings, build_ring, open_agent_store
@@ -49,16 +49,24 @@ def reindex_hive(
             replication=cfg.replication,
             tokenizer=version,
         )
-        # the ring the agents route by: the config's members, packed into the domains
-        # their last start used
-        domains = {**cfg.domains(), **MembersFile(directory).domains()}
-        ring = build_ring(cfg.ring_names, settings, domains)
+        # the ring the agents of a stopped hive start on: the config's members in its
+        # domains (start records the domains it packs agents into in the config)
+        ring = build_ring(cfg.ring_names, settings, cfg.domains())
+        # relative paths are relative to the hive directory, as for the agents
+        paths = {
+            a.name: directory / (Path(a.kuzu_db) if a.kuzu_db else Path("data") / a.name)
+            for a in cfg.agents
+        }
+        if not any(p.exists() for p in paths.values()):
+            raise HiveStateError(
+                f"no agent of hive {name!r} has a store on this machine (in {directory}); "
+                "reindex rebuilds a local hive's stores (a hive on Azure keeps the version "
+                "it was deployed with)"
+            )
         stores: dict[str, Store] = {}
         try:
-            for agent in cfg.agents:
-                path = Path(agent.kuzu_db) if agent.kuzu_db else Path("data") / agent.name
-                # relative paths are relative to the hive directory, as for the agents
-                stores[agent.name] = open_agent_store(settings, directory / path, check_index=False)
+            for agent, path in paths.items():
+                stores[agent] = open_agent_store(settings, path, check_index=False)
             report = reindex_stores(stores, ring, cfg.replication, version, progress=progress)
         finally:
             for store in stores.values():

@@ -125,12 +125,15 @@ def check_store_tokenizer(store: Store, version: int, where: object = None) -> N
     if found == REINDEXING:
         raise IndexVersionError(
             f"{place} was being re-indexed and the rebuild did not finish; run "
-            "`amplihack-hive reindex NAME` again (it rebuilds the postings from the facts)"
+            "`amplihack-hive reindex NAME` again (a local hive; in Python, "
+            "amplihack_hive.memory.reindex.reindex_stores): it rebuilds the postings from "
+            "the facts"
         )
     if found != version:
         raise IndexVersionError(
             f"{place} is indexed with tokenizer {found}, and this hive uses {version}; "
-            f"run `amplihack-hive reindex NAME` to rebuild it with tokenizer {version}"
+            f"rebuild it with `amplihack-hive reindex NAME --tokenizer {version}` (a local "
+            f"hive), or name tokenizer {found} in the hive's config"
         )
 
 
@@ -144,7 +147,11 @@ def build_node(
 ) -> MemoryNode:
     """The node serving ``store`` as agent ``name``; with ``ring`` (the current ring, asked
     each time) it also answers and runs anti-entropy with its replicas."""
-    repair = None if ring is None else RepairService(name, store, ring, settings.replication)
+    repair = (
+        None
+        if ring is None
+        else RepairService(name, store, ring, settings.replication, tokenizer=settings.tokenizer)
+    )
     return MemoryNode(name, store, repair, worker=worker, tokenizer=settings.tokenizer)
 
 

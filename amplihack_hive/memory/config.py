@@ -200,7 +200,8 @@ class MemoryConfig:
     request_timeout_s: float = 5.0
     max_content_bytes: int = 65536
     #: the tokenizer of the postings (memory/text.py); None: the one the agent's store
-    #: was built with (a new store: the newest)
+    #: was built with; a new store takes the newest without peers, 1 with peers (set it
+    #: in every peer's config to move a hive of Memory peers to another)
     tokenizer: int | None = None
 
     def __post_init__(self) -> None:

@@ -381,7 +381,7 @@ class Coordinator:
             groups[fid] = [self.owners(fid), *(self.owners(t) for t in keys)]
             for a in {a for g in groups[fid] for a in g}:
                 batches.setdefault(a, []).append(Tombstone(fid, at))
-        replies = await op.send_all({a: pr.Forget(b) for a, b in batches.items()})
+        replies = await op.send_all({a: pr.Forget(b, self.tokenizer) for a, b in batches.items()})
         ok = {a for a, r in replies.items() if not isinstance(r, Exception)}
         buried = {
             fid
@@ -748,7 +748,7 @@ class Coordinator:
         # Phase 1, the terms' owners (but not the body's): if some term's replica set cannot
         # take the tombstone, stop while the body is still there to tell a retry its terms.
         first = sorted({a for g in term_groups for a in g} - set(body_owners))
-        message = pr.Forget([tomb])
+        message = pr.Forget([tomb], self.tokenizer)
 
         def quorum(groups: list[list[str]], extra: set[str]) -> Callable[[dict[str, Any]], bool]:
             def enough(replies: dict[str, Reply | Exception]) -> bool:

@@ -64,7 +64,7 @@ from amplihack_hive.errors import InvalidInputError, StorageError
 from amplihack_hive.memory.bloom import BloomFilter
 from amplihack_hive.memory.engine import engine_errors, load_engine
 from amplihack_hive.memory.index import Columns, field_sum
-from amplihack_hive.memory.postings import PostingIndex
+from amplihack_hive.memory.postings import PostingIndex, fsync_dir
 from amplihack_hive.memory.records import (
     CORPUS_TERM,
     Fact,
@@ -139,6 +139,11 @@ def _fact_row(f: Fact) -> dict[str, Any]:
         "length": int(f.length),
         "context": f.context,
     }
+
+
+def _discarded(postings: Path) -> Path:
+    """Where :meth:`KuzuStore.reset_index` moves a posting index before removing it."""
+    return postings.with_name(postings.name + ".old")
 
 
 def _identity(path: Path) -> tuple[int, int]:
@@ -233,9 +238,10 @@ class KuzuStore:
         try:
             with engine_errors(f"opening the store at {self.path}"):
                 self._load_ids()
-            self._index = PostingIndex(
-                self.path.with_name(self.path.name + ".postings"), dead=self._tombs
-            )
+            postings = self.path.with_name(self.path.name + ".postings")
+            # what a reset_index that stopped part way set aside (nothing reads it)
+            shutil.rmtree(_discarded(postings), ignore_errors=True)
+            self._index = PostingIndex(postings, dead=self._tombs)
             self._upgrade()
         except BaseException:
             conn.close()
@@ -675,14 +681,22 @@ class KuzuStore:
             self._set_meta(_TOKENIZER_KEY, REINDEXING)
             self._run("MATCH (d:Doc {id: $key}) DELETE d", {"key": _BACKFILL_KEY})
             directory = self._index.dir
+            old = _discarded(directory)
             self._index.close()
             try:
-                shutil.rmtree(directory)
+                # renamed whole first (atomic): a reset that stops part way leaves the old
+                # index under a name nothing reads, never a half-deleted one
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(directory, old)
+                fsync_dir(directory.parent)
             except OSError as exc:
-                raise StorageError(f"cannot remove the posting index {directory}: {exc}") from None
+                raise StorageError(
+                    f"cannot set the posting index {directory} aside: {exc}"
+                ) from None
             self._index = PostingIndex(directory, dead=self._tombs)
             self._forget_cached()
             self._corpus_stats = None
+            shutil.rmtree(old, ignore_errors=True)  # else removed at the next open
 
     # -- whole shard ----------------------------------------------------------------------
 

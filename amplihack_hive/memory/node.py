@@ -188,9 +188,9 @@ class MemoryNode:
         if version != self.tokenizer:
             raise IndexVersionError(
                 f"agent {self.name} indexes with tokenizer {self.tokenizer}, and this "
-                f"{request.op!r} request was built with tokenizer {version}: the sender's "
-                "hive config is out of date (reconnect), or the hive is half re-indexed "
-                "(run `amplihack-hive reindex NAME`)"
+                f"{request.op!r} request was built with tokenizer {version}: the sender "
+                "read the hive's config before a reindex (reconnect), or names another "
+                "tokenizer than the hive's"
             )
 
     def _put(self, r: p.Put) -> p.PutReply:

@@ -86,7 +86,7 @@ def _close_log(fd: int | None) -> None:
         os.close(fd)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -145,9 +145,9 @@ class Segment:
                 np.save(fh, values)
                 fh.flush()
                 os.fsync(fh.fileno())
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         tmp.rename(path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
     def span(self, prefix: bytes) -> tuple[int, int]:
         """Rows whose key starts with ``prefix`` (a term and the separator)."""
@@ -415,7 +415,7 @@ class PostingIndex:
                 out.write(staged)
                 shutil.rmtree(path)
                 staged.rename(path)
-                _fsync_dir(self.dir)
+                fsync_dir(self.dir)
                 for g in parts[:-1]:
                     shutil.rmtree(self.dir / f"seg-{g}")
             except OSError as exc:

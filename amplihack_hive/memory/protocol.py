@@ -366,13 +366,17 @@ class Forget(Request):
     writes = True
     client_write = True
     tombstones: list[Tombstone] = field(default_factory=list)
+    #: the tokenizer the sender found the fact's terms (and so these agents) with
+    tokenizer: int = 1
 
     def fields(self) -> Wire:
-        return {"tombstones": [t.to_list() for t in self.tombstones]}
+        return _with_tokenizer(
+            {"tombstones": [t.to_list() for t in self.tombstones]}, self.tokenizer
+        )
 
     @classmethod
     def from_fields(cls, m: Wire) -> Forget:
-        return cls(_each(m, "tombstones", _tombstone, bounded=True))
+        return cls(_each(m, "tombstones", _tombstone, bounded=True), _tokenizer(m))
 
 
 @dataclass
@@ -482,13 +486,15 @@ class Import(Request):
     reply = ImportReply
     writes = True
     shard: ShardExport = field(default_factory=ShardExport)
+    #: the tokenizer of the shard's postings
+    tokenizer: int = 1
 
     def fields(self) -> Wire:
-        return {"shard": self.shard.to_dict()}
+        return _with_tokenizer({"shard": self.shard.to_dict()}, self.tokenizer)
 
     @classmethod
     def from_fields(cls, m: Wire) -> Import:
-        return cls(_shard(m))
+        return cls(_shard(m), _tokenizer(m))
 
 
 @dataclass
@@ -592,13 +598,18 @@ class RepairGet(Request):
     peer: str = ""
     keys: list[str] = field(default_factory=list)
     buckets: list[tuple[int, int]] = field(default_factory=list)
+    #: the asker's tokenizer: the postings it pulls must be of the same
+    tokenizer: int = 1
 
     def fields(self) -> Wire:
-        return {
-            "peer": self.peer,
-            "keys": self.keys,
-            "buckets": [list(b) for b in self.buckets],
-        }
+        return _with_tokenizer(
+            {
+                "peer": self.peer,
+                "keys": self.keys,
+                "buckets": [list(b) for b in self.buckets],
+            },
+            self.tokenizer,
+        )
 
     @classmethod
     def from_fields(cls, m: Wire) -> RepairGet:
@@ -606,6 +617,7 @@ class RepairGet(Request):
             _str(m, "peer", ""),
             [str(k) for k in _list(m, "keys")],
             _each(m, "buckets", _bucket),
+            _tokenizer(m),
         )
 
 
@@ -629,13 +641,15 @@ class RepairPut(Request):
     writes = True
     peer: str = ""
     shard: ShardExport = field(default_factory=ShardExport)
+    #: the tokenizer of the shard's postings
+    tokenizer: int = 1
 
     def fields(self) -> Wire:
-        return {"peer": self.peer, "shard": self.shard.to_dict()}
+        return _with_tokenizer({"peer": self.peer, "shard": self.shard.to_dict()}, self.tokenizer)
 
     @classmethod
     def from_fields(cls, m: Wire) -> RepairPut:
-        return cls(_str(m, "peer", ""), _shard(m))
+        return cls(_str(m, "peer", ""), _shard(m), _tokenizer(m))
 
 
 #: Every request type by its wire name.

@@ -41,6 +41,7 @@ from amplihack_hive.memory import protocol as p
 from amplihack_hive.memory.records import ShardExport, Tombstone, check_fact_id
 from amplihack_hive.memory.ring import HashRing
 from amplihack_hive.memory.store import Store
+from amplihack_hive.memory.text import TOKENIZER
 
 logger = logging.getLogger(__name__)
 
@@ -188,8 +189,12 @@ class RepairService:
         replication: int,
         *,
         clock: Callable[[], float] = time.monotonic,
+        tokenizer: int = TOKENIZER,
     ) -> None:
         self.me = me
+        #: the tokenizer of this store's postings, named in the repair requests that carry
+        #: postings (a peer of another version refuses them: memory/node.py)
+        self.tokenizer = tokenizer
         self.store = store
         self.ring = ring
         self.replication = replication
@@ -369,17 +374,24 @@ class Repairer:
             pull_keys = sorted(theirs - ours)
         if pull_keys or pull_buckets:
             got = await self._ask(
-                peer, p.RepairGet(self.me, pull_keys, pull_buckets), p.RepairGetReply, report
+                peer,
+                p.RepairGet(self.me, pull_keys, pull_buckets, self.service.tokenizer),
+                p.RepairGetReply,
+                report,
             )
             shard = got.shard
             refused = await self.run(absorb, store, shard)
             self.service.touched()
             report.pulled += len(shard.facts) + len(shard.postings) + len(shard.tombstones)
             if refused:
-                await self._ask(peer, p.Forget(refused), p.ForgetReply, report)
+                await self._ask(
+                    peer, p.Forget(refused, self.service.tokenizer), p.ForgetReply, report
+                )
         if push_keys:
             shard = await self.run(select, store, push_keys)
-            put = await self._ask(peer, p.RepairPut(self.me, shard), p.RepairPutReply, report)
+            put = await self._ask(
+                peer, p.RepairPut(self.me, shard, self.service.tokenizer), p.RepairPutReply, report
+            )
             report.pushed += len(shard.facts) + len(shard.postings) + len(shard.tombstones)
             if put.tombstones:
                 await self.run(store.forget, put.tombstones)
@@ -425,7 +437,9 @@ class Repairer:
 
         async def give(owner: str, keys: list[str]) -> None:
             shard = await self.run(select, store, keys)
-            put = await self._ask(owner, p.RepairPut(self.me, shard), p.RepairPutReply, report)
+            put = await self._ask(
+                owner, p.RepairPut(self.me, shard, self.service.tokenizer), p.RepairPutReply, report
+            )
             if put.tombstones:
                 await self.run(store.forget, put.tombstones)
                 self.service.touched()
