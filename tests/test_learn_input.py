@@ -280,3 +280,14 @@ def test_chat_jsonl_turns_and_their_problems() -> None:
 def test_a_transcript_line_that_is_no_turn_is_a_problem() -> None:
     _, problems = read_items("no speaker here\nAna: hello\n", "chat")
     assert problems == [InputProblem(1, 'expected "Speaker: text"')]
+
+
+def test_without_context_no_item_carries_one() -> None:
+    for text, fmt in (
+        ("one\n\ntwo\n", "text"),
+        (TRANSCRIPT, "chat"),
+        ('{"content": "x", "context": "around x"}\n', "jsonl"),
+    ):
+        items, _ = read_items(text, fmt, context=False)
+        assert items and all("context" not in i.extra for i in items)
+        assert any("context" in i.extra for i in read_items(text, fmt)[0])

@@ -233,3 +233,15 @@ def test_a_recall_of_thousands_orders_its_best_and_returns_them_all() -> None:
         assert len(hits) == 300 and len({h.id for h in hits}) == 300
         with pytest.raises(InvalidInputError, match="limit must be from 1 to 10000"):
             hive.recall("Heron", 10_001)
+
+
+def test_turns_of_two_speakers_restate_one_another_without_their_names() -> None:
+    """A conversation's turns start with their speaker (learn --format chat): the update
+    may come from another speaker than the value it replaces."""
+    old = {"content": "Aisha: The Puffin deadline is September 15.", "created": T0}
+    new = {"content": "Marcus: The Puffin deadline changed to March 18.", "created": T0 + 60}
+    old["metadata"], new["metadata"] = {"speaker": "Aisha"}, {"speaker": "Marcus"}
+    with Hive.in_process(agents=3) as hive:
+        hive.remember_many([old, new])
+        hits = hive.recall("When is the Puffin deadline?", 5)
+    assert hits[0].content == new["content"] and hits[1].superseded_by == hits[0].id

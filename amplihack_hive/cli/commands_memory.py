@@ -286,6 +286,14 @@ def learn(
             "'busy' and are retried with backoff).",
         ),
     ] = 2,
+    context: Annotated[
+        bool,
+        typer.Option(
+            "--context/--no-context",
+            help="Index each item with its context (the paragraph before, the turns "
+            "around): finds more, stores about twice the postings.",
+        ),
+    ] = True,
     quiet: Annotated[
         bool,
         typer.Option(
@@ -315,7 +323,7 @@ def learn(
     interrupted = False
     failed: list[InputProblem] = []  # items the hive did not store
     with open_client(ctx, name, target, url) as client:
-        items, problems = read_items(_read_input(path), fmt.value)
+        items, problems = read_items(_read_input(path), fmt.value, context=context)
         items, refused = check_items(items)
         problems += refused  # items refused before sending
         if not items and not problems:

@@ -29,6 +29,7 @@ whole with :class:`~amplihack_hive.errors.InvalidInputError`, naming the line.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -112,16 +113,28 @@ def read_text(source: Source) -> str:
     return decode(data) if isinstance(data, bytes) else data
 
 
-def read_items(source: Source, fmt: str) -> tuple[list[InputItem], list[InputProblem]]:
-    """Parse ``source`` (text, bytes or a stream) as ``fmt`` ("text" or "jsonl")."""
+def read_items(
+    source: Source, fmt: str, *, context: bool = True
+) -> tuple[list[InputItem], list[InputProblem]]:
+    """Parse ``source`` (text, bytes or a stream) as ``fmt`` ("text", "jsonl" or "chat").
+    Without ``context``, items carry none (a jsonl item's own is dropped too): a context
+    is indexed beside its fact, which costs about twice the postings."""
     if fmt not in FORMATS:
         raise InvalidInputError(f"unknown input format {fmt!r}; use one of: {', '.join(FORMATS)}")
     text = read_text(source)
+    problems: list[InputProblem] = []
     if fmt == "text":
-        return paragraphs(text), []
-    if fmt == "chat":
-        return chat_items(text)
-    return jsonl_items(text)
+        items = paragraphs(text)
+    elif fmt == "chat":
+        items, problems = chat_items(text)
+    else:
+        items, problems = jsonl_items(text)
+    if not context:
+        items = [
+            dataclasses.replace(i, extra={k: v for k, v in i.extra.items() if k != "context"})
+            for i in items
+        ]
+    return items, problems
 
 
 def _tail(text: str) -> str:

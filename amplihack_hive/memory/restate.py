@@ -115,6 +115,15 @@ def restates(newer: Hit, older: Hit, question: set[str], texts: dict[str, _Text]
     return bool(gone) and gone <= a.numbers and bool(b.numbers - a.numbers)
 
 
+def _said(hit: Hit) -> str:
+    """What a fact says, without the speaker a conversation's turn starts with ("Aisha:
+    ..."): two speakers can state one value and its update."""
+    speaker = hit.metadata.get("speaker") if isinstance(hit.metadata, dict) else None
+    if isinstance(speaker, str) and speaker and hit.content.startswith(f"{speaker}: "):
+        return hit.content[len(speaker) + 2 :]
+    return hit.content
+
+
 def newest_first(hits: Sequence[Hit], question: str) -> list[Hit]:
     """``hits`` (best first) for ``question``, each restated fact marked ``superseded_by``
     its newest restatement, which moves up to just above the best-ranked fact it restates;
@@ -122,7 +131,7 @@ def newest_first(hits: Sequence[Hit], question: str) -> list[Hit]:
     if len(hits) < 2:
         return list(hits)
     asked = _read(question).terms
-    texts = {h.id: _read(h.content) for h in hits}
+    texts = {h.id: _read(_said(h)) for h in hits}
     # only facts covering the same question terms can restate one another
     alike: dict[frozenset[str], list[Hit]] = {}
     for h in hits:
