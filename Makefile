@@ -53,6 +53,7 @@ bench: install
 	$(PY) -m benchmarks.bench_placement
 	$(PY) -m benchmarks.bench_faults
 	$(PY) -m benchmarks.bench_restart
+	$(PY) -m benchmarks.bench_conversation
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
