@@ -145,3 +145,23 @@ def test_only_a_measure_word_after_how_is_set_aside() -> None:
     answer = extractive_answer("Do you know how Priya commutes?", hits)
     assert answer.answer == NOT_COVERED  # "Priya" is still asked about
     assert question_terms("How much money does the forklift have?") == {"money", "forklift"}
+
+
+def test_a_turn_found_through_its_context_is_quoted_whole_never_one_empty_sentence() -> None:
+    asked = Hit("b" * 32, "Ana: What is the Heron budget?", 2.0, "episodic", 1.0)
+    reply = Hit(
+        "a" * 32,
+        "Ben: Hi Aisha. It went up to 1.5 M last week.",
+        1.0,
+        "episodic",
+        1.0,
+        context="Ana: What is the Heron budget?",
+    )
+    answer = extractive_answer("What is the budget of Heron?", [asked, reply])
+    # the question is no answer; the reply is, through its context, and quoted whole
+    assert answer.answer.startswith("Ben: Hi Aisha. It went up to 1.5 M last week. [aaaaaaaa")
+    assert [s.id for s in answer.sources] == [reply.id]
+    # a sentence that covers the question itself comes before a turn found through context
+    stated = Hit("c" * 32, "The Heron budget is 2 M.", 0.5, "semantic", 1.0)
+    answer = extractive_answer("What is the budget of Heron?", [asked, reply, stated])
+    assert answer.answer.startswith("The Heron budget is 2 M. [cccccccc")

@@ -291,3 +291,23 @@ def test_without_context_no_item_carries_one() -> None:
         items, _ = read_items(text, fmt, context=False)
         assert items and all("context" not in i.extra for i in items)
         assert any("context" in i.extra for i in read_items(text, fmt)[0])
+
+
+def test_a_transcript_keeps_lines_that_only_look_like_turns_in_their_turn() -> None:
+    text = """#1 priority is the launch
+# planning 2026-12-01
+[09:31] Ben: the plan for Heron:
+  Budget: 1.5 M
+  Owner: Ben
+The thing we agreed on last week, to be clear: we ship Friday.
+Ana Lucia Ferreira: ok
+"""
+    items, problems = read_items(text, "chat")
+    # "#1 priority ..." is no header and comes before any turn
+    assert problems == [InputProblem(1, 'expected "Speaker: text"')]
+    assert [i.content for i in items] == [
+        "Ben: the plan for Heron:\nBudget: 1.5 M\nOwner: Ben\n"
+        "The thing we agreed on last week, to be clear: we ship Friday.",
+        "Ana Lucia Ferreira: ok",
+    ]
+    assert items[0].metadata == {"speaker": "Ben", "session": "planning 2026-12-01"}

@@ -199,7 +199,10 @@ def test_segments_written_before_contexts_read_as_no_context(tmp_path: Path) -> 
     assert (seg / "ctx_tf.npy").exists()
     for name in Segment.OPTIONAL:  # as an older version wrote it
         (seg / f"{name}.npy").unlink()
+    (tmp_path / "ix" / "FORMAT").write_text("1\n")
     index = PostingIndex(tmp_path / "ix", flush_postings=2)
+    # marked with the format that has contexts: a version from before them refuses it
+    assert (tmp_path / "ix" / "FORMAT").read_text() == "2\n"
     assert index.term("alpha") == [posting("alpha", FACTS[0], 1)]
     (beta,) = index.term("beta")
     assert (beta.tf, beta.ctx_tf, beta.ctx_length) == (4, 0, 0)

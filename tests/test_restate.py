@@ -245,3 +245,31 @@ def test_turns_of_two_speakers_restate_one_another_without_their_names() -> None
         hive.remember_many([old, new])
         hits = hive.recall("When is the Puffin deadline?", 5)
     assert hits[0].content == new["content"] and hits[1].superseded_by == hits[0].id
+
+
+def test_a_change_word_does_not_stop_a_number_from_being_updated() -> None:
+    old, new = "Heron Budget: 1.2 M.", "Heron Budget: now 1.5 M."
+    hits = recall([(old, T0), (new, T0 + 60)], "Heron budget")
+    assert hits[0].content == new and hits[1].superseded_by == hits[0].id
+
+
+def test_first_person_turns_of_two_speakers_are_two_facts() -> None:
+    def turn(speaker: str, text: str, at: float) -> dict[str, object]:
+        return {"content": f"{speaker}: {text}", "created": at, "metadata": {"speaker": speaker}}
+
+    with Hive.in_process(agents=3) as hive:
+        hive.remember_many(
+            [
+                turn("Aisha", "My desk is in room 12.", T0),
+                turn("Ben", "My desk is in room 14.", T0 + 60),
+            ]
+        )
+        hits = hive.recall("desk room", 5)
+    assert len(hits) == 2 and all(h.superseded_by is None for h in hits)
+
+
+def test_a_fact_with_a_question_in_it_can_still_be_updated() -> None:
+    old = "Guess what? The Heron budget is 1.2 M."
+    new = "The Heron budget was raised to 1.5 M."
+    hits = recall([(old, T0), (new, T0 + 60)], "Heron budget")
+    assert hits[0].content == new and hits[1].superseded_by == hits[0].id

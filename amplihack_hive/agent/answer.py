@@ -124,13 +124,23 @@ def extractive_answer(
     bounds = {h.id: _sentence_bounds(h.content) for h in matching[:5]}
     sentences = {h.id: [h.content[a:b] for a, b in bounds[h.id]] for h in matching[:5]}
     spans: list[tuple[frozenset[str], int, int, Hit]] = []
+    #: facts answered whole: a short turn whose sentences cover nothing of the question
+    #: themselves but whose context does ("It went up to 1.5 M." after "What is the Heron
+    #: budget?"); a sentence that covers nothing itself is never quoted alone ("Hi Aisha.")
+    whole: set[str] = set()
     for rank_, hit in enumerate(matching[:5]):
-        for i, sentence in enumerate(sentences[hit.id]):
-            if sentence.rstrip().endswith("?"):
-                continue
-            covered = frozenset(want & (set(tokenize(sentence)) | around.get(hit.id, set())))
+        context = around.get(hit.id, set())
+        says = [
+            (i, frozenset(want & set(tokenize(s))))
+            for i, s in enumerate(sentences[hit.id])
+            if not s.rstrip().endswith("?")
+        ]
+        for i, covered in says:
             if covered:
-                spans.append((covered, rank_, i, hit))
+                spans.append((covered | context, rank_, i, hit))
+        if context and says and not any(c for _, c in says) and len(sentences[hit.id]) <= 3:
+            whole.add(hit.id)
+            spans.append((frozenset(context), rank_, 0, hit))
     if not spans:
         return Answer(
             question,
@@ -145,12 +155,16 @@ def extractive_answer(
         """Whether a sentence is about one of the things the question names, if any."""
         return not named or bool(covered & named)
 
-    covered, _, i, hit = max(spans, key=lambda s: (about(s[0]), len(s[0]), -s[1]))
+    # the most of the question covered; a sentence that covers it itself before a turn
+    # answered through its context; then the better-ranked fact
+    covered, _, i, hit = max(
+        spans, key=lambda s: (about(s[0]), len(s[0]), s[3].id not in whole, -s[1])
+    )
     if 2 * len(covered) < len(want) or not about(covered):
         # not even half of what was asked about, or about none of what it names
         return Answer(question, NOT_COVERED, matching[:3], complete, unreachable)
     own = sentences[hit.id]
-    first, last = i, i
+    first, last = (0, len(own) - 1) if hit.id in whole else (i, i)
     # the span grows into a neighbouring sentence of the same fact that covers what the
     # question asks and this sentence does not ("X is the dashboard. Priya runs it.")
     for j in (i + 1, i - 1):
@@ -170,6 +184,7 @@ def extractive_answer(
     ]
     if others:
         other = max(others, key=lambda s: (len(s[0] & rest), len(s[0]), -s[1]))
-        parts.append((sentences[other[3].id][other[2]], other[3]))
+        said = other[3].content if other[3].id in whole else sentences[other[3].id][other[2]]
+        parts.append((said, other[3]))
     text = " ".join(f"{sentence} {cite(source)}" for sentence, source in parts)
     return Answer(question, text, [source for _, source in parts], complete, unreachable)

@@ -267,8 +267,8 @@ def learn(
             'with "content" and optional "kind", "metadata", "subject", "supersedes", '
             '"created", "confidence", "context" (see above). chat: a conversation, one '
             'turn per item: JSON Lines of "speaker", "text", "session", "time", or a '
-            'transcript of "Speaker: text" lines ("# name" starts a session); the turns '
-            "around each are its context.",
+            'transcript of "Speaker: text" lines ("# name" starts a session, indented '
+            "lines continue a turn); the turns around each are its context.",
         ),
     ] = InputFormat.text,
     json_output: JsonFlag = False,

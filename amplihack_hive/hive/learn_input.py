@@ -19,9 +19,10 @@ sent, so one bad item cannot sink the batch it travels in.
   session in its metadata and its time as ``created``), in order, each with the turns
   before and after it in the same session as its context. Either JSON Lines of
   ``{"speaker", "text", "session"?, "time"?}`` (time: Unix seconds or ISO 8601), or a
-  transcript: ``Speaker: text`` lines, a line starting with ``#`` opening a new session
-  (named by the rest of the line; a date in it, ``2026-11-30`` or ``2026-11-30 09:30``,
-  dates its turns, a second apart), other lines continuing the turn before.
+  transcript: ``Speaker: text`` lines (a speaker of one to four words, after an optional
+  ``[09:31]``), ``# name`` opening a new session (a date in its name, ``2026-11-30`` or
+  ``2026-11-30 09:30``, dates its turns, a second apart), and indented or other lines
+  continuing the turn before.
 
 Input given as bytes must be UTF-8 (a leading BOM is dropped); anything else is refused
 whole with :class:`~amplihack_hive.errors.InvalidInputError`, naming the line.
@@ -62,9 +63,14 @@ class InputItem:
     @property
     def fact_id(self) -> str:
         """The id the library gives this item's fact (its content address)."""
-        from amplihack_hive.memory.records import fact_id_for, normalize_content
+        from amplihack_hive.memory.records import (
+            fact_id_for,
+            normalize_content,
+            normalize_context,
+        )
 
-        return fact_id_for(normalize_content(self.content))
+        around = normalize_context(self.extra.get("context"))
+        return fact_id_for(normalize_content(self.content), context=around)
 
     def as_item(self) -> dict[str, Any]:
         """The item as ``remember_many`` takes it (absent fields left out)."""
@@ -138,9 +144,11 @@ def read_items(
 
 
 def _tail(text: str) -> str:
-    """The end of ``text`` that fits in a fact's context (the part nearest what follows)."""
-    from amplihack_hive.memory.records import MAX_CONTEXT_BYTES
+    """The end of ``text`` that fits in a fact's context (the part nearest what follows),
+    measured as the fact will store it (normalised)."""
+    from amplihack_hive.memory.records import MAX_CONTEXT_BYTES, normalize_context
 
+    text = normalize_context(text)
     data = text.encode("utf-8")
     if len(data) <= MAX_CONTEXT_BYTES:
         return text
@@ -260,7 +268,11 @@ def _chat_jsonl(text: str) -> tuple[list[_Turn], list[InputProblem]]:
 
 
 _DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2})?)?\b")
-_SPEAKER = re.compile(r"^\s*([^:\s][^:]{0,79}):\s+(\S.*)$")
+#: "Speaker: text", the speaker one to four words without punctuation, after an optional
+#: "[09:31]" time stamp; a session header is "#" and a space, then its name
+_SPEAKER = re.compile(r"^(?:\[[^\]]{1,32}\]\s*)?([^\s:,.;!?#\[][^:,.;!?]{0,39}?):\s+(\S.*)$")
+_HEADER = re.compile(r"^#+\s+(\S.*)$")
+MAX_SPEAKER_WORDS = 4
 
 
 def _chat_transcript(text: str) -> tuple[list[_Turn], list[InputProblem]]:
@@ -268,21 +280,26 @@ def _chat_transcript(text: str) -> tuple[list[_Turn], list[InputProblem]]:
     problems: list[InputProblem] = []
     session = ""
     began: float | None = None
+    in_session = 0
     for number, raw in enumerate(_LINE_END.split(text), start=1):
         line = raw.rstrip()
         if not line.strip():
             continue
-        if line.lstrip().startswith("#"):
-            session = line.lstrip().lstrip("#").strip()
+        header = _HEADER.match(line)
+        if header:
+            session = header.group(1).strip()
             date = _DATE.search(session)
             began = _chat_time(date.group(0)) if date else None
+            in_session = 0
             continue
-        said = _SPEAKER.match(line)
-        if said:
+        said = None if line[0].isspace() else _SPEAKER.match(line)
+        if said and len(said.group(1).split()) <= MAX_SPEAKER_WORDS:
             # a session dated in its header: its turns a second apart from then, in order
-            when = None if began is None else began + sum(t.session == session for t in turns)
+            when = None if began is None else began + in_session
+            in_session += 1
             turns.append(_Turn(number, said.group(1).strip(), said.group(2).strip(), session, when))
         elif turns and turns[-1].session == session:
+            # an indented line, or one that is no "Speaker: text", continues the turn
             turns[-1].text += "\n" + line.strip()
         else:
             problems.append(InputProblem(number, 'expected "Speaker: text"'))

@@ -22,7 +22,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -152,11 +152,16 @@ class _Op:
             self.epochs.add(reply.epoch)
         return reply
 
-    async def send_all(self, batches: dict[str, Request]) -> dict[str, Reply | Exception]:
-        """Send one request per agent concurrently; failures come back as exceptions."""
+    async def send_all(
+        self,
+        batches: dict[str, Request],
+        send: Callable[[str, Any], Awaitable[Reply]] | None = None,
+    ) -> dict[str, Reply | Exception]:
+        """Send one request per agent concurrently (through ``send``, else :meth:`send`);
+        failures come back as exceptions."""
         agents = list(batches)
         results = await asyncio.gather(
-            *(self.send(a, batches[a]) for a in agents), return_exceptions=True
+            *((send or self.send)(a, batches[a]) for a in agents), return_exceptions=True
         )
         out: dict[str, Reply | Exception] = {}
         for a, r in zip(agents, results, strict=True):
@@ -166,6 +171,28 @@ class _Op:
                 raise r  # not a failed agent: this coordinator's terms are of another version
             out[a] = r
         return out
+
+    async def send_puts(self, batches: dict[str, pr.Put]) -> dict[str, Reply | Exception]:
+        """:meth:`send_all` for writes: an agent's batch goes in parts of at most
+        :data:`~amplihack_hive.memory.protocol.MAX_BATCH` facts and postings (what an agent
+        takes in one request; contexts make a batch's postings many), one after the other;
+        the agent failed when any part did (the parts before it are kept: writes are
+        idempotent)."""
+
+        async def send(agent: str, put: pr.Put) -> Reply:
+            if len(put.facts) <= pr.MAX_BATCH and len(put.postings) <= pr.MAX_BATCH:
+                return await self.send(agent, put)
+            inserted: list[bool] = []
+            tombstoned: set[str] = set()
+            size = pr.MAX_BATCH
+            for i in range(0, max(len(put.facts), len(put.postings)), size):
+                part = pr.Put(put.facts[i : i + size], put.postings[i : i + size], put.tokenizer)
+                reply = expect(await self.send(agent, part), pr.PutReply)
+                inserted += reply.inserted
+                tombstoned.update(reply.tombstoned)
+            return pr.PutReply(inserted, sorted(tombstoned))
+
+        return await self.send_all(dict(batches), send)
 
     async def ask_owners(
         self,
@@ -364,7 +391,7 @@ class Coordinator:
     ) -> tuple[Fact, list[Posting]]:
         """The same fact under the id of its ``incarnation``-th life."""
         fact, postings = pair
-        fid = fact_id_for(fact.content, incarnation)
+        fid = fact_id_for(fact.content, incarnation, fact.context)
         return _replace(fact, id=fid), [_replace_posting(p, fid) for p in postings]
 
     async def _bury(self, dead: dict[str, list[Posting]]) -> tuple[set[str], set[str]]:
@@ -423,7 +450,7 @@ class Coordinator:
             self.fanout.fact_agents += len(reached)
         op = self._op()
         skipped = set(batches) & op.suspects if avoid else set()
-        replies = await op.send_all({a: b for a, b in batches.items() if a not in skipped})
+        replies = await op.send_puts({a: b for a, b in batches.items() if a not in skipped})
         ok = {a for a, r in replies.items() if not isinstance(r, Exception)}
         down = set(batches) - ok
         dead: set[str] = set()
@@ -438,7 +465,7 @@ class Coordinator:
         hreplies: dict[str, Reply | Exception] = {}
         if down:
             hinted, fact_subs, term_subs = self._substitutes(batches, down, skipped | op.suspects)
-            hreplies = await op.send_all(dict(hinted))
+            hreplies = await op.send_puts(dict(hinted))
             for agent, reply in hreplies.items():
                 if isinstance(reply, Exception):
                     continue

@@ -45,7 +45,12 @@ from amplihack_hive.memory.records import Posting
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+#: 2: postings may carry a context's tf and length (WAL rows of 8, ctx_*.npy columns). An
+#: index of format 1 reads as one whose postings have no context, and is marked 2 when
+#: opened, so that a version of this code from before contexts refuses it rather than
+#: drop the context columns unnoticed.
+FORMAT_VERSION = 2
+_READS = ("1", "2")
 #: Postings held in memory before they are written as a segment (about 10 MB).
 FLUSH_POSTINGS = 50_000
 #: Segments merged at once, when that many have sizes within this factor of each other.
@@ -255,10 +260,16 @@ class PostingIndex:
             marker.write_text(f"{FORMAT_VERSION}\n")
             return
         found = marker.read_text().strip()
+        if found in _READS and found != str(FORMAT_VERSION):
+            tmp = marker.with_name("FORMAT.tmp")
+            tmp.write_text(f"{FORMAT_VERSION}\n")
+            os.replace(tmp, marker)
+            return
         if found != str(FORMAT_VERSION):
             raise StorageError(
                 f"the posting index at {self.dir} has format {found!r}; this version reads "
-                f"{FORMAT_VERSION}. Move the agent's data aside and let repair rebuild it."
+                f"{' and '.join(_READS)}. Upgrade amplihack-hive, or move the agent's data "
+                "aside and let repair rebuild it."
             )
 
     def _load(self) -> None:

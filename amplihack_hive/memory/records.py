@@ -73,14 +73,20 @@ def normalize_content(content: str | bytes) -> str:
     return text
 
 
-def fact_id_for(content: str, incarnation: int = 0) -> str:
+def fact_id_for(content: str, incarnation: int = 0, context: str = "") -> str:
     """The content address of normalized content: 32 hex digits of BLAKE2b.
+
+    A fact with a context is addressed by its content and its context: its postings depend
+    on both, so "Ana: Thanks." in two sessions are two facts, each found through its own
+    neighbours (one id for both would leave postings of either context on one body).
 
     ``incarnation`` counts the times this content was forgotten before it was remembered
     again: a tombstone is for the id it names, so content remembered after a forget is
     stored under its next incarnation's id (the same content, a new fact) and no copy of
     the forgotten one can come back. Incarnation 0 is the plain content address."""
     data = content.encode("utf-8")
+    if context:
+        data += b"\x01" + context.encode("utf-8")
     if incarnation:
         data += b"\x00" + str(int(incarnation)).encode()
     return hashlib.blake2b(data, digest_size=16).hexdigest()
@@ -101,12 +107,17 @@ def check_fact_id(fact_id: object) -> str:
 MAX_CONTEXT_BYTES = 16384
 
 
-def _check_context(context: object) -> str:
+def normalize_context(context: object) -> str:
+    """A fact's context as it is stored (NFC, stripped, NUL as space); "" for None."""
     if context is None:
         return ""
     if not isinstance(context, str):
         raise InvalidInputError(f"context must be text, not {type(context).__name__}")
-    text = unicodedata.normalize("NFC", context).strip().replace("\x00", " ")
+    return unicodedata.normalize("NFC", context).strip().replace("\x00", " ")
+
+
+def _check_context(context: object) -> str:
+    text = normalize_context(context)
     size = len(text.encode("utf-8"))
     if size > MAX_CONTEXT_BYTES:
         raise InvalidInputError(
@@ -145,7 +156,8 @@ class Fact:
     length: int = 0
     #: Text around the fact that helps find it but is not part of it: for a turn of a
     #: conversation its neighbouring turns, for a paragraph the one before. Indexed as a
-    #: second field at a lower weight (BM25F, memory/index.py); recall returns the content.
+    #: second field at a lower weight (BM25F, memory/index.py); recall ranks and returns
+    #: the fact, with its context beside it (Hit.context). Part of the fact's id.
     context: str = ""
 
     @classmethod
@@ -179,7 +191,7 @@ class Fact:
         if subject is not None:
             subject = str(subject).strip().lower() or None
         return cls(
-            id=fact_id_for(text),
+            id=fact_id_for(text, context=around),
             content=text,
             kind=Kind.parse(kind),
             agent=agent,

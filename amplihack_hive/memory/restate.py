@@ -61,7 +61,12 @@ class _Text:
     #: terms of capitalised words and identifiers ("Dublin", "Ferreira", "PRJ-4471")
     names: set[str]
     changes: bool
+    #: a question (it ends with one), or asks one anywhere (``asks``: a newer fact that
+    #: asks "Is it 1.5 M now? ..." gives no value)
     question: bool
+    asks: bool
+    #: speaks of the speaker ("my desk", "I lead"): true of whoever says it
+    first_person: bool
 
 
 #: A capitalised word (a name, or a sentence's first word: stop words drop out).
@@ -83,8 +88,13 @@ def _read(content: str) -> _Text:
         numbers={t for t in terms if _NUMBER.fullmatch(t)},
         names={t for m in _NAME.findall(content.strip()) for t in tokenize(m)} & terms,
         changes=bool(CHANGE_WORDS & set(_WORDS.findall(content.lower()))),
-        question=content.rstrip().endswith("?") or "? " in content,
+        question=content.rstrip().endswith("?"),
+        asks=content.rstrip().endswith("?") or "? " in content,
+        first_person=bool(_FIRST_PERSON & set(_WORDS.findall(content.lower()))),
     )
+
+
+_FIRST_PERSON = frozenset(["i", "my", "me", "mine", "myself"])
 
 
 def restates(newer: Hit, older: Hit, question: set[str], texts: dict[str, _Text]) -> bool:
@@ -94,8 +104,10 @@ def restates(newer: Hit, older: Hit, question: set[str], texts: dict[str, _Text]
     if newer.subject and older.subject:
         return False
     b, a = texts[newer.id], texts[older.id]
-    if b.question or a.question:
+    if b.asks or a.question:
         return False  # a question holds no value to replace, nor gives one
+    if (a.first_person or b.first_person) and _speaker(newer) != _speaker(older):
+        return False  # "Aisha: my desk is in room 12", "Ben: my desk is in room 14"
     asked = question & a.terms
     if not asked or asked != question & b.terms:
         return False
@@ -105,21 +117,27 @@ def restates(newer: Hit, older: Hit, question: set[str], texts: dict[str, _Text]
     if not b.terms - a.terms:
         return False  # B says nothing A does not
     gone = a.terms - b.terms
-    if b.changes and len(gone) <= MAX_REPLACED:
+    if b.changes and len(gone) <= MAX_REPLACED and shared - a.names:
         # B says the value changed ("was replaced as CTO by ..." may repeat all of A), if
         # they share what the value is of, not only names: "Viktor Duarte: thanks!" or
         # "Zara is based in Osaka" is no older value of "Zara was promoted to manager"
-        return bool(shared - a.names)
+        return True
     # or only A's numbers gave way to others ("is 1.2 M", later "is 1.5 M"; not "Heron is
     # 1.2 M", "Falcon is 2 M": those differ in a name too)
     return bool(gone) and gone <= a.numbers and bool(b.numbers - a.numbers)
 
 
+def _speaker(hit: Hit) -> str | None:
+    """Who said a conversation's turn (its metadata, as learn --format chat records it)."""
+    speaker = hit.metadata.get("speaker") if isinstance(hit.metadata, dict) else None
+    return speaker if isinstance(speaker, str) and speaker else None
+
+
 def _said(hit: Hit) -> str:
     """What a fact says, without the speaker a conversation's turn starts with ("Aisha:
     ..."): two speakers can state one value and its update."""
-    speaker = hit.metadata.get("speaker") if isinstance(hit.metadata, dict) else None
-    if isinstance(speaker, str) and speaker and hit.content.startswith(f"{speaker}: "):
+    speaker = _speaker(hit)
+    if speaker is not None and hit.content.startswith(f"{speaker}: "):
         return hit.content[len(speaker) + 2 :]
     return hit.content
 
