@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from benchmarks.bm25_baseline import BM25, tokenize
+from benchmarks.bm25_baseline import BM25, fts5, tokenize
 from benchmarks.conversation import CATEGORIES, Conversation, Question, generate
 
 TOP_K = 10
@@ -132,31 +132,16 @@ def run_bm25(items: Sequence[dict[str, Any]], questions: Sequence[Question]) -> 
 def run_fts5(items: Sequence[dict[str, Any]], questions: Sequence[Question]) -> Result:
     result = Result("b", "(b) SQLite FTS5, porter")
     started = time.perf_counter()
-    db = sqlite3.connect(":memory:")
+    contents = [item["content"] for item in items]
     try:
-        db.execute("CREATE VIRTUAL TABLE f USING fts5(content, tokenize='porter')")
+        search = fts5(dict.fromkeys(contents))
     except sqlite3.OperationalError as exc:
-        db.close()
         result.skipped = f"no FTS5 in this sqlite3 ({exc})"
         return result
-    contents = [item["content"] for item in items]
-    db.executemany("INSERT INTO f(content) VALUES (?)", ((c,) for c in dict.fromkeys(contents)))
-    db.commit()
     result.ingested = len(contents)
     result.ingest_seconds = time.perf_counter() - started
 
-    def search(question: str, limit: int) -> list[str]:
-        terms = dict.fromkeys(t.replace('"', '""') for t in tokenize(question))
-        if not terms:
-            return []
-        match = " OR ".join(f'"{t}"' for t in terms)
-        rows = db.execute(
-            "SELECT content FROM f WHERE f MATCH ? ORDER BY bm25(f) LIMIT ?", (match, limit)
-        ).fetchall()
-        return [r[0] for r in rows]
-
     _score(result, questions, search)
-    db.close()
     result.seconds = time.perf_counter() - started
     return result
 

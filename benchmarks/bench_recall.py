@@ -15,7 +15,6 @@ the 8 most frequent terms of the corpus: CPU and bytes moved between agents.
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import statistics
 import sys
 import time
@@ -27,7 +26,7 @@ from amplihack_hive import Hive
 from amplihack_hive.memory.text import tokenize
 from amplihack_hive.transport.inprocess import InProcessTransport
 from benchmarks.bench_memory import Row, finish, note, render
-from benchmarks.bm25_baseline import found
+from benchmarks.bm25_baseline import found, fts5
 from benchmarks.corpus import filler_facts, generate
 
 TARGET_P50_X = 5.0
@@ -44,25 +43,6 @@ def _cpu_ms(fn: Callable[[], Any]) -> tuple[Any, float]:
 
 def _p(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100)[q - 1] if len(values) > 1 else values[0]
-
-
-def fts5(contents: list[str]) -> Callable[[str, int], list[str]]:
-    db = sqlite3.connect(":memory:")
-    db.execute("CREATE VIRTUAL TABLE f USING fts5(content)")
-    db.executemany("INSERT INTO f(content) VALUES (?)", ((c,) for c in contents))
-    db.commit()
-
-    def search(question: str, limit: int) -> list[str]:
-        terms = dict.fromkeys(t.replace('"', '""') for t in tokenize(question))
-        if not terms:
-            return []
-        match = " OR ".join(f'"{t}"' for t in terms)
-        rows = db.execute(
-            "SELECT content FROM f WHERE f MATCH ? ORDER BY bm25(f) LIMIT ?", (match, limit)
-        ).fetchall()
-        return [r[0] for r in rows]
-
-    return search
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,11 +4,14 @@ Okapi BM25 with k1=1.2, b=0.75, the non-negative idf ``ln(1 + (N - df + 0.5) / (
 (as Lucene uses), lowercase ``\\w+`` tokens, no stopwords, no stemming, and no subject or
 time logic: a fact and the newer fact that replaces it score on their words alone. Documents
 are deduplicated by content, as the hive's content-addressed ids deduplicate them.
+
+:func:`fts5` is the other baseline: SQLite FTS5 with its porter stemmer.
 """
 
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -116,3 +119,26 @@ def recall_at_k(
         return 0.0
     hits = sum(found(search_fn(q.question, k)[:k], q.keywords) for q in questions)
     return hits / len(questions)
+
+
+def fts5(contents: Iterable[str]) -> Callable[[str, int], list[str]]:
+    """SQLite FTS5 over ``contents`` (stdlib sqlite3, its porter stemmer, ``bm25()``
+    ranking): ``search(question, limit)`` -> the best contents, any question word matching.
+    sqlite3.OperationalError when this sqlite3 has no FTS5."""
+    db = sqlite3.connect(":memory:", check_same_thread=False)
+    db.execute("CREATE VIRTUAL TABLE f USING fts5(content, tokenize='porter')")
+    db.executemany("INSERT INTO f(content) VALUES (?)", ((c,) for c in contents))
+    db.commit()
+
+    def search(question: str, limit: int) -> list[str]:
+        # quoted terms, each stemmed by the table's own tokenizer
+        terms = dict.fromkeys(t.replace('"', '""') for t in tokenize(question))
+        if not terms:
+            return []
+        match = " OR ".join(f'"{t}"' for t in terms)
+        rows = db.execute(
+            "SELECT content FROM f WHERE f MATCH ? ORDER BY bm25(f) LIMIT ?", (match, limit)
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    return search

@@ -34,8 +34,9 @@ import dataclasses
 import json
 import math
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from amplihack_hive.errors import HiveError, InvalidInputError
 from amplihack_hive.memory.coordinator import ITEM_FIELDS
@@ -233,38 +234,23 @@ def _chat_time(value: Any) -> float:
     raise _LineError(f'"time" must be Unix seconds or an ISO 8601 time, got {_type_name(value)}')
 
 
+CHAT_FIELDS = ("speaker", "text", "session", "time")
+
+
 def _chat_jsonl(text: str) -> tuple[list[_Turn], list[InputProblem]]:
-    turns: list[_Turn] = []
-    problems: list[InputProblem] = []
-    for number, line in enumerate(_LINE_END.split(text), start=1):
-        if not line.strip():
-            continue
-        try:
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise _LineError(f"not valid JSON: {exc.msg} (column {exc.colno})") from None
-            if not isinstance(value, dict):
-                raise _LineError(f"expected a JSON object, got {_type_name(value)}")
-            unknown = sorted(set(value) - {"speaker", "text", "session", "time"})
-            if unknown:
-                raise _LineError(
-                    f"unknown field(s) {', '.join(map(repr, unknown))}; "
-                    "allowed: speaker, text, session, time"
-                )
-            for key in ("speaker", "text"):
-                if not isinstance(value.get(key), str) or not value[key].strip():
-                    raise _LineError(f'"{key}" must be a non-empty string')
-            session = value.get("session", "")
-            if not isinstance(session, str | int) or isinstance(session, bool):
-                raise _LineError(f'"session" must be a string, got {_type_name(session)}')
-            when = _chat_time(value["time"]) if value.get("time") is not None else None
-            turns.append(
-                _Turn(number, value["speaker"].strip(), value["text"].strip(), str(session), when)
-            )
-        except _LineError as exc:
-            problems.append(InputProblem(number, str(exc)))
-    return turns, problems
+    return _each_line(text, _chat_turn)
+
+
+def _chat_turn(number: int, line: str) -> _Turn:
+    value = _json_object(line, CHAT_FIELDS)
+    for key in ("speaker", "text"):
+        if not isinstance(value.get(key), str) or not value[key].strip():
+            raise _LineError(f'"{key}" must be a non-empty string')
+    session = value.get("session", "")
+    if not isinstance(session, str | int) or isinstance(session, bool):
+        raise _LineError(f'"session" must be a string, got {_type_name(session)}')
+    when = _chat_time(value["time"]) if value.get("time") is not None else None
+    return _Turn(number, value["speaker"].strip(), value["text"].strip(), str(session), when)
 
 
 _DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2})?)?\b")
@@ -308,16 +294,40 @@ def _chat_transcript(text: str) -> tuple[list[_Turn], list[InputProblem]]:
 
 def jsonl_items(text: str) -> tuple[list[InputItem], list[InputProblem]]:
     """One item per non-blank line of JSON Lines ``text``; problems name their line."""
-    items: list[InputItem] = []
+    return _each_line(text, _json_item)
+
+
+T = TypeVar("T")
+
+
+def _each_line(text: str, read: Callable[[int, str], T]) -> tuple[list[T], list[InputProblem]]:
+    """``read(number, line)`` of every non-blank line; a line it refuses is a problem."""
+    out: list[T] = []
     problems: list[InputProblem] = []
     for number, line in enumerate(_LINE_END.split(text), start=1):
         if not line.strip():
             continue
         try:
-            items.append(_json_item(number, line))
+            out.append(read(number, line))
         except _LineError as exc:
             problems.append(InputProblem(number, str(exc)))
-    return items, problems
+    return out, problems
+
+
+def _json_object(line: str, allowed: Sequence[str]) -> dict[str, Any]:
+    """One line of JSON Lines as an object with only ``allowed`` fields."""
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise _LineError(f"not valid JSON: {exc.msg} (column {exc.colno})") from None
+    if not isinstance(value, dict):
+        raise _LineError(f"expected a JSON object, got {_type_name(value)}")
+    unknown = sorted(set(value) - set(allowed))
+    if unknown:
+        raise _LineError(
+            f"unknown field(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(allowed)}"
+        )
+    return value
 
 
 class _LineError(Exception):
@@ -338,17 +348,7 @@ def _type_name(value: Any) -> str:
 
 
 def _json_item(number: int, line: str) -> InputItem:
-    try:
-        value = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise _LineError(f"not valid JSON: {exc.msg} (column {exc.colno})") from None
-    if not isinstance(value, dict):
-        raise _LineError(f"expected a JSON object, got {_type_name(value)}")
-    unknown = sorted(set(value) - set(FIELDS))
-    if unknown:
-        raise _LineError(
-            f"unknown field(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(FIELDS)}"
-        )
+    value = _json_object(line, FIELDS)
     if "content" not in value:
         raise _LineError('missing "content"')
     content = value["content"]
