@@ -50,6 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--agents", type=int, default=100)
     parser.add_argument("--facts", type=int, default=100_000)
     parser.add_argument("--turns", type=int, default=5000, help="corpus.generate turns")
+    parser.add_argument(
+        "--tokenizer", type=int, choices=(1, 2), default=2, help="the hive's (memory/text.py)"
+    )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
 
@@ -60,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     questions = corpus.questions
     df: Counter[str] = Counter()
     for c in contents:
-        df.update(set(tokenize(c)))
+        df.update(set(tokenize(c, args.tokenizer)))
     common = " ".join(t for t, _ in df.most_common(8))
     note(f"{len(contents)} facts, {len(questions)} questions; common question: {common!r}")
 
@@ -73,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _, fts_common_ms = _cpu_ms(lambda: search(common, 10))
     note(f"FTS5: p50 {_p(fts_ms, 50):.2f} ms")
 
-    with Hive.in_process(agents=args.agents, backend="memory") as hive:
+    with Hive.in_process(agents=args.agents, backend="memory", tokenizer=args.tokenizer) as hive:
         items: list[Any] = [
             {k: v for k, v in t.items() if k != "id"} for t in corpus.turns
         ] + contents[len(dict.fromkeys(t["content"] for t in corpus.turns)) :]
@@ -142,8 +145,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
     ]
     print(
-        f"recall: {args.agents} agents in process (memory backend, JSON transport), "
-        f"{len(contents):,} facts, {len(questions)} questions; CPU ms per question"
+        f"recall: {args.agents} agents in process (memory backend, JSON transport, tokenizer "
+        f"{args.tokenizer}), {len(contents):,} facts, {len(questions)} questions; CPU ms per "
+        "question; FTS5 with its porter stemmer"
     )
     print(render(rows))
     return finish(rows, args.strict)
