@@ -165,3 +165,24 @@ def test_a_turn_found_through_its_context_is_quoted_whole_never_one_empty_senten
     stated = Hit("c" * 32, "The Heron budget is 2 M.", 0.5, "semantic", 1.0)
     answer = extractive_answer("What is the budget of Heron?", [asked, reply, stated])
     assert answer.answer.startswith("The Heron budget is 2 M. [cccccccc")
+
+
+def test_a_fact_that_covers_the_question_in_two_sentences_beats_one_found_by_its_context() -> None:
+    budget = Hit(
+        "a" * 32,
+        "Project PRJ-4471 migrates billing. Its budget is 240,000 dollars.",
+        4.9,
+        "semantic",
+        1.0,
+    )
+    next_one = Hit(
+        "b" * 32,
+        "Marcus is on call this week. Page him through the ops channel.",
+        3.5,
+        "semantic",
+        1.0,
+        context=budget.content,
+    )
+    answer = extractive_answer("What is the budget of PRJ-4471?", [budget, next_one])
+    assert answer.answer.startswith(budget.content + " [aaaaaaaa")
+    assert [s.id for s in answer.sources] == [budget.id]

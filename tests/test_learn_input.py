@@ -198,16 +198,27 @@ def test_check_items_accepts_exactly_the_size_limit() -> None:
 # -- contexts ----------------------------------------------------------------------------------
 
 
-def test_each_paragraph_has_the_one_before_as_its_context() -> None:
-    items, _ = read_items("Heron's budget\nis discussed below.\n\nIt is 1.5 M.\n\nDone.\n", "text")
-    assert [i.extra.get("context") for i in items] == [
-        None,
-        "Heron's budget\nis discussed below.",
-        "It is 1.5 M.",
+def test_a_paragraph_has_its_heading_and_an_introducing_paragraph_as_context() -> None:
+    text = (
+        "# Project Heron\n\nThe budget is 1.5 M.\n\nIts owners are:\n\nAna and Ben.\n\n"
+        "Deadlines\n\nThe beta ships in May.\nThe launch in June.\n\nNo more notes.\n"
+    )
+    items, _ = read_items(text, "text")
+    assert [(i.content, i.extra.get("context")) for i in items] == [
+        ("# Project Heron", None),  # a heading has none
+        ("The budget is 1.5 M.", "# Project Heron"),
+        ("Its owners are:", "# Project Heron"),
+        ("Ana and Ben.", "# Project Heron\nIts owners are:"),  # introduced by a colon
+        ("Deadlines", None),  # short, no sentence's end: a heading too
+        ("The beta ships in May.\nThe launch in June.", "Deadlines"),
+        ("No more notes.", "Deadlines"),
     ]
-    # a long paragraph before: its end, cut to what a context may hold
-    long = "word " * 5000
-    items, _ = read_items(f"{long}\n\nshort\n", "text")
+    # plain paragraphs in a row, no heading: none (each stands by itself)
+    items, _ = read_items("Heron's budget is 1.5 M.\n\nMarcus is on call this week.\n", "text")
+    assert [i.extra.get("context") for i in items] == [None, None]
+    # a long heading-and-intro: cut to what a context may hold
+    long = "word " * 5000 + ":"
+    items, _ = read_items(f"{long}\n\nA short paragraph.\n", "text")
     context = items[1].extra["context"]
     assert len(context.encode()) <= MAX_CONTEXT_BYTES and long.rstrip().endswith(context.strip())
 
@@ -284,7 +295,7 @@ def test_a_transcript_line_that_is_no_turn_is_a_problem() -> None:
 
 def test_without_context_no_item_carries_one() -> None:
     for text, fmt in (
-        ("one\n\ntwo\n", "text"),
+        ("# one\n\nThe second paragraph.\n", "text"),
         (TRANSCRIPT, "chat"),
         ('{"content": "x", "context": "around x"}\n', "jsonl"),
     ):

@@ -128,6 +128,7 @@ def extractive_answer(
     #: themselves but whose context does ("It went up to 1.5 M." after "What is the Heron
     #: budget?"); a sentence that covers nothing itself is never quoted alone ("Hi Aisha.")
     whole: set[str] = set()
+    reach: dict[tuple[str, int], int] = {}
     for rank_, hit in enumerate(matching[:5]):
         context = around.get(hit.id, set())
         says = [
@@ -135,12 +136,21 @@ def extractive_answer(
             for i, s in enumerate(sentences[hit.id])
             if not s.rstrip().endswith("?")
         ]
+        terms_of = [want & set(tokenize(s)) for s in sentences[hit.id]]
         for i, covered in says:
             if covered:
                 spans.append((covered | context, rank_, i, hit))
+                # what the span covers once grown into a neighbouring sentence (below)
+                grown = set(covered)
+                for j in (i + 1, i - 1):
+                    if 0 <= j < len(terms_of) and terms_of[j] - covered:
+                        grown |= terms_of[j]
+                        break
+                reach[(hit.id, i)] = len(grown | context)
         if context and says and not any(c for _, c in says) and len(sentences[hit.id]) <= 3:
             whole.add(hit.id)
             spans.append((frozenset(context), rank_, 0, hit))
+            reach[(hit.id, 0)] = len(context)
     if not spans:
         return Answer(
             question,
@@ -155,10 +165,11 @@ def extractive_answer(
         """Whether a sentence is about one of the things the question names, if any."""
         return not named or bool(covered & named)
 
-    # the most of the question covered; a sentence that covers it itself before a turn
-    # answered through its context; then the better-ranked fact
+    # the most of the question covered (by the span as it will grow); a sentence that
+    # covers it itself before a turn answered through its context; then the better fact
     covered, _, i, hit = max(
-        spans, key=lambda s: (about(s[0]), len(s[0]), s[3].id not in whole, -s[1])
+        spans,
+        key=lambda s: (about(s[0]), reach[(s[3].id, s[2])], s[3].id not in whole, -s[1]),
     )
     if 2 * len(covered) < len(want) or not about(covered):
         # not even half of what was asked about, or about none of what it names

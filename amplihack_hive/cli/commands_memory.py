@@ -262,8 +262,9 @@ def learn(
         InputFormat,
         typer.Option(
             "--format",
-            help="text: each non-empty paragraph is one item (the one before is its "
-            "context). jsonl: one object per line "
+            help="text: each non-empty paragraph is one item (its section's heading, "
+            "and a paragraph before ending with a colon, are its context). jsonl: one "
+            "object per line "
             'with "content" and optional "kind", "metadata", "subject", "supersedes", '
             '"created", "confidence", "context" (see above). chat: a conversation, one '
             'turn per item: JSON Lines of "speaker", "text", "session", "time", or a '
@@ -290,7 +291,7 @@ def learn(
         bool,
         typer.Option(
             "--context/--no-context",
-            help="Index each item with its context (the paragraph before, the turns "
+            help="Index each item with its context (its heading, the turns "
             "around): finds more, stores about twice the postings.",
         ),
     ] = True,

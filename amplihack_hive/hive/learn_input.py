@@ -6,9 +6,10 @@ numbers: reported and counted as failed, never silently skipped); :func:`check_i
 applies the library's own per-fact rules (size, NUL, kind, metadata) before anything is
 sent, so one bad item cannot sink the batch it travels in.
 
-- ``text``: each non-empty paragraph is one item, with the paragraph before it as its
-  context (memory/index.py: found through it, at a lower weight; recall returns the
-  paragraph). Paragraphs are separated by lines that
+- ``text``: each non-empty paragraph is one item, with the heading of its section (a
+  one-line paragraph: ``# ...``, or short and without a sentence's end) and a paragraph
+  before it that ends with a colon as its context (memory/index.py: found through it, at a
+  lower weight; recall returns the paragraph). Paragraphs are separated by lines that
   are empty or hold only whitespace; ``\\r\\n`` and ``\\r`` count as line ends; trailing
   whitespace is removed from every line, and the lines of a paragraph are joined by ``\\n``.
 - ``jsonl``: one JSON object per line, ``{"content": str}`` plus optional ``"kind"``
@@ -156,9 +157,36 @@ def _tail(text: str) -> str:
     return data[-MAX_CONTEXT_BYTES:].decode("utf-8", errors="ignore")
 
 
+#: The longest line taken for a heading when it has no "#".
+HEADING_MAX = 60
+
+
+def _heading(paragraph: str) -> bool:
+    """A section heading: one line, "# ..." or short and without a sentence's end."""
+    if "\n" in paragraph:
+        return False
+    line = paragraph.strip()
+    return line.startswith("#") or (
+        len(line) <= HEADING_MAX and not line.endswith((".", "!", "?", ",", ";", ":"))
+    )
+
+
+def _paragraph_context(previous: str | None, heading: str | None) -> str:
+    """What a paragraph is found through besides its words: the heading of its section, and
+    the paragraph before it when that one introduces it (it ends with a colon)."""
+    parts = [heading] if heading else []
+    if previous is not None and previous != heading and previous.rstrip().endswith(":"):
+        parts.append(previous)
+    return _tail("\n".join(parts)) if parts else ""
+
+
 def paragraphs(text: str) -> list[InputItem]:
-    """Each non-empty paragraph of ``text`` as an item, with the line it starts on and the
-    paragraph before it as its context."""
+    """Each non-empty paragraph of ``text`` as an item, with the line it starts on and, as
+    its context, the heading of its section and a paragraph before it that ends with a colon.
+
+    Not every paragraph before (measured: in a plain sequence of self-contained
+    paragraphs, a paragraph then ranked second for a question about the one before it, and
+    `ask` answered with it; and a context doubles the postings)."""
     found: list[tuple[int, str]] = []
     current: list[str] = []
     start = 0
@@ -173,10 +201,18 @@ def paragraphs(text: str) -> list[InputItem]:
             current = []
     if current:
         found.append((start, "\n".join(current)))
-    return [
-        InputItem(line, body, extra={"context": _tail(found[i - 1][1])} if i else {})
-        for i, (line, body) in enumerate(found)
-    ]
+    items: list[InputItem] = []
+    heading: str | None = None
+    previous: str | None = None
+    for line, body in found:
+        if _heading(body):
+            items.append(InputItem(line, body))
+            heading = previous = body
+            continue
+        context = _paragraph_context(previous, heading)
+        items.append(InputItem(line, body, extra={"context": context} if context else {}))
+        previous = body
+    return items
 
 
 @dataclass

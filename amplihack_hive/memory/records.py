@@ -155,7 +155,7 @@ class Fact:
     supersedes: str | None = None
     length: int = 0
     #: Text around the fact that helps find it but is not part of it: for a turn of a
-    #: conversation its neighbouring turns, for a paragraph the one before. Indexed as a
+    #: conversation its neighbouring turns, for a paragraph its section's heading. Indexed as a
     #: second field at a lower weight (BM25F, memory/index.py); recall ranks and returns
     #: the fact, with its context beside it (Hit.context). Part of the fact's id.
     context: str = ""
