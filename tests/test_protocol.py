@@ -39,31 +39,37 @@ u64 = st.integers(0, 2**64 - 1)
 buckets = st.integers(0, 48).flatmap(lambda b: st.tuples(st.just(b), st.integers(0, 2**b - 1)))
 digests = st.builds(lambda bucket, c, x: (*bucket, c, x), buckets, u64, u64)
 
+#: every tokenizer version (1 is left out on the wire, the others written)
+versions = st.sampled_from((1, 2))
 requests = st.one_of(
-    st.builds(p.Put, st.lists(facts), st.lists(postings)),
+    st.builds(p.Put, st.lists(facts), st.lists(postings), tokenizer=versions),
     st.builds(
         p.Postings,
         st.lists(terms),
         st.floats(0.5, 50),
         st.none() | st.integers(1, 500),
         st.none() | st.dictionaries(terms, st.tuples(st.floats(0, 9), ids), min_size=1),
+        tokenizer=versions,
     ),
     st.builds(
-        lambda ts, only: p.Postings(ts, 3.0, only=only),
+        lambda ts, only, v: p.Postings(ts, 3.0, only=only, tokenizer=v),
         st.lists(terms),
         st.dictionaries(terms, st.lists(ids)),
+        versions,
     ),
     st.builds(p.Facts, st.lists(ids)),
-    st.builds(p.Forget, st.lists(tombstones)),
-    st.just(p.Corpus()),
+    st.builds(p.Forget, st.lists(tombstones), tokenizer=versions),
+    st.builds(p.Corpus, tokenizer=versions),
     st.just(p.Stats()),
     st.just(p.Export()),
-    st.builds(p.Import, shards),
+    st.builds(p.Import, shards, tokenizer=versions),
     st.just(p.Ping()),
     st.builds(p.RepairDigest, terms, st.lists(digests)),
     st.builds(p.RepairKeys, terms, st.lists(buckets)),
-    st.builds(p.RepairGet, terms, st.lists(st.text(max_size=8)), st.lists(buckets)),
-    st.builds(p.RepairPut, terms, shards),
+    st.builds(
+        p.RepairGet, terms, st.lists(st.text(max_size=8)), st.lists(buckets), tokenizer=versions
+    ),
+    st.builds(p.RepairPut, terms, shards, tokenizer=versions),
 )
 
 
@@ -99,8 +105,9 @@ REPLY_OF = {cls.reply: cls for cls in p.REQUESTS.values()}
 
 @given(replies)
 def test_every_reply_survives_its_wire_form(reply: p.Reply) -> None:
-    request = REPLY_OF[type(reply)]
-    decoded = p.decode_reply(request(), over_the_wire(p.encode(reply)))
+    kind = REPLY_OF[type(reply)]
+    request = kind(tokenizer=1) if issubclass(kind, p.Indexed) else kind()
+    decoded = p.decode_reply(request, over_the_wire(p.encode(reply)))
     assert decoded == reply and type(decoded) is type(reply)
 
 
@@ -108,25 +115,25 @@ def test_the_wire_form_is_the_one_older_agents_speak() -> None:
     """Agents of the last version send and read these dicts: a rolling update mixes both."""
     fact = Fact(fact_id_for("owls"), "owls", created=5.0)
     posting = Posting("owl", fact.id, 1, 1, 5.0, None)
-    assert p.encode(p.Put([fact], [posting])) == {
+    assert p.encode(p.Put([fact], [posting], tokenizer=1)) == {
         "op": "put",
         "facts": [fact.to_dict()],
         "postings": [["owl", fact.id, 1, 1, 5.0, None]],
     }
-    assert p.encode(p.Postings(["owl"], 2.5, 10, after={"owl": (1.5, fact.id)})) == {
+    assert p.encode(p.Postings(["owl"], 2.5, 10, after={"owl": (1.5, fact.id)}, tokenizer=1)) == {
         "op": "postings",
         "terms": ["owl"],
         "avgdl": 2.5,
         "limit": 10,
         "after": {"owl": [1.5, fact.id]},
     }
-    assert p.encode(p.Postings(["owl"], 2.5, only={"owl": [fact.id]})) == {
+    assert p.encode(p.Postings(["owl"], 2.5, only={"owl": [fact.id]}, tokenizer=1)) == {
         "op": "postings",
         "terms": ["owl"],
         "avgdl": 2.5,
         "only": {"owl": [fact.id]},
     }
-    assert p.encode(p.Forget([Tombstone(fact.id, 7.0)])) == {
+    assert p.encode(p.Forget([Tombstone(fact.id, 7.0)], tokenizer=1)) == {
         "op": "forget",
         "tombstones": [[fact.id, 7.0]],
     }
@@ -135,7 +142,7 @@ def test_the_wire_form_is_the_one_older_agents_speak() -> None:
         "peer": "agent-1",
         "buckets": [[0, 0, 3, 99]],
     }
-    assert p.encode(p.Corpus()) == {"op": "corpus"}
+    assert p.encode(p.Corpus(tokenizer=1)) == {"op": "corpus"}
     assert p.encode(p.CorpusReply(4, 20)) == {"count": 4, "total_length": 20}
     shard = ShardExport([fact], [posting], [Tombstone("b" * 32, 1.0)])
     wire_shard = {
@@ -145,20 +152,23 @@ def test_the_wire_form_is_the_one_older_agents_speak() -> None:
     }
     golden: list[tuple[p.Request | p.Reply, dict[str, Any]]] = [
         (
-            p.Postings(["owl"], 1.0, None),
+            p.Postings(["owl"], 1.0, None, tokenizer=1),
             {"op": "postings", "terms": ["owl"], "avgdl": 1.0, "limit": None},
         ),
         (p.Facts([fact.id]), {"op": "facts", "ids": [fact.id]}),
         (p.Stats(), {"op": "stats"}),
         (p.Export(), {"op": "export"}),
-        (p.Import(shard), {"op": "import", "shard": wire_shard}),
+        (p.Import(shard, tokenizer=1), {"op": "import", "shard": wire_shard}),
         (p.Ping(), {"op": "ping"}),
         (p.RepairKeys("a-1", [(6, 3)]), {"op": "repair_keys", "peer": "a-1", "buckets": [[6, 3]]}),
         (
-            p.RepairGet("a-1", ["k"], [(6, 3)]),
+            p.RepairGet("a-1", ["k"], [(6, 3)], tokenizer=1),
             {"op": "repair_get", "peer": "a-1", "keys": ["k"], "buckets": [[6, 3]]},
         ),
-        (p.RepairPut("a-1", shard), {"op": "repair_put", "peer": "a-1", "shard": wire_shard}),
+        (
+            p.RepairPut("a-1", shard, tokenizer=1),
+            {"op": "repair_put", "peer": "a-1", "shard": wire_shard},
+        ),
         (
             p.PutReply([True, False], [fact.id]),
             {"inserted": [True, False], "tombstoned": [fact.id]},
@@ -217,7 +227,7 @@ def test_malformed_requests_are_refused_with_what_is_wrong(wire: Any, words: str
 
 def test_a_malformed_reply_is_a_value_error_naming_the_operation() -> None:
     with pytest.raises(ValueError, match="malformed 'corpus' reply"):
-        p.decode_reply(p.Corpus(), {"count": "many", "total_length": 1})
+        p.decode_reply(p.Corpus(tokenizer=1), {"count": "many", "total_length": 1})
     with pytest.raises(ValueError, match="must be a JSON object"):
         p.decode_reply(p.Ping(), ["agent-0"])
 
@@ -227,12 +237,12 @@ def test_repair_messages_are_bounded_by_the_body_size_only() -> None:
     and listings take more records than a coordinator's batch."""
     many = [Posting("t", fact_id_for(str(i)), 1, 1, 1.0, None) for i in range(p.MAX_BATCH + 1)]
     shard = ShardExport([], many, [])
-    put = p.decode_request(over_the_wire(p.encode(p.RepairPut("a-1", shard))))
+    put = p.decode_request(over_the_wire(p.encode(p.RepairPut("a-1", shard, tokenizer=1))))
     assert isinstance(put, p.RepairPut) and len(put.shard.postings) == p.MAX_BATCH + 1
-    got = p.decode_reply(p.RepairGet(), over_the_wire(p.encode(p.RepairGetReply(shard))))
+    got = p.decode_reply(p.RepairGet(tokenizer=1), over_the_wire(p.encode(p.RepairGetReply(shard))))
     assert isinstance(got, p.RepairGetReply) and len(got.shard.postings) == p.MAX_BATCH + 1
     with pytest.raises(InvalidInputError, match="more than"):
-        p.decode_request(over_the_wire(p.encode(p.Put([], many))))  # a client batch is
+        p.decode_request(over_the_wire(p.encode(p.Put([], many, tokenizer=1))))  # a client batch is
 
 
 def test_a_rebuild_larger_than_a_batch_pulls_everything(monkeypatch: pytest.MonkeyPatch) -> None:

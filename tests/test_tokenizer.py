@@ -86,13 +86,15 @@ def test_recall_finds_other_inflections_with_version_2_only() -> None:
 
 
 def test_requests_name_their_tokenizer_only_when_it_is_not_1() -> None:
-    assert p.encode(p.Corpus(2)) == {"op": "corpus", "tokenizer": 2}
-    assert p.encode(p.Corpus(1)) == {"op": "corpus"}
-    assert p.decode_request({"op": "corpus"}) == p.Corpus(1)
+    assert p.encode(p.Corpus(tokenizer=2)) == {"op": "corpus", "tokenizer": 2}
+    assert p.encode(p.Corpus(tokenizer=1)) == {"op": "corpus"}
+    assert p.decode_request({"op": "corpus"}) == p.Corpus(tokenizer=1)
     wire = p.encode(p.Postings(["owl"], 1.0, 5, tokenizer=2))
-    assert wire["tokenizer"] == 2 and p.decode_request(wire) == p.Postings(
-        ["owl"], 1.0, 5, None, None, 2
-    )
+    assert wire["tokenizer"] == 2
+    assert p.decode_request(wire) == p.Postings(["owl"], 1.0, 5, None, None, tokenizer=2)
+    # a request that carries terms or postings cannot be built without naming its version
+    with pytest.raises(TypeError, match="tokenizer"):
+        p.Forget([])  # type: ignore[call-arg]
     with pytest.raises(InvalidInputError, match="malformed 'corpus' request: unknown tokenizer 9"):
         p.decode_request({"op": "corpus", "tokenizer": 9})
 
@@ -104,11 +106,11 @@ def test_a_node_refuses_terms_of_another_version_and_takes_bodies_alone() -> Non
     with pytest.raises(IndexVersionError, match="agent a indexes with tokenizer 2, and this"):
         node.handle({"op": "postings", "terms": ["owl"], "avgdl": 1.0, "limit": 3})
     with pytest.raises(IndexVersionError):
-        node.answer(p.Put([fact], [posting], 1))
+        node.answer(p.Put([fact], [posting], tokenizer=1))
     with pytest.raises(IndexVersionError):
-        node.answer(p.Corpus(1))
-    assert node.answer(p.Put([fact], [], 1)).inserted == [True]  # bodies have no terms
-    node.answer(p.Put([], [posting], 2))
+        node.answer(p.Corpus(tokenizer=1))
+    assert node.answer(p.Put([fact], [], tokenizer=1)).inserted == [True]  # bodies have no terms
+    node.answer(p.Put([], [posting], tokenizer=2))
     assert node.answer(p.Postings(["owl"], 1.0, 3, tokenizer=2)).lists["owl"]
 
 

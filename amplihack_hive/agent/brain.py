@@ -246,7 +246,9 @@ class AgentBrain:
             if not postings:
                 continue
             for i in range(0, len(postings), BACKFILL_CHUNK):
-                message = Put([], postings[i : i + BACKFILL_CHUNK], self.coordinator.tokenizer)
+                message = Put(
+                    [], postings[i : i + BACKFILL_CHUNK], tokenizer=self.coordinator.tokenizer
+                )
                 replies = await asyncio.gather(
                     *(self.coordinator.transport.request(a, message) for a in owners),
                     return_exceptions=True,

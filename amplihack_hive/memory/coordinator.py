@@ -186,7 +186,9 @@ class _Op:
             tombstoned: set[str] = set()
             size = pr.MAX_BATCH
             for i in range(0, max(len(put.facts), len(put.postings)), size):
-                part = pr.Put(put.facts[i : i + size], put.postings[i : i + size], put.tokenizer)
+                part = pr.Put(
+                    put.facts[i : i + size], put.postings[i : i + size], tokenizer=put.tokenizer
+                )
                 reply = expect(await self.send(agent, part), pr.PutReply)
                 inserted += reply.inserted
                 tombstoned.update(reply.tombstoned)
@@ -408,7 +410,9 @@ class Coordinator:
             groups[fid] = [self.owners(fid), *(self.owners(t) for t in keys)]
             for a in {a for g in groups[fid] for a in g}:
                 batches.setdefault(a, []).append(Tombstone(fid, at))
-        replies = await op.send_all({a: pr.Forget(b, self.tokenizer) for a, b in batches.items()})
+        replies = await op.send_all(
+            {a: pr.Forget(b, tokenizer=self.tokenizer) for a, b in batches.items()}
+        )
         ok = {a for a, r in replies.items() if not isinstance(r, Exception)}
         buried = {
             fid
@@ -431,7 +435,7 @@ class Coordinator:
         def batch(agent: str) -> pr.Put:
             b = batches.get(agent)
             if b is None:
-                b = batches[agent] = pr.Put([], [], self.tokenizer)
+                b = batches[agent] = pr.Put([], [], tokenizer=self.tokenizer)
             return b
 
         for fact, postings in prepared:
@@ -534,13 +538,13 @@ class Coordinator:
             for fact in batches[agent].facts:
                 sub = stand_in(fact.id, agent)
                 if sub is not None:
-                    b = hinted.setdefault(sub, pr.Put([], [], self.tokenizer))
+                    b = hinted.setdefault(sub, pr.Put([], [], tokenizer=self.tokenizer))
                     fact_subs.setdefault(sub, []).append((fact.id, len(b.facts)))
                     b.facts.append(fact)
             for posting in batches[agent].postings:
                 sub = stand_in(posting.term, agent)
                 if sub is not None:
-                    put = hinted.setdefault(sub, pr.Put([], [], self.tokenizer))
+                    put = hinted.setdefault(sub, pr.Put([], [], tokenizer=self.tokenizer))
                     put.postings.append(posting)
                     term_subs.setdefault(sub, set()).add(posting.term)
         return hinted, fact_subs, term_subs
@@ -549,7 +553,7 @@ class Coordinator:
         """N and the mean length, from the corpus list (every live fact, tf 1, its length):
         what its owner holds, not counters a coordinator adds to, so they cannot drift."""
         served, _ = await op.ask_owners(
-            [CORPUS_TERM], lambda k: self.owners(k), lambda ks: pr.Corpus(self.tokenizer)
+            [CORPUS_TERM], lambda k: self.owners(k), lambda ks: pr.Corpus(tokenizer=self.tokenizer)
         )
         if CORPUS_TERM not in served:
             raise AgentUnavailableError("no owner of the corpus list could be reached")
@@ -775,7 +779,7 @@ class Coordinator:
         # Phase 1, the terms' owners (but not the body's): if some term's replica set cannot
         # take the tombstone, stop while the body is still there to tell a retry its terms.
         first = sorted({a for g in term_groups for a in g} - set(body_owners))
-        message = pr.Forget([tomb], self.tokenizer)
+        message = pr.Forget([tomb], tokenizer=self.tokenizer)
 
         def quorum(groups: list[list[str]], extra: set[str]) -> Callable[[dict[str, Any]], bool]:
             def enough(replies: dict[str, Reply | Exception]) -> bool:

@@ -182,9 +182,11 @@ class MemoryNode:
             raise
 
     def _check_tokenizer(self, request: Request) -> None:
-        if isinstance(request, p.Put) and not request.postings:
+        if not isinstance(request, p.Indexed) or (
+            isinstance(request, p.Put) and not request.postings
+        ):
             return  # bodies alone are the same whatever the tokenizer
-        version = getattr(request, "tokenizer", self.tokenizer)
+        version = request.tokenizer
         if version != self.tokenizer:
             raise IndexVersionError(
                 f"agent {self.name} indexes with tokenizer {self.tokenizer}, and this "

@@ -160,12 +160,6 @@ def _tokenizer(m: Wire) -> int:
     return check_tokenizer(m.get("tokenizer", 1))
 
 
-def _with_tokenizer(m: Wire, version: int) -> Wire:
-    if version != 1:
-        m["tokenizer"] = version
-    return m
-
-
 # -- the messages ----------------------------------------------------------------------------
 
 
@@ -205,6 +199,16 @@ class Request:
         return cls()
 
 
+@dataclass(frozen=True)
+class Indexed(Request):
+    """A request whose terms or postings come from one tokenizer (memory/text.py): the
+    agent refuses it unless its own postings are of the same (node.py). ``tokenizer`` is
+    required (a request built without one is a TypeError, never one of version 1 by
+    default); on the wire it is left out when it is 1, as agents before versions sent it."""
+
+    tokenizer: int = field(kw_only=True)
+
+
 # data operations
 
 
@@ -226,31 +230,26 @@ class PutReply(Reply):
 
 
 @dataclass(frozen=True)
-class Put(Request):
+class Put(Indexed):
     op = "put"
     reply = PutReply
     writes = True
     client_write = True
     facts: list[Fact] = field(default_factory=list)
     postings: list[Posting] = field(default_factory=list)
-    #: the tokenizer the postings were built with (memory/text.py)
-    tokenizer: int = 1
 
     def fields(self) -> Wire:
-        return _with_tokenizer(
-            {
-                "facts": [f.to_dict() for f in self.facts],
-                "postings": [p.to_list() for p in self.postings],
-            },
-            self.tokenizer,
-        )
+        return {
+            "facts": [f.to_dict() for f in self.facts],
+            "postings": [p.to_list() for p in self.postings],
+        }
 
     @classmethod
     def from_fields(cls, m: Wire) -> Put:
         return cls(
             _each(m, "facts", _fact, bounded=True),
             _each(m, "postings", _posting, bounded=True),
-            _tokenizer(m),
+            tokenizer=_tokenizer(m),
         )
 
 
@@ -269,7 +268,7 @@ class PostingsReply(Reply):
 
 
 @dataclass(frozen=True)
-class Postings(Request):
+class Postings(Indexed):
     """Pages of posting lists: per term the next ``limit`` postings in (impact desc, fact
     id) order after ``after[term]`` (a cursor from the last page), or with ``only`` the
     postings of the given facts."""
@@ -282,8 +281,6 @@ class Postings(Request):
     limit: int | None = None
     after: dict[str, tuple[float, str]] | None = None
     only: dict[str, list[str]] | None = None
-    #: the tokenizer the terms come from (memory/text.py)
-    tokenizer: int = 1
 
     def fields(self) -> Wire:
         m: Wire = {"terms": self.terms, "avgdl": self.avgdl}
@@ -293,7 +290,7 @@ class Postings(Request):
             m["limit"] = self.limit
         if self.after:
             m["after"] = {t: list(c) for t, c in self.after.items()}
-        return _with_tokenizer(m, self.tokenizer)
+        return m
 
     @classmethod
     def from_fields(cls, m: Wire) -> Postings:
@@ -360,23 +357,19 @@ class ForgetReply(Reply):
 
 
 @dataclass(frozen=True)
-class Forget(Request):
+class Forget(Indexed):
     op = "forget"
     reply = ForgetReply
     writes = True
     client_write = True
     tombstones: list[Tombstone] = field(default_factory=list)
-    #: the tokenizer the sender found the fact's terms (and so these agents) with
-    tokenizer: int = 1
 
     def fields(self) -> Wire:
-        return _with_tokenizer(
-            {"tombstones": [t.to_list() for t in self.tombstones]}, self.tokenizer
-        )
+        return {"tombstones": [t.to_list() for t in self.tombstones]}
 
     @classmethod
     def from_fields(cls, m: Wire) -> Forget:
-        return cls(_each(m, "tombstones", _tombstone, bounded=True), _tokenizer(m))
+        return cls(_each(m, "tombstones", _tombstone, bounded=True), tokenizer=_tokenizer(m))
 
 
 @dataclass
@@ -396,20 +389,16 @@ class CorpusReply(Reply):
 
 
 @dataclass(frozen=True)
-class Corpus(Request):
+class Corpus(Indexed):
     """The corpus list's figures (its lengths are counted in the tokenizer's terms)."""
 
     op = "corpus"
     reply = CorpusReply
     reads = True
-    tokenizer: int = 1
-
-    def fields(self) -> Wire:
-        return _with_tokenizer({}, self.tokenizer)
 
     @classmethod
     def from_fields(cls, m: Wire) -> Corpus:
-        return cls(_tokenizer(m))
+        return cls(tokenizer=_tokenizer(m))
 
 
 # the agent and its store as a whole
@@ -481,20 +470,18 @@ class ImportReply(Reply):
 
 
 @dataclass(frozen=True)
-class Import(Request):
+class Import(Indexed):
     op = "import"
     reply = ImportReply
     writes = True
     shard: ShardExport = field(default_factory=ShardExport)
-    #: the tokenizer of the shard's postings
-    tokenizer: int = 1
 
     def fields(self) -> Wire:
-        return _with_tokenizer({"shard": self.shard.to_dict()}, self.tokenizer)
+        return {"shard": self.shard.to_dict()}
 
     @classmethod
     def from_fields(cls, m: Wire) -> Import:
-        return cls(_shard(m), _tokenizer(m))
+        return cls(_shard(m), tokenizer=_tokenizer(m))
 
 
 @dataclass
@@ -592,24 +579,19 @@ class RepairGetReply(Reply):
 
 
 @dataclass(frozen=True)
-class RepairGet(Request):
+class RepairGet(Indexed):
     op = "repair_get"
     reply = RepairGetReply
     peer: str = ""
     keys: list[str] = field(default_factory=list)
     buckets: list[tuple[int, int]] = field(default_factory=list)
-    #: the asker's tokenizer: the postings it pulls must be of the same
-    tokenizer: int = 1
 
     def fields(self) -> Wire:
-        return _with_tokenizer(
-            {
-                "peer": self.peer,
-                "keys": self.keys,
-                "buckets": [list(b) for b in self.buckets],
-            },
-            self.tokenizer,
-        )
+        return {
+            "peer": self.peer,
+            "keys": self.keys,
+            "buckets": [list(b) for b in self.buckets],
+        }
 
     @classmethod
     def from_fields(cls, m: Wire) -> RepairGet:
@@ -617,7 +599,7 @@ class RepairGet(Request):
             _str(m, "peer", ""),
             [str(k) for k in _list(m, "keys")],
             _each(m, "buckets", _bucket),
-            _tokenizer(m),
+            tokenizer=_tokenizer(m),
         )
 
 
@@ -635,21 +617,19 @@ class RepairPutReply(Reply):
 
 
 @dataclass(frozen=True)
-class RepairPut(Request):
+class RepairPut(Indexed):
     op = "repair_put"
     reply = RepairPutReply
     writes = True
     peer: str = ""
     shard: ShardExport = field(default_factory=ShardExport)
-    #: the tokenizer of the shard's postings
-    tokenizer: int = 1
 
     def fields(self) -> Wire:
-        return _with_tokenizer({"peer": self.peer, "shard": self.shard.to_dict()}, self.tokenizer)
+        return {"peer": self.peer, "shard": self.shard.to_dict()}
 
     @classmethod
     def from_fields(cls, m: Wire) -> RepairPut:
-        return cls(_str(m, "peer", ""), _shard(m), _tokenizer(m))
+        return cls(_str(m, "peer", ""), _shard(m), tokenizer=_tokenizer(m))
 
 
 #: Every request type by its wire name.
@@ -681,7 +661,10 @@ REPAIR_REQUESTS = (RepairDigest, RepairKeys, RepairGet, RepairPut)
 def encode(message: Request | Reply) -> Wire:
     """The wire form (a JSON-compatible dict) of a request (with its ``op``) or a reply."""
     if isinstance(message, Request):
-        return {"op": message.op, **message.fields()}
+        wire = {"op": message.op, **message.fields()}
+        if isinstance(message, Indexed) and message.tokenizer != 1:
+            wire["tokenizer"] = message.tokenizer
+        return wire
     return message.to_wire()
 
 

@@ -375,7 +375,7 @@ class Repairer:
         if pull_keys or pull_buckets:
             got = await self._ask(
                 peer,
-                p.RepairGet(self.me, pull_keys, pull_buckets, self.service.tokenizer),
+                p.RepairGet(self.me, pull_keys, pull_buckets, tokenizer=self.service.tokenizer),
                 p.RepairGetReply,
                 report,
             )
@@ -385,12 +385,15 @@ class Repairer:
             report.pulled += len(shard.facts) + len(shard.postings) + len(shard.tombstones)
             if refused:
                 await self._ask(
-                    peer, p.Forget(refused, self.service.tokenizer), p.ForgetReply, report
+                    peer, p.Forget(refused, tokenizer=self.service.tokenizer), p.ForgetReply, report
                 )
         if push_keys:
             shard = await self.run(select, store, push_keys)
             put = await self._ask(
-                peer, p.RepairPut(self.me, shard, self.service.tokenizer), p.RepairPutReply, report
+                peer,
+                p.RepairPut(self.me, shard, tokenizer=self.service.tokenizer),
+                p.RepairPutReply,
+                report,
             )
             report.pushed += len(shard.facts) + len(shard.postings) + len(shard.tombstones)
             if put.tombstones:
@@ -438,7 +441,10 @@ class Repairer:
         async def give(owner: str, keys: list[str]) -> None:
             shard = await self.run(select, store, keys)
             put = await self._ask(
-                owner, p.RepairPut(self.me, shard, self.service.tokenizer), p.RepairPutReply, report
+                owner,
+                p.RepairPut(self.me, shard, tokenizer=self.service.tokenizer),
+                p.RepairPutReply,
+                report,
             )
             if put.tombstones:
                 await self.run(store.forget, put.tombstones)
