@@ -11,7 +11,6 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -24,9 +23,8 @@ from amplihack_hive.memory.assembly import (
     build_coordinator,
     build_node,
     build_ring,
-    check_store_tokenizer,
     open_agent_store,
-    store_tokenizer,
+    settle_tokenizer,
 )
 from amplihack_hive.memory.config import MemoryConfig
 from amplihack_hive.memory.coordinator import Coordinator, Hits, Transport
@@ -254,13 +252,8 @@ class Hive(_Client):
             for name in names:
                 where = None if root is None else root / name
                 stores.append(open_agent_store(settings, where, check_index=False))
-            if tokenizer is None:
-                found = {v for v in map(store_tokenizer, stores) if v}
-                settings = replace(settings, tokenizer=min(found) if found else TOKENIZER)
-            for name, store in zip(names, stores, strict=True):
-                check_store_tokenizer(
-                    store, settings.tokenizer, None if root is None else root / name
-                )
+            places = [root / n if root is not None else n for n in names]
+            settings = settle_tokenizer(settings, zip(places, stores, strict=True), tokenizer)
         except BaseException:
             for s in stores:
                 s.close()
@@ -381,13 +374,11 @@ class Memory(_Client):
         path = Path(cfg.data_dir) / self.agent
         self._store = open_agent_store(settings, path, check_index=False)
         try:
-            if cfg.tokenizer is None:
-                # the version this agent's postings have; a new store: the newest when it
-                # is the whole hive, else 1 (its peers may be of a hive made before
-                # versions: set tokenizer in every peer's config to move them together)
-                found = store_tokenizer(self._store)
-                settings = replace(settings, tokenizer=found or (1 if cfg.peers else TOKENIZER))
-            check_store_tokenizer(self._store, settings.tokenizer, path)
+            # the version this agent's postings have; a new store: the newest when it is
+            # the whole hive, else 1 (its peers may be of a hive made before versions: set
+            # tokenizer in every peer's config to move them together)
+            new = 1 if cfg.peers else TOKENIZER
+            settings = settle_tokenizer(settings, [(path, self._store)], cfg.tokenizer, new)
         except BaseException:
             self._store.close()
             raise

@@ -10,6 +10,7 @@ cannot drift between them: each caller says where its settings come from (argume
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,10 +102,11 @@ def open_agent_store(
     return store
 
 
-def store_tokenizer(store: Store) -> int | None:
-    """The version of ``store``'s postings: the recorded one; 1 for a store with records
-    written before versions were recorded; None for an empty store with none recorded."""
-    found = store.tokenizer()
+def store_tokenizer(store: Store, recorded: int | None = None) -> int | None:
+    """The version of ``store``'s postings: the recorded one (``recorded``, if already read);
+    1 for a store with records written before versions were recorded; None for an empty
+    store with none recorded."""
+    found = recorded if recorded is not None else store.tokenizer()
     if found is not None:
         return found
     if store.fact_count() or store.posting_count() or store.tombstones():
@@ -112,13 +114,32 @@ def store_tokenizer(store: Store) -> int | None:
     return None
 
 
+def settle_tokenizer(
+    settings: AgentSettings,
+    stores: Iterable[tuple[object, Store]],
+    wanted: int | None,
+    new: int = TOKENIZER,
+) -> AgentSettings:
+    """``settings`` with the tokenizer ``stores`` (each with where it is) are served with:
+    ``wanted``, or when None the one their postings have (``new`` when none has any), each
+    store checked against it (:func:`check_store_tokenizer`)."""
+    stores = list(stores)
+    if wanted is None:
+        found = {v for _, store in stores if (v := store_tokenizer(store))}
+        wanted = min(found) if found else new
+    for where, store in stores:
+        check_store_tokenizer(store, wanted, where)
+    return dataclasses.replace(settings, tokenizer=wanted)
+
+
 def check_store_tokenizer(store: Store, version: int, where: object = None) -> None:
     """Refuse to serve ``store`` unless its postings are built with ``version`` (an empty
     store takes ``version``): a hive is never queried with terms of two tokenizers.
     IndexVersionError, not StorageError: the database is sound (an agent sets a store
     aside and rebuilds it on a StorageError that looks like corruption)."""
-    found = store_tokenizer(store)
-    if found is None or (found == version and store.tokenizer() is None):
+    recorded = store.tokenizer()
+    found = store_tokenizer(store, recorded)
+    if found is None or (found == version and recorded is None):
         store.set_tokenizer(version if found is None else found)
         return
     place = f"the store at {where}" if where is not None else "this store"

@@ -54,7 +54,7 @@ from amplihack_hive.memory.records import (
 )
 from amplihack_hive.memory.restate import newest_first
 from amplihack_hive.memory.ring import HashRing
-from amplihack_hive.memory.text import TOKENIZER, check_tokenizer, term_counts, tokenize
+from amplihack_hive.memory.text import TOKENIZER, check_tokenizer, term_counts
 
 logger = logging.getLogger(__name__)
 
@@ -101,11 +101,11 @@ def index_fact(fact: Fact, tokenizer: int) -> tuple[Fact, list[Posting]]:
     return fact, postings
 
 
-def corpus_posting(fact: Fact, tokenizer: int) -> Posting:
+def corpus_posting(fact: Fact, postings: Sequence[Posting]) -> Posting:
     """``fact`` on the corpus list: every live fact is, so N and the total length are the
-    list's size and sum (``fact.length`` as :func:`index_fact` set it; its context's
-    length beside it)."""
-    around = len(tokenize(fact.context, tokenizer)) if fact.context else 0
+    list's size and sum (``fact.length`` and ``postings`` as :func:`index_fact` made them:
+    each of them carries the context's length)."""
+    around = postings[0].ctx_length if postings else 0
     return Posting(CORPUS_TERM, fact.id, 1, fact.length, 0.0, None, 0, around)
 
 
@@ -443,7 +443,7 @@ class Coordinator:
             reached = set(owners)
             for a in owners:
                 batch(a).facts.append(fact)
-            for p in (*postings, corpus_posting(fact, self.tokenizer)):
+            for p in (*postings, corpus_posting(fact, postings)):
                 towners = term_owners.get(p.term)
                 if towners is None:
                     towners = term_owners[p.term] = self.owners(p.term)

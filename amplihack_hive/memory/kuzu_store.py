@@ -287,8 +287,7 @@ class KuzuStore:
 
     def _upgrade(self) -> None:
         """Bring a store of an older format to :data:`FORMAT`; refuse a newer one."""
-        found = self._rows("MATCH (d:Doc {id: $key}) RETURN d.value", {"key": _FORMAT_KEY})
-        version = int(found[0][0]) if found and found[0][0] is not None else None
+        version = self._get_meta(_FORMAT_KEY)
         if version is not None and version > FORMAT:
             raise StorageError(
                 f"the store at {self.path} has format {version}; this version of "
@@ -660,7 +659,10 @@ class KuzuStore:
 
     def tokenizer(self) -> int | None:
         with self._open():
-            found = self._rows("MATCH (d:Doc {id: $key}) RETURN d.value", {"key": _TOKENIZER_KEY})
+            return self._get_meta(_TOKENIZER_KEY)
+
+    def _get_meta(self, key: str) -> int | None:
+        found = self._rows("MATCH (d:Doc {id: $key}) RETURN d.value", {"key": key})
         return int(found[0][0]) if found and found[0][0] is not None else None
 
     def set_tokenizer(self, version: int) -> None:

@@ -80,7 +80,7 @@ def reindex_stores(
             out: dict[str, list[Posting]] = {}
             for fact in stores[name].get_facts(chunk).values():
                 fact, postings = index_fact(fact, version)
-                for p in (*postings, corpus_posting(fact, version)):
+                for p in (*postings, corpus_posting(fact, postings)):
                     where = owners.get(p.term)
                     if where is None:
                         where = owners[p.term] = ring.owners(p.term, replication)
