@@ -388,7 +388,9 @@ def test_the_tokenizer_is_one_the_code_knows(tmp_path: Path) -> None:
     path.write_text(GOOD + "tokenizer: 2\n")
     assert load(path).tokenizer == 2
     path.write_text(GOOD + "tokenizer: 7\n")
-    with pytest.raises(ConfigError, match="tokenizer: expected one of 1, 2, got 7"):
+    with pytest.raises(
+        ConfigError, match="tokenizer: unknown tokenizer 7; this version knows 1, 2"
+    ):
         load(path)
 
 

@@ -325,3 +325,16 @@ def test_max_db_size_must_be_a_power_of_two() -> None:
     with pytest.raises(ConfigError, match="power of two"):
         MemoryConfig.resolve(max_db_size_mb=1000)
     assert MemoryConfig.resolve(max_db_size_mb=1024).max_db_size_mb == 1024
+
+
+def test_the_tokenizer_comes_from_the_environment_or_is_left_to_the_store(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert MemoryConfig.resolve().tokenizer is None  # the store's own, or the newest
+    monkeypatch.setenv("AMPLIHACK_MEMORY_TOKENIZER", "1")
+    assert MemoryConfig.resolve().tokenizer == 1
+    monkeypatch.setenv("AMPLIHACK_MEMORY_TOKENIZER", "7")
+    with pytest.raises(ConfigError, match=r"AMPLIHACK_MEMORY_TOKENIZER.*unknown tokenizer 7"):
+        MemoryConfig.resolve()
+    with pytest.raises(ConfigError, match="argument tokenizer: unknown tokenizer True"):
+        MemoryConfig(tokenizer=True)  # type: ignore[arg-type]

@@ -68,7 +68,7 @@ from amplihack_hive.hive.home import (
 from amplihack_hive.hive.restart import RESTART_POLICIES, RestartConfig
 from amplihack_hive.hive.token import create_token
 from amplihack_hive.memory.backends import BACKENDS
-from amplihack_hive.memory.text import TOKENIZER, TOKENIZERS
+from amplihack_hive.memory.text import TOKENIZER, check_tokenizer
 from amplihack_hive.names import validate_name
 
 #: Most agents ``create`` makes in one hive (a guard against typos such as 1000000).
@@ -384,11 +384,10 @@ def _tokenizer(section: _Section) -> int:
     if "tokenizer" not in section.data:
         return 1  # written before versions existed: its postings are of tokenizer 1
     version = section.integer("tokenizer", TOKENIZER)
-    if version not in TOKENIZERS:
-        raise section.error(
-            "tokenizer", f"expected one of {', '.join(map(str, TOKENIZERS))}, got {version}"
-        )
-    return version
+    try:
+        return check_tokenizer(version)
+    except InvalidInputError as exc:
+        raise section.error("tokenizer", str(exc)) from None
 
 
 def _parse_retiring(section: _Section, names: set[str]) -> list[str]:

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from amplihack_hive.errors import ConfigError
-from amplihack_hive.memory.text import TOKENIZERS
+from amplihack_hive.memory.text import check_tokenizer
 
 ENV_PREFIX = "AMPLIHACK_MEMORY_"
 CONFIG_ENV = "AMPLIHACK_MEMORY_CONFIG"
@@ -145,9 +145,7 @@ def _optional_tokenizer(value: object) -> int | None:
         return None
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value not in TOKENIZERS:
-        raise ValueError(f"tokenizer must be one of {', '.join(map(str, TOKENIZERS))}")
-    return value
+    return check_tokenizer(value)  # InvalidInputError is a ValueError
 
 
 _PARSERS: dict[str, Callable[[object], Any]] = {

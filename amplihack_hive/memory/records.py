@@ -103,7 +103,7 @@ def check_fact_id(fact_id: object) -> str:
     return fact_id
 
 
-#: The most context one fact may carry (it is indexed, not returned).
+#: The most context one fact may carry (indexed beside the fact, and returned beside it).
 MAX_CONTEXT_BYTES = 16384
 
 
