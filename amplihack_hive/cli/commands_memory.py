@@ -478,7 +478,10 @@ def reindex(
         ),
     ] = TOKENIZER,
     quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="No progress (a bar on a terminal).")
+        bool,
+        typer.Option(
+            "--quiet", "-q", help="No progress (a bar on a terminal, else a line every 5 s)."
+        ),
     ] = False,
 ) -> None:
     """Rebuild a stopped local hive's postings with a tokenizer version.
