@@ -68,6 +68,12 @@ Question = Annotated[
 ]
 
 
+QuietOption = Annotated[
+    bool,
+    typer.Option("--quiet", "-q", help="No progress (a bar on a terminal, else a line every 5 s)."),
+]
+
+
 UrlOption = Annotated[
     str | None,
     typer.Option(
@@ -295,12 +301,7 @@ def learn(
             "around): finds more, stores about twice the postings.",
         ),
     ] = True,
-    quiet: Annotated[
-        bool,
-        typer.Option(
-            "--quiet", "-q", help="No progress (a bar on a terminal, else a line every 5 s)."
-        ),
-    ] = False,
+    quiet: QuietOption = False,
     target: TargetOption = Target.local,
     url: UrlOption = None,
 ) -> None:
@@ -477,12 +478,7 @@ def reindex(
             "1 folds plurals only (hives made before versions).",
         ),
     ] = TOKENIZER,
-    quiet: Annotated[
-        bool,
-        typer.Option(
-            "--quiet", "-q", help="No progress (a bar on a terminal, else a line every 5 s)."
-        ),
-    ] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Rebuild a stopped local hive's postings with a tokenizer version.
 
