@@ -666,7 +666,10 @@ class Coordinator:
             return pr.Postings(ts, avgdl, limit, after=cursors or None, tokenizer=self.tokenizer)
 
         served, lost = await op.ask_owners(terms, self.owners, build)
-        lists = {term: from_wire(reply.lists[term]) for term, (_, reply) in served.items()}
+        # in the question's order, whoever answered first: rank() adds each fact's terms in
+        # the order of the lists, and floating-point sums depend on it (a hive of 7 ranked a
+        # fact 2e-16 above one agent when its owners answered in another order)
+        lists = {t: from_wire(served[t][1].lists[t]) for t in terms if t in served}
         return lists, lost
 
     async def _exact(
