@@ -10,7 +10,7 @@ import asyncio
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -31,6 +31,7 @@ from amplihack_hive.memory.coordinator import Coordinator, Hits, Transport
 from amplihack_hive.memory.protocol import Stats, encode
 from amplihack_hive.memory.repair import Repairer, RepairReport
 from amplihack_hive.memory.ring import HashRing
+from amplihack_hive.memory.scopes import Access, check_groups
 from amplihack_hive.memory.store import Store
 from amplihack_hive.memory.text import TOKENIZER
 from amplihack_hive.transport.inprocess import InProcessTransport
@@ -69,7 +70,7 @@ class _Client:
     ) -> str:
         """Store one fact; return its id (the same content always has the same id). Bytes
         are decoded as UTF-8 or refused. ``fields``: subject, supersedes, created,
-        confidence."""
+        confidence, context, scope ("hive", the default; "agent:NAME"; "group:NAME")."""
         item: dict[str, Any] = {"content": content, "kind": kind, "metadata": metadata, **fields}
         return self.remember_many([item])[0]
 
@@ -79,21 +80,24 @@ class _Client:
         *,
         batch: int = BATCH,
         progress: Callable[[int], None] | None = None,
+        scope: str | None = None,
     ) -> list[str]:
         """Store many facts in batches; return their ids in order. ``progress`` is called
-        with the number stored after each batch."""
+        with the number stored after each batch. ``scope``: of the items that name none
+        (default: the hive)."""
         self._check()
+        defaults: dict[str, Any] = {} if scope is None else {"scope": scope}
         ids: list[str] = []
         chunk: list[Item] = []
         for item in items:
             chunk.append(item)
             if len(chunk) >= batch:
-                ids += self._loop.run(self._coordinator.remember_many(chunk))
+                ids += self._loop.run(self._coordinator.remember_many(chunk, None, **defaults))
                 chunk = []
                 if progress:
                     progress(len(ids))
         if chunk:
-            ids += self._loop.run(self._coordinator.remember_many(chunk))
+            ids += self._loop.run(self._coordinator.remember_many(chunk, None, **defaults))
             if progress:
                 progress(len(ids))
         return ids
@@ -101,17 +105,26 @@ class _Client:
     #: Facts recall returns when no limit is given.
     default_limit = 10
 
-    def recall(self, question: str, limit: int | None = None) -> Hits:
-        """The facts that best answer ``question``, best first (at most ``limit``)."""
+    def recall(
+        self, question: str, limit: int | None = None, scopes: Sequence[str] | None = None
+    ) -> Hits:
+        """The facts that best answer ``question``, best first (at most ``limit``), among
+        the facts of ``scopes`` (default: what this client sees: as an agent, its own
+        scope, its groups' and the hive's; as the admin, the hive's)."""
         self._check()
-        return self._loop.run(
-            self._coordinator.recall(question, self.default_limit if limit is None else limit)
-        )
+        k = self.default_limit if limit is None else limit
+        return self._loop.run(self._coordinator.recall(question, k, scopes))
 
     def forget(self, fact_id: str) -> bool:
         """Forget a fact everywhere; it is never recalled again. True if it existed."""
         self._check()
         return self._loop.run(self._coordinator.forget(fact_id))
+
+    def escalate(self, fact_id: str, scope: str) -> str:
+        """Move a fact to a wider scope (an agent's into one of its groups or the hive, a
+        group's into the hive); returns its id there (a scope is part of a fact's id)."""
+        self._check()
+        return self._loop.run(self._coordinator.escalate(fact_id, scope))
 
     def _agent_stats(self) -> dict[str, dict[str, Any] | None]:
         async def gather() -> dict[str, dict[str, Any] | None]:
@@ -147,9 +160,11 @@ class _Client:
             "fanout": self._coordinator.fanout.as_dict(),
         }
 
-    def ask(self, question: str, limit: int | None = None) -> Answer:
+    def ask(
+        self, question: str, limit: int | None = None, scopes: Sequence[str] | None = None
+    ) -> Answer:
         """An answer built from recalled facts (extractive: works with no model)."""
-        hits = self.recall(question, limit)
+        hits = self.recall(question, limit, scopes)
         return extractive_answer(
             question, list(hits), complete=hits.complete, unreachable=hits.unreachable
         )
@@ -173,6 +188,11 @@ class _Client:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _access(groups: Mapping[str, Sequence[str]] | None, agent: str | None) -> Access:
+    checked = check_groups(groups or {})
+    return Access.admin(checked) if agent is None else Access.of_agent(agent, checked)
 
 
 class Hive(_Client):
@@ -209,6 +229,8 @@ class Hive(_Client):
         engine: str = "kuzu",
         agents_per_domain: int = 1,
         tokenizer: int | None = None,
+        groups: Mapping[str, Sequence[str]] | None = None,
+        as_agent: str | None = None,
     ) -> Hive:
         """N agents in this process, over a transport that carries the same messages as
         HTTP. ``backend="kuzu"`` keeps one database per agent under ``path`` (a temporary
@@ -216,7 +238,9 @@ class Hive(_Client):
         consecutive agents into failure domains, as processes of a local hive are.
         ``tokenizer``: the version the postings are built with (memory/text.py); None:
         the one the stores under ``path`` were built with (new stores: the newest). Stores
-        built with another are refused (IndexVersionError)."""
+        built with another are refused (IndexVersionError). ``groups``: group name -> its
+        agents (scopes ``group:NAME``); ``as_agent``: this handle reads and writes as that
+        agent (its scopes only), else as the admin (memory/scopes.py)."""
         if isinstance(agents, bool) or not isinstance(agents, int) or agents < 1:
             raise InvalidInputError(f"agents must be an integer >= 1, got {agents!r}")
         settings = AgentSettings(
@@ -261,6 +285,7 @@ class Hive(_Client):
                 shutil.rmtree(cleanup, ignore_errors=True)
             raise
         coordinator = build_coordinator(names, InProcessTransport({}), settings, domains=domains)
+        coordinator.access = _access(groups, as_agent)
         nodes = {
             n: build_node(n, s, settings, lambda: coordinator.ring)
             for n, s in zip(names, stores, strict=True)
@@ -291,9 +316,19 @@ class Hive(_Client):
         return self._loop.run(run())
 
     @classmethod
-    def connect(cls, name: str, home: str | Path | None = None, *, timeout_s: float = 5.0) -> Hive:
+    def connect(
+        cls,
+        name: str,
+        home: str | Path | None = None,
+        *,
+        timeout_s: float = 5.0,
+        as_agent: str | None = None,
+    ) -> Hive:
         """The client of a running local hive: it reaches the agents over their HTTP API
-        and, when an agent dies, asks the next replica of whatever it needed."""
+        and, when an agent dies, asks the next replica of whatever it needed. It holds
+        the hive token (the admin key); ``as_agent`` limits it to that agent's scopes (a
+        program holding only an agent's credential uses :class:`~amplihack_hive.remote.
+        RemoteHive`, where the agents enforce them)."""
         from amplihack_hive.agent.runstate import (
             MembersFile,
             PeerDirectory,
@@ -331,6 +366,7 @@ class Hive(_Client):
             domains=published.domains() or cfg.domains(),
             agent="client",
         )
+        coordinator.access = _access(cfg.groups, as_agent)
 
         def newer_ring() -> HashRing | None:
             # the membership the supervisor published last (agents adopt it within ~1 s)

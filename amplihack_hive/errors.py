@@ -9,6 +9,7 @@ Every error the library raises on purpose derives from :class:`HiveError`, so a 
     │                              agent's postings (a caller with an outdated hive config)
     ├── InvalidInputError    bad content, kind, name, N or R: refused before anything is written
     ├── NotFoundError        a hive, agent or fact that does not exist
+    ├── ForbiddenError       the caller's credential gives no access to that scope (HTTP 403)
     ├── StorageError         the storage engine failed (Kuzu errors are mapped to this)
     ├── TransportError       an agent could not be reached or answered badly
     │   ├── AgentUnavailableError  every replica of some key was unreachable
@@ -39,6 +40,11 @@ class InvalidInputError(HiveError, ValueError):
 
 class NotFoundError(HiveError, LookupError):
     """A hive, agent or record that does not exist."""
+
+
+class ForbiddenError(HiveError):
+    """The caller's credential gives no access to the scope a request names (HTTP 403).
+    The message says which scope, never what it holds."""
 
 
 class StorageError(HiveError):

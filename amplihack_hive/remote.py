@@ -53,6 +53,7 @@ def _hit(data: dict[str, Any]) -> Hit:
         metadata=dict(data.get("metadata") or {}),
         superseded_by=data.get("superseded_by"),
         context=str(data.get("context") or ""),
+        scope=str(data.get("scope") or "hive"),
     )
 
 

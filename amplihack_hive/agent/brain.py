@@ -28,6 +28,7 @@ from amplihack_hive.memory.protocol import Put, Stats, StatsReply, expect
 from amplihack_hive.memory.records import CORPUS_TERM, Fact, Posting
 from amplihack_hive.memory.repair import Repairer
 from amplihack_hive.memory.ring import HashRing
+from amplihack_hive.memory.scopes import Access
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +59,11 @@ class AgentBrain:
         probe_s: float = 1.0,
         repair_s: float = 5.0,
         llm: LlmAnswerer | None = None,
+        groups: Callable[[], dict[str, tuple[str, ...]]] = dict,
     ) -> None:
         self.nodes = nodes
+        #: the hive's groups (memory/scopes.py), read when a request's access is decided
+        self.groups = groups
         self.llm = llm
         self.coordinator = coordinator
         self.prompts = prompts or {}
@@ -169,15 +173,26 @@ class AgentBrain:
             self._rounds += 1
             return reports
 
-    async def learn(self, items: list[Any]) -> dict[str, Any]:
-        """Store items; each one is stored durably or reported as failed, never dropped."""
+    def access(self, agent: str | None) -> Access:
+        """What a request may read and write: the admin's (``agent`` None: the hive token)
+        or that agent's, with the hive's groups as this agent knows them now."""
+        groups = self.groups()
+        return Access.admin(groups) if agent is None else Access.of_agent(agent, groups)
+
+    async def learn(
+        self, items: list[Any], access: Access | None = None, scope: str | None = None
+    ) -> dict[str, Any]:
+        """Store items (in ``scope``, else each item's own, else the hive's); each one is
+        stored durably or reported as failed, never dropped."""
         if len(items) > MAX_LEARN_BATCH:
             raise InvalidInputError(f"at most {MAX_LEARN_BATCH} items per learn request")
+        access = access or self.access(None)
+        defaults = {} if scope is None else {"scope": access.check(scope)}
         valid: list[tuple[Fact, list[Posting]]] = []
         errors: list[dict[str, Any]] = []
         for i, item in enumerate(items):
             try:
-                valid.append(self.coordinator.prepare(item))
+                valid.append(self.coordinator.prepare(item, access, **defaults))
             except HiveError as exc:
                 errors.append({"index": i, "error": str(exc)})
         ids: list[str] = []
@@ -201,8 +216,14 @@ class AgentBrain:
         self.learned += len(ids)
         return {"stored": len(ids), "failed": len(errors), "ids": ids, "errors": errors}
 
-    async def ask(self, question: str, limit: int = 10) -> Answer:
-        hits = await self.coordinator.recall(question, limit)
+    async def ask(
+        self,
+        question: str,
+        limit: int = 10,
+        scopes: list[str] | None = None,
+        access: Access | None = None,
+    ) -> Answer:
+        hits = await self.coordinator.recall(question, limit, scopes, access or self.access(None))
         self.answered += 1
         answer = extractive_answer(
             question, list(hits), complete=hits.complete, unreachable=hits.unreachable

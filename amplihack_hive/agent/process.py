@@ -38,7 +38,7 @@ from amplihack_hive.agent.runstate import (
     write_record,
 )
 from amplihack_hive.agent.server import make_app, make_runner
-from amplihack_hive.errors import ConfigError, HiveError, StorageError
+from amplihack_hive.errors import ConfigError, HiveError, InvalidInputError, StorageError
 from amplihack_hive.memory.assembly import (
     AgentSettings,
     build_coordinator,
@@ -48,6 +48,7 @@ from amplihack_hive.memory.assembly import (
 from amplihack_hive.memory.coordinator import Coordinator
 from amplihack_hive.memory.protocol import Ping
 from amplihack_hive.memory.ring import HashRing
+from amplihack_hive.memory.scopes import check_groups, parse_group_spec
 from amplihack_hive.memory.store import Store
 from amplihack_hive.memory.text import TOKENIZERS
 from amplihack_hive.memory.worker import StoreWorker
@@ -84,6 +85,9 @@ class AgentOptions:
     probe_s: float = 1.0
     repair_s: float = 5.0
     timeout_s: float = 5.0
+    #: the hive's groups (memory/scopes.py) from ``--group``; None: read from the hive's
+    #: config, where there is one, again whenever it changes (add-agent --group)
+    groups: dict[str, tuple[str, ...]] | None = None
 
     def settings(self) -> AgentSettings:
         """What this process's agents share with the hive, and how they open stores."""
@@ -140,7 +144,20 @@ def parse_args(argv: list[str] | None = None) -> AgentOptions:
     p.add_argument("--probe-s", type=float, default=1.0, help="seconds between peer probes")
     p.add_argument("--repair-s", type=float, default=5.0, help="seconds between repairs")
     p.add_argument("--timeout-s", type=float, default=5.0)
+    p.add_argument(
+        "--group",
+        action="append",
+        default=None,
+        metavar="NAME=AGENT,AGENT",
+        help="a group of agents (scope group:NAME); default: the hive config's groups",
+    )
     a = p.parse_args(argv)
+    groups: dict[str, tuple[str, ...]] | None = None
+    if a.group is not None:
+        try:
+            groups = check_groups(dict(parse_group_spec(spec) for spec in a.group))
+        except InvalidInputError as exc:
+            p.error(str(exc))
     kuzu_db = {}
     for spec in a.kuzu_db:
         agent, sep, path = spec.partition("=")
@@ -168,7 +185,44 @@ def parse_args(argv: list[str] | None = None) -> AgentOptions:
         probe_s=a.probe_s,
         repair_s=a.repair_s,
         timeout_s=a.timeout_s,
+        groups=groups,
     )
+
+
+class ConfigGroups:
+    """The groups of the hive's config, read again when the file changes (its mtime), so a
+    group changed by add-agent --group reaches running agents; the last good read is kept
+    when the file does not load (said in the log)."""
+
+    def __init__(self, hive_dir: Path) -> None:
+        self.hive_dir = hive_dir
+        self._stamp: tuple[int, int] | None = None
+        self._groups: dict[str, tuple[str, ...]] = {}
+
+    def __call__(self) -> dict[str, tuple[str, ...]]:
+        from amplihack_hive.hive.config import load
+        from amplihack_hive.hive.home import config_path
+
+        path = config_path(self.hive_dir)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return self._groups
+        stamp = (st.st_mtime_ns, st.st_ino)
+        if stamp != self._stamp:
+            self._stamp = stamp
+            try:
+                self._groups = check_groups(load(path).groups)
+            except HiveError as exc:
+                logger.warning("the hive's groups are as they were: %s", exc)
+        return self._groups
+
+
+def _groups_source(opts: AgentOptions) -> Callable[[], dict[str, tuple[str, ...]]]:
+    fixed = opts.groups
+    if fixed is not None:
+        return lambda: fixed
+    return ConfigGroups(opts.hive_dir)
 
 
 def open_stores(opts: AgentOptions) -> dict[str, Store]:
@@ -339,6 +393,7 @@ async def serve(opts: AgentOptions, stop: asyncio.Event) -> str | None:
         repair_s=opts.repair_s,
         llm=llm,
         prompts=agent_prompts(opts) if llm is not None else {},
+        groups=_groups_source(opts),
     )
     brain.on_fatal = stop.set
     # suspected: by the detector's probes, or by a request that got no answer

@@ -1,17 +1,21 @@
 """The agent's HTTP API (aiohttp).
 
-Every request but ``GET /healthz`` carries the hive token (``Authorization: Bearer
-<token>``) or gets 401.
+Every request but ``GET /healthz`` and ``GET /readyz`` carries the hive token
+(``Authorization: Bearer <token>``: the admin key) or an agent's credential (``agent.NAME.MAC``,
+hive/token.py), else gets 401. An agent's credential reaches the client API below in that
+agent's scopes only (memory/scopes.py: its own, its groups', the hive's), and gets 403 for
+any other scope and for the agents' own paths (``/v1/...``).
 Errors are JSON ``{"error": "..."}`` with a 4xx status; a bad request never takes the agent
 down.
 
 ``GET  /healthz``              liveness only, without the token (for platform probes)
 ``GET  /health``               liveness, readiness and which agents this process hosts
 ``GET  /stats``                records per hosted agent, RSS, uptime, fan-out
-``POST /learn``                ``{"items": [str | {"content", "kind"?, "metadata"?}]}``
-``POST /recall``               ``{"question", "limit"?}``
-``POST /ask``                  ``{"question", "limit"?}``
+``POST /learn``                ``{"items": [str | {"content", "kind"?, "scope"?, ...}], "scope"?}``
+``POST /recall``               ``{"question", "limit"?, "scopes"?: [scope]}``
+``POST /ask``                  ``{"question", "limit"?, "scopes"?: [scope]}``
 ``POST /forget``               ``{"id"}``
+``POST /escalate``             ``{"id", "scope"}``: move a fact to a wider scope; ``{"id"}``
 ``POST /v1/memory/{agent}``    an agent-to-agent memory message (see memory/node.py)
 ``POST /v1/admin/repair``      run a repair round now (with handoff); returns the reports
 """
@@ -32,6 +36,7 @@ from aiohttp import web
 from amplihack_hive.agent.brain import AgentBrain
 from amplihack_hive.errors import (
     BusyError,
+    ForbiddenError,
     HiveError,
     HiveStateError,
     IndexVersionError,
@@ -40,7 +45,9 @@ from amplihack_hive.errors import (
     StorageError,
     TransportError,
 )
+from amplihack_hive.hive.token import credential_agent
 from amplihack_hive.memory.protocol import decode_request, encode
+from amplihack_hive.memory.scopes import Access
 from amplihack_hive.transport.http import RING_HEADER
 
 logger = logging.getLogger(__name__)
@@ -62,6 +69,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 #: Paths answered without the token: liveness and readiness for platform probes, which
 #: cannot send secrets; each says one word and nothing about the hive.
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+#: Paths for the hive token only: the agents' own protocol and administration.
+ADMIN_PREFIX = "/v1/"
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -102,8 +111,16 @@ def make_app(brain: AgentBrain, token: str) -> web.Application:
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         given = request.headers.get("Authorization", "")
         open_path = request.path in OPEN_PATHS and request.method == "GET"
-        if not open_path and not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            return _error(401, "missing or wrong hive token")
+        if not open_path:
+            if hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                request["agent"] = None  # the admin
+            else:
+                agent = credential_agent(token, given.removeprefix("Bearer "))
+                if agent is None or not given.startswith("Bearer "):
+                    return _error(401, "missing or wrong hive token")
+                if request.path.startswith(ADMIN_PREFIX):
+                    return _error(403, "this path takes the hive token, not an agent's credential")
+                request["agent"] = agent
         try:
             response = await handler(request)
             # the ring this agent routes by: a client holding another refreshes its own
@@ -120,6 +137,8 @@ def make_app(brain: AgentBrain, token: str) -> web.Application:
             return response
         except NotFoundError as exc:
             return _error(404, str(exc))
+        except ForbiddenError as exc:
+            return _error(403, str(exc))
         except IndexVersionError as exc:
             # terms of another tokenizer: answering would mix versions (errors.py)
             return _error(409, str(exc))
@@ -198,15 +217,28 @@ def make_app(brain: AgentBrain, token: str) -> web.Application:
     async def repair(request: web.Request) -> web.Response:
         return web.json_response({"agents": await brain.repair_now()})
 
+    def access(request: web.Request) -> Access:
+        return brain.access(request["agent"])
+
+    def scopes(data: dict[str, Any]) -> list[str] | None:
+        value = data.get("scopes")
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
+            raise InvalidInputError("field 'scopes' must be a list of scopes")
+        return value
+
     async def learn(request: web.Request) -> web.Response:
-        items = field(await body(request), "items", list)
-        return web.json_response(await brain.learn(items))
+        data = await body(request)
+        items = field(data, "items", list)
+        scope = field(data, "scope", str, None)
+        return web.json_response(await brain.learn(items, access(request), scope))
 
     async def recall(request: web.Request) -> web.Response:
         data = await body(request)
         question = field(data, "question", str)
         limit = field(data, "limit", int, 10)
-        hits = await brain.coordinator.recall(question, limit)
+        hits = await brain.coordinator.recall(question, limit, scopes(data), access(request))
         return web.json_response(
             {
                 "hits": [h.to_dict() for h in hits],
@@ -217,12 +249,26 @@ def make_app(brain: AgentBrain, token: str) -> web.Application:
 
     async def ask(request: web.Request) -> web.Response:
         data = await body(request)
-        answer = await brain.ask(field(data, "question", str), field(data, "limit", int, 10))
+        answer = await brain.ask(
+            field(data, "question", str),
+            field(data, "limit", int, 10),
+            scopes(data),
+            access(request),
+        )
         return web.json_response(answer.to_dict())
 
     async def forget(request: web.Request) -> web.Response:
         fact_id = field(await body(request), "id", str)
-        return web.json_response({"forgotten": await brain.coordinator.forget(fact_id)})
+        forgotten = await brain.coordinator.forget(fact_id, access(request))
+        return web.json_response({"forgotten": forgotten})
+
+    async def escalate(request: web.Request) -> web.Response:
+        data = await body(request)
+        fact_id = field(data, "id", str)
+        new_id = await brain.coordinator.escalate(
+            fact_id, field(data, "scope", str), access(request)
+        )
+        return web.json_response({"id": new_id})
 
     async def memory(request: web.Request) -> web.Response:
         agent = request.match_info["agent"]
@@ -246,6 +292,7 @@ def make_app(brain: AgentBrain, token: str) -> web.Application:
             web.post("/recall", recall),
             web.post("/ask", ask),
             web.post("/forget", forget),
+            web.post("/escalate", escalate),
             web.post("/v1/memory/{agent}", memory),
             web.post("/v1/admin/repair", repair),
         ]

@@ -15,6 +15,8 @@
       window_s: 60           # ... within this many seconds
       backoff_s: 0.5         # wait before a restart, doubled each time ...
       backoff_max_s: 30.0    # ... up to this
+    groups:                  # teams of agents: scope group:NAME (memory/scopes.py)
+      research: [agent-0]
     agents:
       - name: agent-0
         prompt: ''
@@ -69,7 +71,7 @@ from amplihack_hive.hive.restart import RESTART_POLICIES, RestartConfig
 from amplihack_hive.hive.token import create_token
 from amplihack_hive.memory.backends import BACKENDS
 from amplihack_hive.memory.text import TOKENIZER, check_tokenizer
-from amplihack_hive.names import validate_name
+from amplihack_hive.names import NAME_RULE, is_valid_name, validate_name
 
 #: Most agents ``create`` makes in one hive (a guard against typos such as 1000000).
 MAX_AGENTS = 10_000
@@ -125,6 +127,9 @@ class HiveConfig:
     #: Agents ``remove-agent`` is taking out: off the ring already, still in ``agents``
     #: until they handed their records over (a retried remove-agent finishes the job).
     retiring: list[str] = field(default_factory=list)
+    #: Teams of agents, group name -> its agents: facts in scope ``group:NAME`` are seen
+    #: by those agents only (memory/scopes.py).
+    groups: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def ring_names(self) -> list[str]:
@@ -361,7 +366,9 @@ def _parse_cidrs(section: _Section) -> list[str]:
 def parse(data: object, source: str = "<config>") -> HiveConfig:
     """Check plain data (as read from YAML) and build a HiveConfig; ConfigError if not valid."""
     keys = ("name", "replication", "backend", "buffer_pool_mb", "agents_per_process", "tokenizer")
-    section = _Section(data, source, "", (*keys, "restart", "agents", "azure", "retiring"))
+    section = _Section(
+        data, source, "", (*keys, "restart", "agents", "azure", "retiring", "groups")
+    )
     defaults = HiveConfig(name="x")
     backend = section.text("backend", defaults.backend, optional=False)
     if backend not in BACKENDS:
@@ -377,7 +384,26 @@ def parse(data: object, source: str = "<config>") -> HiveConfig:
         agents=(agents := _parse_agents(section.required("agents"), source)),
         azure=_parse_azure(section.data.get("azure"), source),
         retiring=_parse_retiring(section, {a.name for a in agents}),
+        groups=_parse_groups(section, {a.name for a in agents}),
     )
+
+
+def _parse_groups(section: _Section, names: set[str]) -> dict[str, list[str]]:
+    value = section.data.get("groups") or {}
+    if not isinstance(value, dict):
+        raise section.error("groups", f"expected a mapping of group -> agents, got {_kind(value)}")
+    out: dict[str, list[str]] = {}
+    for group, members in value.items():
+        where = f"groups.{group}"
+        if not isinstance(group, str) or not is_valid_name(group):
+            raise section.error("groups", f"invalid group name {group!r}; {NAME_RULE}")
+        if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+            raise section.error(where, f"expected a list of agent names, got {_kind(members)}")
+        unknown = sorted(set(members) - names)
+        if unknown:
+            raise section.error(where, f"names no agent of this hive: {', '.join(unknown)}")
+        out[group] = sorted(set(members))
+    return dict(sorted(out.items()))
 
 
 def _tokenizer(section: _Section) -> int:
@@ -523,8 +549,10 @@ def create_hive(
     force: bool = False,
     agents_per_process: int = 1,
     restart: str = "on-failure",
+    groups: dict[str, list[str]] | None = None,
 ) -> HiveConfig:
     """Write a new hive: config with agents ``agent-0..agent-{agents-1}`` and a new token.
+    ``groups``: group name -> its agents (each an agent of the new hive).
 
     Every argument is checked before anything is written (InvalidInputError). An existing
     hive is HiveStateError and left unchanged, unless ``force``: then, if none of its agent
@@ -544,12 +572,22 @@ def create_hive(
         raise InvalidInputError(
             f"restart policy must be one of {', '.join(RESTART_POLICIES)}, got {restart!r}"
         )
+    names = {f"agent-{i}" for i in range(agents)}
+    for group, members in (groups or {}).items():
+        validate_name(group, "group name")
+        unknown = sorted(set(members) - names)
+        if unknown:
+            raise InvalidInputError(
+                f"group {group!r} names no agent of the new hive: {', '.join(unknown)} "
+                f"(its agents are agent-0..agent-{agents - 1})"
+            )
     cfg = HiveConfig(
         name=name,
         replication=replication,
         backend=backend,
         agents_per_process=agents_per_process,
         restart=RestartConfig(policy=restart),
+        groups={g: sorted(set(m)) for g, m in sorted((groups or {}).items())},
         # packed agents get explicit domains, so removing one never regroups the others
         agents=[
             AgentConfig(
@@ -612,8 +650,10 @@ def add_agent(
     prompt: str = "",
     kuzu_db: str | None = None,
     domain: str | None = None,
+    groups: list[str] | None = None,
 ) -> HiveConfig:
-    """Add an agent to hive ``name`` and return the new config.
+    """Add an agent to hive ``name`` (and to ``groups``, made if new) and return the new
+    config.
 
     ``domain`` is its failure domain; by default, in a hive that packs several agents per
     process, the last agent's domain while it has room, else a new one.
@@ -624,6 +664,8 @@ def add_agent(
     """
     directory = hive_dir(home, name)
     validate_name(agent, "agent name")
+    for group in groups or []:
+        validate_name(group, "group name")
     if domain is not None:
         validate_name(domain, "domain name")
     if not isinstance(prompt, str):
@@ -640,6 +682,9 @@ def add_agent(
         if domain is None and cfg.agents_per_process > 1:
             domain = _next_domain(cfg)
         cfg.agents.append(AgentConfig(agent, prompt, kuzu_db, domain))
+        for group in groups or []:
+            cfg.groups[group] = sorted({*cfg.groups.get(group, []), agent})
+        cfg.groups = dict(sorted(cfg.groups.items()))
         try:
             save(config_path(directory), cfg)
         except ConfigError as exc:  # e.g. the database path is another agent's
@@ -701,6 +746,8 @@ def remove_agent(home: HomeArg, name: str, agent: str) -> HiveConfig:
             raise _last_agent(name, agent)
         cfg.agents = [a for a in cfg.agents if a.name != agent]
         cfg.retiring = [a for a in cfg.retiring if a != agent]
+        # its groups stay, without it (facts in a group's scope are the group's)
+        cfg.groups = {g: [m for m in ms if m != agent] for g, ms in cfg.groups.items()}
         save(config_path(directory), cfg)
     return cfg
 

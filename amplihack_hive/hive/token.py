@@ -7,6 +7,9 @@ created with mode 0600 (never readable by others, not even between create and ch
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import logging
 import os
 import secrets
@@ -15,6 +18,7 @@ from pathlib import Path
 
 from amplihack_hive.errors import ConfigError, NotFoundError
 from amplihack_hive.hive.home import write_file_atomic
+from amplihack_hive.names import is_valid_name, validate_name
 
 logger = logging.getLogger(__name__)
 
@@ -64,3 +68,31 @@ def token_matches(expected: str, given: str | None) -> bool:
     if given is None:
         return False
     return secrets.compare_digest(expected.encode("utf-8"), given.encode("utf-8"))
+
+
+#: What starts an agent's credential; the rest is ``<agent>.<mac>``.
+CREDENTIAL_PREFIX = "agent."
+_CREDENTIAL_LABEL = b"amplihack-hive agent credential v1\x00"
+
+
+def agent_credential(token: str, agent: str) -> str:
+    """The credential of ``agent`` in the hive whose token is ``token``: ``agent.<name>.<mac>``,
+    the mac an HMAC-SHA256 of the name keyed by the token. It lets its holder read and write
+    the agent's own scope, its groups' and the hive's (memory/scopes.py), and nothing else:
+    not the agents' own protocol, not other agents' scopes. Any agent of the hive checks it
+    without a list of issued credentials; ``create --force`` (a new token) revokes them all."""
+    validate_name(agent, "agent name")
+    mac = hmac.new(token.encode("utf-8"), _CREDENTIAL_LABEL + agent.encode(), hashlib.sha256)
+    digest = base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode("ascii")
+    return f"{CREDENTIAL_PREFIX}{agent}.{digest}"
+
+
+def credential_agent(token: str, given: str) -> str | None:
+    """The agent ``given`` is the credential of (checked in constant time), or None."""
+    if not given.startswith(CREDENTIAL_PREFIX):
+        return None
+    agent, sep, _ = given[len(CREDENTIAL_PREFIX) :].partition(".")
+    if not sep or not is_valid_name(agent):
+        return None
+    expected = agent_credential(token, agent)
+    return agent if secrets.compare_digest(expected.encode(), given.encode()) else None

@@ -30,12 +30,14 @@ from amplihack_hive.errors import (
     AgentUnavailableError,
     IndexVersionError,
     InvalidInputError,
+    NotFoundError,
     TransportError,
     WriteQuorumError,
 )
 from amplihack_hive.memory import protocol as pr
 from amplihack_hive.memory.hits import Hit, Hits
 from amplihack_hive.memory.index import (
+    Ranking,
     TermList,
     add_exact,
     apply_supersession,
@@ -54,6 +56,7 @@ from amplihack_hive.memory.records import (
 )
 from amplihack_hive.memory.restate import newest_first
 from amplihack_hive.memory.ring import HashRing
+from amplihack_hive.memory.scopes import HIVE, Access, corpus_key, scoped, split_key
 from amplihack_hive.memory.text import TOKENIZER, check_tokenizer, term_counts
 
 logger = logging.getLogger(__name__)
@@ -81,21 +84,34 @@ ITEM_FIELDS = (
     "created",
     "confidence",
     "context",
+    "scope",
 )
 
 
 def index_fact(fact: Fact, tokenizer: int) -> tuple[Fact, list[Posting]]:
     """``fact`` with its length, and its postings in ``tokenizer``'s terms: one per term of
-    its content or its context, with the term's frequency in each (BM25F, index.py)."""
+    its content or its context, with the term's frequency in each (BM25F, index.py), on
+    the lists of the fact's scope (memory/scopes.py)."""
     counts, length = term_counts(fact.content, tokenizer)
     fact = _replace(fact, length=length)
+    scope = fact.scope
     if not fact.context:
         return fact, [
-            Posting(t, fact.id, tf, length, fact.created, fact.subject) for t, tf in counts.items()
+            Posting(scoped(scope, t), fact.id, tf, length, fact.created, fact.subject)
+            for t, tf in counts.items()
         ]
     around, around_length = term_counts(fact.context, tokenizer)
     postings = [
-        Posting(t, fact.id, counts.get(t, 0), length, fact.created, fact.subject, n, around_length)
+        Posting(
+            scoped(scope, t),
+            fact.id,
+            counts.get(t, 0),
+            length,
+            fact.created,
+            fact.subject,
+            n,
+            around_length,
+        )
         for t, n in ((t, around.get(t, 0)) for t in {**counts, **around})
     ]
     return fact, postings
@@ -106,7 +122,7 @@ def corpus_posting(fact: Fact, postings: Sequence[Posting]) -> Posting:
     list's size and sum (``fact.length`` and ``postings`` as :func:`index_fact` made them:
     each of them carries the context's length)."""
     around = postings[0].ctx_length if postings else 0
-    return Posting(CORPUS_TERM, fact.id, 1, fact.length, 0.0, None, 0, around)
+    return Posting(corpus_key(fact.scope), fact.id, 1, fact.length, 0.0, None, 0, around)
 
 
 class Transport(Protocol):
@@ -248,6 +264,7 @@ class Coordinator:
         first_cut: int | None = FIRST_CUT,
         max_content_bytes: int = MAX_CONTENT_BYTES,
         tokenizer: int = TOKENIZER,
+        access: Access | None = None,
     ) -> None:
         if replication < 1:
             raise InvalidInputError(f"replication must be at least 1, got {replication}")
@@ -264,6 +281,9 @@ class Coordinator:
         #: the tokenizer of the hive's postings (memory/text.py), named in every request
         #: that reads or writes them
         self.tokenizer = check_tokenizer(tokenizer)
+        #: what a request that names no access may do (memory/scopes.py): the admin's by
+        #: default (this process holds the hive token), with the hive's groups
+        self.access = access or Access.admin()
         self.fanout = Fanout()
         #: Agents the failure detector suspects (asked last, written around); set by the
         #: agent process and by clients.
@@ -295,8 +315,12 @@ class Coordinator:
 
     # -- remember ---------------------------------------------------------------------
 
-    def prepare(self, item: str | dict[str, Any], **defaults: Any) -> tuple[Fact, list[Posting]]:
-        """Validate one item and build its fact and postings (no I/O)."""
+    def prepare(
+        self, item: str | dict[str, Any], access: Access | None = None, **defaults: Any
+    ) -> tuple[Fact, list[Posting]]:
+        """Validate one item and build its fact and postings (no I/O). Its scope (the
+        item's, else ``defaults``', else hive) must be one ``access`` may write
+        (ForbiddenError)."""
         if isinstance(item, dict):
             if "content" not in item:
                 raise InvalidInputError("an item needs a 'content' field")
@@ -308,6 +332,7 @@ class Coordinator:
         else:
             args = dict(defaults)
             content = item
+        args["scope"] = (access or self.access).check(args.get("scope") or HIVE)
         if args.get("supersedes") is not None:
             check_fact_id(args["supersedes"])
             args.setdefault("subject", None)
@@ -324,11 +349,14 @@ class Coordinator:
         return index_fact(fact, self.tokenizer)
 
     async def remember_many(
-        self, items: Sequence[str | dict[str, Any]], **defaults: Any
+        self,
+        items: Sequence[str | dict[str, Any]],
+        access: Access | None = None,
+        **defaults: Any,
     ) -> list[str]:
         """Store facts; return their ids in input order. Raises TransportError naming the
         facts not stored on a write quorum of their owners."""
-        return await self.remember_prepared([self.prepare(it, **defaults) for it in items])
+        return await self.remember_prepared([self.prepare(it, access, **defaults) for it in items])
 
     async def remember_prepared(self, prepared: Sequence[tuple[Fact, list[Posting]]]) -> list[str]:
         """Store facts already built by :meth:`prepare`; return their ids in order.
@@ -361,7 +389,7 @@ class Coordinator:
                 dead |= again_dead
             failed += [current[fid] for fid in lost if fid not in dead]
             if dead:
-                cleared, errors = await self._bury({fid: pending[current[fid]][1] for fid in dead})
+                cleared, errors = await self._bury({fid: pending[current[fid]] for fid in dead})
                 unreachable |= errors
                 failed += [current[fid] for fid in dead if fid not in cleared]
             else:
@@ -393,20 +421,20 @@ class Coordinator:
     ) -> tuple[Fact, list[Posting]]:
         """The same fact under the id of its ``incarnation``-th life."""
         fact, postings = pair
-        fid = fact_id_for(fact.content, incarnation, fact.context)
+        fid = fact_id_for(fact.content, incarnation, fact.context, fact.scope)
         return _replace(fact, id=fid), [_replace_posting(p, fid) for p in postings]
 
-    async def _bury(self, dead: dict[str, list[Posting]]) -> tuple[set[str], set[str]]:
+    async def _bury(self, dead: dict[str, tuple[Fact, list[Posting]]]) -> tuple[set[str], set[str]]:
         """Tombstone facts found forgotten at a body owner on their terms' owners (and the
         corpus list's); returns the ids buried on a quorum of every one, and who failed."""
         op = self._op()
         at = self.clock()
         groups: dict[str, list[list[str]]] = {}
         batches: dict[str, list[Tombstone]] = {}
-        for fid, postings in dead.items():
+        for fid, (fact, postings) in dead.items():
             # the body's owners too: a term owner's tombstone may be of a forget that stopped
             # before it reached the body (it said "forget again"); this finishes it
-            keys = {p.term for p in postings} | {CORPUS_TERM}
+            keys = {p.term for p in postings} | {corpus_key(fact.scope)}
             groups[fid] = [self.owners(fid), *(self.owners(t) for t in keys)]
             for a in {a for g in groups[fid] for a in g}:
                 batches.setdefault(a, []).append(Tombstone(fid, at))
@@ -488,7 +516,7 @@ class Coordinator:
             acks = [*(a for a in owners if a in ok), *extra_facts.get(fact.id, ())]
             if (
                 not self._acked(owners, acks)
-                or not term_ok[CORPUS_TERM]
+                or not term_ok[corpus_key(fact.scope)]
                 or not all(term_ok[p.term] for p in postings)
             ):
                 lost.add(fact.id)
@@ -549,16 +577,36 @@ class Coordinator:
                     term_subs.setdefault(sub, set()).add(posting.term)
         return hinted, fact_subs, term_subs
 
-    async def corpus(self, op: _Op) -> tuple[int, float]:
-        """N and the mean length, from the corpus list (every live fact, tf 1, its length):
-        what its owner holds, not counters a coordinator adds to, so they cannot drift."""
+    async def corpus(self, op: _Op, scopes: Sequence[str] = (HIVE,)) -> tuple[int, float]:
+        """N and the mean length, from the corpus lists of ``scopes`` (every live fact, tf
+        1, its length): what their owners hold, not counters a coordinator adds to, so they
+        cannot drift. Over several scopes, the sums of their lists (a fact is in one)."""
+        if tuple(scopes) == (HIVE,):
+            # the hive's list alone: the request agents before scopes understand
+            served, _ = await op.ask_owners(
+                [CORPUS_TERM], self.owners, lambda ks: pr.Corpus(tokenizer=self.tokenizer)
+            )
+            if CORPUS_TERM not in served:
+                raise AgentUnavailableError("no owner of the corpus list could be reached")
+            reply: pr.CorpusReply = served[CORPUS_TERM][1]
+            count, total = reply.count, reply.total_length
+            return count, (total / count if count > 0 else 1.0)
+        keys = [corpus_key(s) for s in scopes]
         served, _ = await op.ask_owners(
-            [CORPUS_TERM], lambda k: self.owners(k), lambda ks: pr.Corpus(tokenizer=self.tokenizer)
+            keys, self.owners, lambda ks: pr.Corpus(ks, tokenizer=self.tokenizer)
         )
-        if CORPUS_TERM not in served:
-            raise AgentUnavailableError("no owner of the corpus list could be reached")
-        reply: pr.CorpusReply = served[CORPUS_TERM][1]
-        count, total = reply.count, reply.total_length
+        count, total = 0, 0.0
+        for key, scope in zip(keys, scopes, strict=True):
+            if key not in served:
+                raise AgentUnavailableError(
+                    f"no owner of the corpus list of scope {scope} could be reached"
+                )
+            agent, reply = served[key]
+            figures = (reply.lists or {}).get(key)
+            if figures is None:
+                raise AgentUnavailableError(f"agent {agent} does not know scopes (upgrade it)")
+            count += figures[0]
+            total += figures[1]
         return count, (total / count if count > 0 else 1.0)
 
     # -- recall -----------------------------------------------------------------------
@@ -577,12 +625,21 @@ class Coordinator:
             return True
         return False
 
-    async def recall(self, question: str, limit: int = 10) -> Hits:
-        """The ``limit`` best facts for ``question``. Complete only when every replica set
-        that mattered answered, on the ring the agents route by: agents that answer with
-        another ring's epoch make this coordinator refresh its ring and ask again."""
+    async def recall(
+        self,
+        question: str,
+        limit: int = 10,
+        scopes: Sequence[str] | None = None,
+        access: Access | None = None,
+    ) -> Hits:
+        """The ``limit`` best facts for ``question`` among the facts of ``scopes`` (None:
+        what ``access`` sees, memory/scopes.py), ranked as one agent holding just those.
+        Complete only when every replica set that mattered answered, on the ring the agents
+        route by: agents that answer with another ring's epoch make this coordinator
+        refresh its ring and ask again."""
+        seen = (access or self.access).scopes(scopes)
         for _ in range(3):
-            hits, op = await self._recall_once(question, limit)
+            hits, op = await self._recall_once(question, limit, seen)
             changed = self._follow(op)
             if changed is None:
                 return hits
@@ -592,7 +649,9 @@ class Coordinator:
         hits.complete = False
         return hits
 
-    async def _recall_once(self, question: str, limit: int) -> tuple[Hits, _Op]:
+    async def _recall_once(
+        self, question: str, limit: int, scopes: Sequence[str] = (HIVE,)
+    ) -> tuple[Hits, _Op]:
         if not isinstance(question, str) or not question.strip():
             raise InvalidInputError("the question is empty")
         if limit < 1 or limit > MAX_LIMIT:
@@ -602,14 +661,26 @@ class Coordinator:
         op = self._op()
         if not counts:
             return hits, op
+        # each term's list in each scope, in the question's order (memory/scopes.py)
+        keys = {scoped(s, t): t for t in counts for s in scopes}
+        # one question term weighs as much as its repetitions in the question
+        weights = {k: counts[t] for k, t in keys.items()}
+
+        def ranked(lists: dict[str, TermList]) -> Ranking:
+            if len(scopes) == 1:
+                return rank(lists, n_docs, avgdl, weights)
+            df: dict[str, int] = {}
+            for k, tl in lists.items():
+                df[keys[k]] = df.get(keys[k], 0) + tl.df
+            return rank(lists, n_docs, avgdl, weights, {k: df[keys[k]] for k in lists})
+
         try:
-            n_docs, avgdl = await self.corpus(op)
+            n_docs, avgdl = await self.corpus(op, scopes)
             # counters that lag the postings (an update lost while their owners were down)
             # never hide facts: idf uses at least each list's length (rank() floors N by df)
-            lists, lost = await self._term_lists(op, list(counts), avgdl, self.first_cut)
-            # one question term weighs as much as its repetitions in the question
+            lists, lost = await self._term_lists(op, list(keys), avgdl, self.first_cut)
             want = limit * 2 + 5
-            ranking = rank(lists, n_docs, avgdl, dict(counts))
+            ranking = ranked(lists)
             for _ in range(32):
                 asked = ranking.needs_exact(want)
                 if asked:
@@ -630,7 +701,7 @@ class Coordinator:
                 lost |= more_lost
                 for t, page in more.items():
                     lists[t].extend(page)
-                ranking = rank(lists, n_docs, avgdl, dict(counts))
+                ranking = ranked(lists)
             ordered = apply_supersession(ranking.top(want))
             await self._fetch_bodies(op, ordered, limit, hits, lost)
             # a newer fact restating one of these with another value may rank a little
@@ -720,6 +791,7 @@ class Coordinator:
                         f.subject,
                         f.metadata,
                         context=f.context,
+                        scope=f.scope,
                     )
                 )
 
@@ -752,9 +824,12 @@ class Coordinator:
                 f"set(s); unreachable: {', '.join(sorted(down))}; forget again to finish"
             )
 
-    async def forget(self, fact_id: str) -> bool:
+    async def forget(self, fact_id: str, access: Access | None = None) -> bool:
         """Tombstone a fact on its owners and on the owners of its terms. Returns True when
-        the fact existed. Forgetting twice is fine.
+        the fact existed. Forgetting twice is fine. A fact in a scope ``access`` may not
+        use is left alone and reported as not found (False): the caller learns nothing
+        about it, not even that it exists; so is one whose body no owner has, unless the
+        caller is the admin (who may finish a forget that stopped part way).
 
         Every body owner is asked for the body (one may have lost its copy), so the terms
         are known; the tombstone must reach a write quorum of the body's owners and of each
@@ -773,10 +848,15 @@ class Coordinator:
             if isinstance(reply, pr.FactsReply) and reply.facts:
                 body = reply.facts[0]
                 break
+        access = access or self.access
+        if (body is None and not access.is_admin) or (
+            body is not None and not access.may(body.scope)
+        ):
+            return False
         # the corpus list's owners always: a fact whose body is lost may still be counted
         # its content's terms and its context's (index_fact made postings of both)
         held = index_fact(body, self.tokenizer)[1] if body is not None else []
-        terms = [*(p.term for p in held), CORPUS_TERM]
+        terms = [*(p.term for p in held), corpus_key(body.scope if body else HIVE)]
         term_groups = [self.owners(t) for t in terms]
         tomb = Tombstone(fact_id, self.clock())
         # Phase 1, the terms' owners (but not the body's): if some term's replica set cannot
@@ -809,6 +889,55 @@ class Coordinator:
         )
         return body is not None or removed
 
+    # -- escalate -----------------------------------------------------------------------
+
+    async def escalate(self, fact_id: str, scope: str, access: Access | None = None) -> str:
+        """Move a fact to a wider scope (an agent's into one of its groups or the hive, a
+        group's into the hive) and return its id there.
+
+        The fact is stored in ``scope`` (its content, context, kind, time, subject and what
+        it supersedes unchanged; an id of its own, since a scope is part of the id), then
+        forgotten in the old one, so exactly one copy stays. Facts that superseded the old
+        one keep doing so: the moved fact's subject is the old one's, else the old id
+        (what ``supersedes`` joins). Stopped in between, the fact is in both scopes for a
+        moment; escalating again finishes it (both steps are idempotent)."""
+        check_fact_id(fact_id)
+        access = access or self.access
+        target = access.check(scope)
+        op = self._op()
+        served, _ = await op.ask_owners(
+            [fact_id],
+            self.owners,
+            lambda ids: pr.Facts(ids),
+            lambda fid, reply: fid in reply.tombstoned or any(f.id == fid for f in reply.facts),
+        )
+        body = next(iter(served[fact_id][1].facts), None) if fact_id in served else None
+        if body is None or not access.may(body.scope):
+            raise NotFoundError(f"no fact {fact_id} (forgotten, or never remembered)")
+        if body.scope == target:
+            return fact_id
+        if not access.widens(body.scope, target):
+            raise InvalidInputError(
+                f"scope {target} does not hold everyone scope {body.scope} does: a fact is "
+                "escalated outward only (an agent's into one of its groups or the hive, a "
+                "group's into the hive)"
+            )
+        moved = Fact.new(
+            body.content,
+            kind=body.kind,
+            agent=body.agent,
+            created=body.created,
+            confidence=body.confidence,
+            metadata=body.metadata,
+            subject=body.subject or fact_id,
+            supersedes=body.supersedes,
+            context=body.context or None,
+            scope=target,
+        )
+        [new_id] = await self.remember_prepared([index_fact(moved, self.tokenizer)])
+        await self.forget(fact_id, Access.admin(self.access.groups))
+        return new_id
+
 
 def _restatement_candidates(
     ordered: Sequence[Any], hits: Sequence[Hit], lists: dict[str, TermList]
@@ -821,7 +950,8 @@ def _restatement_candidates(
     ids = {t: set(tl.cols.ids.tolist()) for t, tl in lists.items()}
 
     def matched(fid: str) -> frozenset[str]:
-        return frozenset(t for t, have in ids.items() if fid in have)
+        # the question's terms, whatever scope's list the fact is on
+        return frozenset(split_key(t)[1] for t, have in ids.items() if fid in have)
 
     fetched = {h.id for h in hits}
     positions = [i for i, c in enumerate(ordered) if c.fact_id in fetched]

@@ -24,6 +24,8 @@ class Hit:
     superseded_by: str | None = None
     #: the fact's context (Fact.context): what it was found through besides its content
     context: str = ""
+    #: who may see it (memory/scopes.py): "hive", "agent:NAME" or "group:NAME"
+    scope: str = "hive"
 
     def to_dict(self) -> dict[str, Any]:
         d = {
@@ -35,6 +37,7 @@ class Hit:
             "subject": self.subject,
             "metadata": self.metadata,
             "superseded_by": self.superseded_by,
+            "scope": self.scope,
         }
         if self.context:
             d["context"] = self.context

@@ -311,16 +311,22 @@ def rank(
     n_docs: int,
     avgdl: float,
     query_weights: dict[str, int] | None = None,
+    dfs: dict[str, int] | None = None,
 ) -> Ranking:
     """Score every fact present in ``lists``; bound what incomplete lists may still hide.
     Scores add each term's contribution in the order of ``lists`` (elementwise, the same
-    arithmetic as :func:`impact` times :func:`idf`), so any hive ranks as one store."""
+    arithmetic as :func:`impact` times :func:`idf`), so any hive ranks as one store.
+
+    ``dfs``: the document frequency a list's idf is computed with, where it is not the
+    list's own length: a term's lists in several scopes (memory/scopes.py) each hold part
+    of the facts that contain it, and share the idf of their sum."""
     terms = list(lists)
+
+    def df(t: str) -> int:
+        return (dfs or {}).get(t, lists[t].df)
+
     weights = np.array(
-        [
-            idf(max(n_docs, lists[t].df), lists[t].df) * (query_weights or {}).get(t, 1)
-            for t in terms
-        ],
+        [idf(max(n_docs, df(t)), df(t)) * (query_weights or {}).get(t, 1) for t in terms],
         dtype=np.float64,
     )
     cols = [lists[t].cols for t in terms]

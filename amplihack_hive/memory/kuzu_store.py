@@ -73,6 +73,7 @@ from amplihack_hive.memory.records import (
     ShardExport,
     Tombstone,
 )
+from amplihack_hive.memory.scopes import HIVE, is_corpus_key
 from amplihack_hive.memory.store import REINDEXING, merge_into
 
 logger = logging.getLogger(__name__)
@@ -103,15 +104,17 @@ _SCHEMA = (
     "CREATE NODE TABLE IF NOT EXISTS Doc(id STRING PRIMARY KEY, body BOOLEAN, forgotten DOUBLE,"
     " content STRING, kind STRING, agent STRING, created DOUBLE, confidence DOUBLE,"
     " metadata STRING, subject STRING, supersedes STRING, length INT64, value INT64,"
-    " context STRING)",
+    " context STRING, scope STRING)",
     "CREATE REL TABLE IF NOT EXISTS Supersedes(FROM Doc TO Doc)",
     # stores made before facts had a context gain the column (empty for their facts)
     "ALTER TABLE Doc ADD IF NOT EXISTS context STRING DEFAULT ''",
+    # and before scopes: their facts are the hive's
+    "ALTER TABLE Doc ADD IF NOT EXISTS scope STRING DEFAULT 'hive'",
 )
 
 _FACT_COLS = (
     "d.id, d.content, d.kind, d.agent, d.created, d.confidence, d.metadata, d.subject,"
-    " d.supersedes, d.length, d.context"
+    " d.supersedes, d.length, d.context, d.scope"
 )
 
 
@@ -138,6 +141,7 @@ def _fact_row(f: Fact) -> dict[str, Any]:
         "supersedes": f.supersedes,
         "length": int(f.length),
         "context": f.context,
+        "scope": f.scope,
     }
 
 
@@ -164,6 +168,7 @@ def _fact_from(row: Sequence[Any]) -> Fact:
         supersedes=row[8],
         length=row[9],
         context=row[10] or "",
+        scope=row[11] or HIVE,
     )
 
 
@@ -232,9 +237,9 @@ class KuzuStore:
         self._known = BloomFilter.for_capacity(_ID_CAPACITY)
         self._fact_count = 0
         self._tombs: dict[str, float] = {}
-        #: [size, total length] of the corpus list, read once, then kept by every write
-        #: (every recall asks for it: rebuilding it per request is O(facts))
-        self._corpus_stats: list[float] | None = None
+        #: [size, total length] of each corpus list (one per scope) asked for, read once,
+        #: then kept by every write (every recall asks: rebuilding it is O(facts))
+        self._corpus_stats: dict[str, list[float]] = {}
         try:
             with engine_errors(f"opening the store at {self.path}"):
                 self._load_ids()
@@ -412,7 +417,8 @@ class KuzuStore:
                         "UNWIND $rows AS r CREATE (:Doc {id: r.id, body: true,"
                         " content: r.content, kind: r.kind, agent: r.agent, created: r.created,"
                         " confidence: r.confidence, metadata: r.metadata, subject: r.subject,"
-                        " supersedes: r.supersedes, length: r.length, context: r.context})",
+                        " supersedes: r.supersedes, length: r.length, context: r.context,"
+                        " scope: r.scope})",
                         {"rows": part},
                     )
                 for part in _chunks(placeholders):
@@ -422,7 +428,7 @@ class KuzuStore:
                         " d.created = r.created, d.confidence = r.confidence,"
                         " d.metadata = r.metadata, d.subject = r.subject,"
                         " d.supersedes = r.supersedes, d.length = r.length,"
-                        " d.context = r.context",
+                        " d.context = r.context, d.scope = r.scope",
                         {"rows": part},
                     )
                 self._add_known(new)
@@ -473,15 +479,15 @@ class KuzuStore:
             live = [p for p in last.values() if p.fact_id not in self._tombs]
             if live:
                 self._forget_cached({p.term for p in live})
-                delta = [0.0, 0.0]
-                if self._corpus_stats is not None:
-                    for p in live:
-                        if p.term == CORPUS_TERM:
-                            old = self._index.lookup(CORPUS_TERM, p.fact_id)
-                            delta[0] += old is None
-                            delta[1] += field_sum(p.length, p.ctx_length) - (
-                                field_sum(old[1], old[5]) if old is not None else 0
-                            )
+                delta: dict[str, list[float]] = {}
+                for p in live:
+                    if p.term in self._corpus_stats:
+                        old = self._index.lookup(p.term, p.fact_id)
+                        d = delta.setdefault(p.term, [0.0, 0.0])
+                        d[0] += old is None
+                        d[1] += field_sum(p.length, p.ctx_length) - (
+                            field_sum(old[1], old[5]) if old is not None else 0
+                        )
                 self._index.put(live)
                 self._corpus_add(delta)
 
@@ -510,29 +516,37 @@ class KuzuStore:
 
     def term_stats(self, term: str) -> tuple[int, float]:
         with self._open():
-            if term == CORPUS_TERM and self._corpus_stats is not None:
-                return int(self._corpus_stats[0]), self._corpus_stats[1]
+            kept = self._corpus_stats.get(term)
+            if kept is not None:
+                return int(kept[0]), kept[1]
             postings = self._index.term(term)
             total = math.fsum(field_sum(p.length, p.ctx_length) for p in postings)
-            if term == CORPUS_TERM:
-                self._corpus_stats = [len(postings), total]
+            if is_corpus_key(term):
+                self._corpus_stats[term] = [len(postings), total]
             return len(postings), total
 
-    def _corpus_loss(self, fact_ids: set[str]) -> list[float]:
-        """What the corpus list loses when the postings of ``fact_ids`` on it go."""
-        delta = [0.0, 0.0]
-        if self._corpus_stats is not None:
+    def _corpus_loss(
+        self, fact_ids: set[str], lists: Iterable[str] | None = None
+    ) -> dict[str, list[float]]:
+        """What the corpus lists kept (of ``lists``, else all) lose when the postings of
+        ``fact_ids`` on them go."""
+        delta: dict[str, list[float]] = {}
+        for key in self._corpus_stats if lists is None else lists:
+            if key not in self._corpus_stats:
+                continue
             for fid in fact_ids:
-                old = self._index.lookup(CORPUS_TERM, fid)
+                old = self._index.lookup(key, fid)
                 if old is not None:
-                    delta[0] -= 1
-                    delta[1] -= field_sum(old[1], old[5])
+                    d = delta.setdefault(key, [0.0, 0.0])
+                    d[0] -= 1
+                    d[1] -= field_sum(old[1], old[5])
         return delta
 
-    def _corpus_add(self, delta: list[float]) -> None:
-        if self._corpus_stats is not None:
-            self._corpus_stats[0] += delta[0]
-            self._corpus_stats[1] += delta[1]
+    def _corpus_add(self, delta: dict[str, list[float]]) -> None:
+        for key, (count, total) in delta.items():
+            kept = self._corpus_stats[key]
+            kept[0] += count
+            kept[1] += total
 
     def _forget_cached(self, terms: Iterable[str] | None = None) -> None:
         if terms is None:
@@ -572,7 +586,8 @@ class KuzuStore:
                 self._fact_count -= len(held)
             if posting_keys:
                 self._forget_cached({t for t, _ in posting_keys})
-                delta = self._corpus_loss({f for t, f in posting_keys if t == CORPUS_TERM})
+                corpus = [(t, f) for t, f in posting_keys if t in self._corpus_stats]
+                delta = self._corpus_loss({f for _, f in corpus}, {t for t, _ in corpus})
                 self._index.drop(posting_keys)
                 self._corpus_add(delta)
 
@@ -697,7 +712,7 @@ class KuzuStore:
                 ) from None
             self._index = PostingIndex(directory, dead=self._tombs)
             self._forget_cached()
-            self._corpus_stats = None
+            self._corpus_stats = {}
             shutil.rmtree(old, ignore_errors=True)  # else removed at the next open
 
     # -- whole shard ----------------------------------------------------------------------

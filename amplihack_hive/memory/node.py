@@ -224,8 +224,12 @@ class MemoryNode:
         return p.ForgetReply(self.store.forget(r.tombstones))
 
     def _corpus(self, r: p.Corpus) -> p.CorpusReply:
-        count, total = self.store.term_stats(CORPUS_TERM)
-        return p.CorpusReply(count, total)
+        if r.terms is None:
+            count, total = self.store.term_stats(CORPUS_TERM)
+            return p.CorpusReply(count, total)
+        lists = {t: self.store.term_stats(t) for t in r.terms}
+        count, total = lists[r.terms[0]] if r.terms else (0, 0.0)
+        return p.CorpusReply(count, total, lists)
 
     def _stats(self, r: p.Stats) -> p.StatsReply:
         return p.StatsReply(

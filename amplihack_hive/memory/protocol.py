@@ -27,6 +27,7 @@ from typing import Any, ClassVar, TypeVar
 
 from amplihack_hive.errors import InvalidInputError
 from amplihack_hive.memory.records import Fact, Posting, ShardExport, Tombstone, check_fact_id
+from amplihack_hive.memory.scopes import is_corpus_key
 from amplihack_hive.memory.text import check_tokenizer
 
 Wire = dict[str, Any]
@@ -378,27 +379,55 @@ class CorpusReply(Reply):
     #: weighted as ranking weighs them: a whole number when no fact has a context)
     count: int
     total_length: float
+    #: per corpus list asked for by key (Corpus.terms): (count, total length); None when
+    #: the request named none (the hive's list, as agents before scopes asked)
+    lists: dict[str, tuple[int, float]] | None = None
 
     def to_wire(self) -> Wire:
-        total = self.total_length
-        return {"count": self.count, "total_length": int(total) if total == int(total) else total}
+        m: Wire = {"count": self.count, "total_length": _whole(self.total_length)}
+        if self.lists is not None:
+            m["lists"] = {k: [c, _whole(t)] for k, (c, t) in self.lists.items()}
+        return m
 
     @classmethod
     def from_wire(cls, m: Wire) -> CorpusReply:
-        return cls(_int(m.get("count"), "count"), _number(m.get("total_length"), "total_length"))
+        lists = _map(m, "lists")
+        return cls(
+            _int(m.get("count"), "count"),
+            _number(m.get("total_length"), "total_length"),
+            {str(k): (_int(v[0], "count"), _number(v[1], "total_length")) for k, v in lists.items()}
+            if lists is not None
+            else None,
+        )
+
+
+def _whole(total: float) -> float | int:
+    return int(total) if total == int(total) else total
 
 
 @dataclass(frozen=True)
 class Corpus(Indexed):
-    """The corpus list's figures (its lengths are counted in the tokenizer's terms)."""
+    """Corpus lists' figures (their lengths are counted in the tokenizer's terms):
+    ``terms`` names the lists by key (one per scope, memory/scopes.py); None, the hive's
+    list alone (the wire form of agents before scopes)."""
 
     op = "corpus"
     reply = CorpusReply
     reads = True
+    terms: list[str] | None = None
+
+    def fields(self) -> Wire:
+        return {} if self.terms is None else {"terms": self.terms}
 
     @classmethod
     def from_fields(cls, m: Wire) -> Corpus:
-        return cls(tokenizer=_tokenizer(m))
+        if m.get("terms") is None:
+            return cls(tokenizer=_tokenizer(m))
+        terms = [str(t) for t in _list(m, "terms", bounded=True)]
+        bad = [t for t in terms if not is_corpus_key(t)]
+        if bad:
+            raise InvalidInputError(f"not a corpus list: {bad[0]!r}")
+        return cls(terms, tokenizer=_tokenizer(m))
 
 
 # the agent and its store as a whole

@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from amplihack_hive.errors import InvalidInputError
+from amplihack_hive.memory.scopes import HIVE, check_scope
 
 #: The term of the corpus list: every live fact has one posting on it (tf 1, its length),
 #: so the hive's fact count and total length are that list's size and sum, as its owners
@@ -73,7 +74,7 @@ def normalize_content(content: str | bytes) -> str:
     return text
 
 
-def fact_id_for(content: str, incarnation: int = 0, context: str = "") -> str:
+def fact_id_for(content: str, incarnation: int = 0, context: str = "", scope: str = HIVE) -> str:
     """The content address of normalized content: 32 hex digits of BLAKE2b.
 
     A fact with a context is addressed by its content and its context: its postings depend
@@ -83,10 +84,16 @@ def fact_id_for(content: str, incarnation: int = 0, context: str = "") -> str:
     ``incarnation`` counts the times this content was forgotten before it was remembered
     again: a tombstone is for the id it names, so content remembered after a forget is
     stored under its next incarnation's id (the same content, a new fact) and no copy of
-    the forgotten one can come back. Incarnation 0 is the plain content address."""
+    the forgotten one can come back. Incarnation 0 is the plain content address.
+
+    A fact in a scope other than ``hive`` is addressed by its scope too: the same words in
+    two agents' private memories are two facts, and remembering content never tells the
+    caller (by the id coming back, or a write refused) that another scope holds it."""
     data = content.encode("utf-8")
     if context:
         data += b"\x01" + context.encode("utf-8")
+    if scope != HIVE:
+        data += b"\x02" + scope.encode("utf-8")
     if incarnation:
         data += b"\x00" + str(int(incarnation)).encode()
     return hashlib.blake2b(data, digest_size=16).hexdigest()
@@ -159,6 +166,9 @@ class Fact:
     #: second field at a lower weight (BM25F, memory/index.py); recall ranks and returns
     #: the fact, with its context beside it (Hit.context). Part of the fact's id.
     context: str = ""
+    #: Who may see it (memory/scopes.py): "hive", "agent:NAME" or "group:NAME". Part of
+    #: the fact's id (outside "hive") and of its postings' keys.
+    scope: str = HIVE
 
     @classmethod
     def new(
@@ -174,9 +184,11 @@ class Fact:
         supersedes: str | None = None,
         length: int = 0,
         context: str | None = None,
+        scope: str = HIVE,
     ) -> Fact:
         text = normalize_content(content)
         around = _check_context(context)
+        scope = check_scope(scope)
         if not 0.0 <= float(confidence) <= 1.0:
             raise InvalidInputError(f"confidence must be within 0..1, got {confidence}")
         meta = _check_metadata(metadata)
@@ -191,7 +203,7 @@ class Fact:
         if subject is not None:
             subject = str(subject).strip().lower() or None
         return cls(
-            id=fact_id_for(text, context=around),
+            id=fact_id_for(text, context=around, scope=scope),
             content=text,
             kind=Kind.parse(kind),
             agent=agent,
@@ -202,6 +214,7 @@ class Fact:
             supersedes=supersedes or None,
             length=length,
             context=around,
+            scope=scope,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -220,6 +233,9 @@ class Fact:
         if self.context:
             # only when there is one: the wire form of a fact without context is unchanged
             d["context"] = self.context
+        if self.scope != HIVE:
+            # likewise: a hive-wide fact is sent as before scopes existed
+            d["scope"] = self.scope
         return d
 
     @classmethod
@@ -236,6 +252,7 @@ class Fact:
             supersedes=d.get("supersedes"),
             length=int(d.get("length", 0)),
             context=str(d.get("context") or ""),
+            scope=check_scope(d.get("scope") or HIVE),
         )
 
 

@@ -64,7 +64,7 @@ def record_hash(key: str) -> int:
 def placement(key: str) -> str:
     kind, _, rest = key.partition(SEP)
     if kind == "p":
-        return rest.partition(SEP)[0]
+        return rest.rpartition(SEP)[0]  # the term (which may hold a scope), not the id
     return rest
 
 
@@ -147,7 +147,7 @@ def select(store: Store, keys: Iterable[str]) -> ShardExport:
         if kind == "f":
             fact_ids.append(rest)
         elif kind == "p":
-            term, _, fid = rest.partition(SEP)
+            term, _, fid = rest.rpartition(SEP)
             posting_keys.append((term, fid))
         elif kind == "t":
             tomb_ids.add(rest)
