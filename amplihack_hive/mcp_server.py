@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
 
     from amplihack_hive.api import Hive
+    from amplihack_hive.remote import RemoteHive
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +44,15 @@ def _tool_error(exc: HiveError) -> Exception:
     return ToolError(str(exc))
 
 
-def build_server(hive: "Hive", name: str, home: Path | None = None) -> "MCPServer":
-    """The MCP server of the hive ``name`` reached through ``hive``."""
+SCOPE_HELP = (
+    "Who may see it: 'hive' (every agent), 'agent:NAME' (that agent alone) or "
+    "'group:NAME' (a group of agents). Default: hive."
+)
+
+
+def build_server(hive: "Hive | RemoteHive", name: str, home: Path | None = None) -> "MCPServer":
+    """The MCP server of the hive ``name`` reached through ``hive`` (as the admin, or with
+    an agent's credential: then the agents let it see that agent's scopes only)."""
     from mcp.server.mcpserver import MCPServer
     from pydantic import Field
 
@@ -79,8 +87,11 @@ def build_server(hive: "Hive", name: str, home: Path | None = None) -> "MCPServe
             dict[str, str | int | float | bool] | None,
             Field(description="Small key/value labels kept with the fact."),
         ] = None,
+        scope: Annotated[str | None, Field(description=SCOPE_HELP)] = None,
     ) -> dict[str, Any]:
-        fields = {} if subject is None else {"subject": subject}
+        fields: dict[str, Any] = {} if subject is None else {"subject": subject}
+        if scope is not None:
+            fields["scope"] = scope
         try:
             fact_id = hive.remember(content, kind=kind, metadata=metadata, **fields)
         except HiveError as exc:
@@ -95,9 +106,16 @@ def build_server(hive: "Hive", name: str, home: Path | None = None) -> "MCPServe
     def recall(
         question: Annotated[str, Field(description="What you want to know, in words.")],
         limit: Annotated[int, Field(ge=1, le=100, description="At most this many facts.")] = 10,
+        scopes: Annotated[
+            list[str] | None,
+            Field(
+                description="Recall among these scopes' facts only (default: every scope "
+                "this client may see)."
+            ),
+        ] = None,
     ) -> dict[str, Any]:
         try:
-            hits = hive.recall(question, limit)
+            hits = hive.recall(question, limit, scopes)
         except HiveError as exc:
             raise _tool_error(exc) from exc
         return {
@@ -133,6 +151,21 @@ def build_server(hive: "Hive", name: str, home: Path | None = None) -> "MCPServe
         return {"id": fact_id, "forgotten": existed}
 
     @server.tool(
+        description="Move a fact to a wider scope, by its id: an agent's private fact into "
+        "one of its groups or the hive, a group's into the hive. Returns its id there (a "
+        "scope is part of a fact's id); the old id is forgotten."
+    )
+    def escalate(
+        fact_id: Annotated[str, Field(description="The fact's id.")],
+        scope: Annotated[str, Field(description="The wider scope: 'group:NAME' or 'hive'.")],
+    ) -> dict[str, Any]:
+        try:
+            new_id = hive.escalate(fact_id, scope)
+        except HiveError as exc:
+            raise _tool_error(exc) from exc
+        return {"id": new_id, "from": fact_id, "scope": scope}
+
+    @server.tool(
         description="The hive's agents: each one's state (healthy, unhealthy, restarting, "
         "crashed, stopped), the facts it holds, and why it is not healthy when it is not."
     )
@@ -155,8 +188,9 @@ def build_server(hive: "Hive", name: str, home: Path | None = None) -> "MCPServe
     return server
 
 
-def serve(name: str, home: Path | None) -> None:
-    """Serve the running hive ``name`` over stdio until the client closes the stream."""
+def serve(name: str, home: Path | None, as_agent: str | None = None) -> None:
+    """Serve the running hive ``name`` over stdio until the client closes the stream;
+    ``as_agent``: with that agent's credential (its scopes only, enforced by the agents)."""
     try:
         import mcp  # noqa: F401
     except ImportError:
@@ -166,8 +200,14 @@ def serve(name: str, home: Path | None) -> None:
     import anyio
 
     from amplihack_hive.api import Hive
+    from amplihack_hive.remote import through_agents
 
-    with Hive.connect(name, home) as hive:
+    client: Hive | RemoteHive = (
+        Hive.connect(name, home)
+        if as_agent is None
+        else through_agents(name, home, as_agent=as_agent)
+    )
+    with client as hive:
         server = build_server(hive, name, home)
         logger.info("serving hive %s over MCP (stdio)", name)
         anyio.run(server.run_stdio_async)

@@ -27,8 +27,10 @@ from urllib.parse import urlsplit
 from amplihack_hive.agent.answer import Answer
 from amplihack_hive.errors import (
     BusyError,
+    ForbiddenError,
     HiveStateError,
     InvalidInputError,
+    NotFoundError,
     TransportError,
     WriteQuorumError,
 )
@@ -83,16 +85,21 @@ THROUGH_AGENT_TIMEOUT_S = 15.0
 
 
 def through_agents(
-    name: str, home: str | Path | None = None, *, timeout_s: float = THROUGH_AGENT_TIMEOUT_S
+    name: str,
+    home: str | Path | None = None,
+    *,
+    timeout_s: float = THROUGH_AGENT_TIMEOUT_S,
+    as_agent: str | None = None,
 ) -> RemoteHive:
     """The client of running local hive ``name`` through its agents: a request goes to one
     of the agent processes (in random order, so a loop of them spreads), which coordinates
     it as :meth:`amplihack_hive.Hive.connect` would in the client, with its own failure
-    detector and ring."""
+    detector and ring. ``as_agent``: with that agent's credential (its scopes only, which
+    the agents enforce), else with the hive token."""
     from amplihack_hive.agent.runstate import process_of, read_records
     from amplihack_hive.hive.config import load_hive
     from amplihack_hive.hive.home import hive_dir
-    from amplihack_hive.hive.token import read_token
+    from amplihack_hive.hive.token import agent_credential, read_token
 
     load_hive(home, name)  # a hive that does not exist, or a broken config, says so here
     directory = hive_dir(home, name)
@@ -102,7 +109,10 @@ def through_agents(
             f"hive {name!r} is not running; start it with: amplihack-hive start {name}"
         )
     random.shuffle(urls)
-    return RemoteHive(urls, read_token(directory), timeout_s=timeout_s)
+    token = read_token(directory)
+    if as_agent is not None:
+        token = agent_credential(token, as_agent)
+    return RemoteHive(urls, token, timeout_s=timeout_s)
 
 
 class _NotSent(TransportError):
@@ -237,15 +247,21 @@ class RemoteHive:
 
     # -- the client API -------------------------------------------------------------------
 
-    def remember_many(self, items: Iterable[Any], *, batch: int = BATCH) -> list[str]:
-        """Store items; their ids in order. Items not stored on a write quorum raise
-        :class:`WriteQuorumError` (``stored`` and ``failed`` say which)."""
+    def remember_many(
+        self, items: Iterable[Any], *, batch: int = BATCH, scope: str | None = None
+    ) -> list[str]:
+        """Store items (``scope``: of those that name none; default the hive); their ids in
+        order. Items not stored on a write quorum raise :class:`WriteQuorumError`
+        (``stored`` and ``failed`` say which)."""
         ids: list[str] = []
         pending = list(items)
         size = max(1, min(batch, BATCH))
         for start in range(0, len(pending), size):
             chunk = pending[start : start + size]
-            reply = self._post("/learn", {"items": chunk})
+            request: dict[str, Any] = {"items": chunk}
+            if scope is not None:
+                request["scope"] = scope
+            reply = self._post("/learn", request)
             stored = [str(i) for i in reply.get("ids") or []]
             errors = reply.get("errors") or []
             refused = [e for e in errors if e.get("index") is not None]
@@ -274,12 +290,21 @@ class RemoteHive:
             item["metadata"] = metadata
         return self.remember_many([item])[0]
 
-    def recall(self, question: str, limit: int | None = None) -> Hits:
-        body = {"question": question, "limit": limit or 10}
+    def recall(
+        self, question: str, limit: int | None = None, scopes: Sequence[str] | None = None
+    ) -> Hits:
+        body: dict[str, Any] = {"question": question, "limit": limit or 10}
+        if scopes is not None:
+            body["scopes"] = list(scopes)
         return _hits(self._post("/recall", body, read=True))
 
-    def ask(self, question: str, limit: int | None = None) -> Answer:
-        data = self._post("/ask", {"question": question, "limit": limit or 10}, read=True)
+    def ask(
+        self, question: str, limit: int | None = None, scopes: Sequence[str] | None = None
+    ) -> Answer:
+        body: dict[str, Any] = {"question": question, "limit": limit or 10}
+        if scopes is not None:
+            body["scopes"] = list(scopes)
+        data = self._post("/ask", body, read=True)
         return Answer(
             question=str(data.get("question", question)),
             answer=str(data["answer"]),
@@ -291,6 +316,10 @@ class RemoteHive:
 
     def forget(self, fact_id: str) -> bool:
         return bool(self._post("/forget", {"id": fact_id}).get("forgotten"))
+
+    def escalate(self, fact_id: str, scope: str) -> str:
+        """Move a fact to a wider scope; its id there."""
+        return str(self._post("/escalate", {"id": fact_id, "scope": scope})["id"])
 
     def close(self) -> None:
         """Close this thread's connections (other threads' close when they end)."""
@@ -322,6 +351,10 @@ def _reply(base: str, resp: http.client.HTTPResponse, body: bytes) -> dict[str, 
         pass  # not JSON: the status line says enough
     if resp.status == 401:
         raise TransportError(f"{base} refused the hive token (401)")
+    if resp.status == 403:
+        raise ForbiddenError(str(detail or "refused (403)"))
+    if resp.status == 404 and detail:
+        raise NotFoundError(str(detail))
     if resp.status == 400 and detail:  # the request was refused as the library refuses it
         raise InvalidInputError(str(detail))
     message = f"{base} answered {resp.status}: {detail or resp.reason}"

@@ -17,6 +17,16 @@ HiveName = Annotated[
 AgentName = Annotated[
     str, typer.Argument(metavar="AGENT", show_default=False, help="Agent name (same rule).")
 ]
+AsAgentOption = Annotated[
+    str | None,
+    typer.Option(
+        "--as",
+        metavar="AGENT",
+        show_default=False,
+        help="Act as AGENT: with its credential, which the agents check, in its scopes "
+        "only (its own, its groups', the hive's). Default: the hive token (the admin).",
+    ),
+]
 JsonFlag = Annotated[
     bool, typer.Option("--json", help="Print one JSON document on stdout instead.")
 ]

@@ -163,6 +163,16 @@ def create(
             "limits: the restart section of config.yaml.",
         ),
     ] = RestartPolicy.on_failure,
+    group: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--group",
+            metavar="NAME=AGENT,AGENT",
+            show_default=False,
+            help="A group of agents (repeat for more): facts in scope group:NAME are "
+            "seen by its agents only.",
+        ),
+    ] = None,
     force: Annotated[
         bool,
         typer.Option("--force", help="Delete an existing hive of that name (and its data) first."),
@@ -170,7 +180,13 @@ def create(
     json_output: JsonFlag = False,
 ) -> None:
     """Write a new hive's config: N agents, replication R, and a secret token."""
+    from amplihack_hive.memory.scopes import parse_group_spec
+
     home = state(ctx).home
+    groups: dict[str, list[str]] = {}
+    for spec in group or []:
+        gname, members = parse_group_spec(spec)
+        groups[gname] = sorted({*groups.get(gname, []), *members})
     cfg = hive_config.create_hive(
         home,
         name,
@@ -181,6 +197,7 @@ def create(
         force=force,
         agents_per_process=agents_per_process,
         restart=restart.value,
+        groups=groups,
     )
     directory = hive_dir(home, name)
     if json_output:
@@ -230,11 +247,20 @@ def add_agent(
             ),
         ),
     ] = None,
+    group: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--group",
+            metavar="GROUP",
+            show_default=False,
+            help="A group it joins (repeat for more; a new name makes the group).",
+        ),
+    ] = None,
 ) -> None:
     """Add an agent to a hive's config."""
     database = os.path.abspath(os.path.expanduser(kuzu_db)) if kuzu_db is not None else None
     cfg = hive_config.add_agent(
-        state(ctx).home, name, agent, prompt, kuzu_db=database, domain=domain
+        state(ctx).home, name, agent, prompt, kuzu_db=database, domain=domain, groups=group
     )
     say(Text(f"added agent {agent} to hive {name} ({len(cfg.agents)} agents)"))
 

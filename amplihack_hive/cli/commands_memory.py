@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Annotated, TextIO
 import typer
 from rich.text import Text
 
-from amplihack_hive.cli._options import HiveName, JsonFlag
+from amplihack_hive.cli._options import AgentName, AsAgentOption, HiveName, JsonFlag
 from amplihack_hive.cli._output import out, print_json, say, state, warn, warn_incomplete
 from amplihack_hive.cli.commands_run import AZURE, Target, TargetOption, progress_bar
 from amplihack_hive.errors import (
@@ -32,6 +32,7 @@ from amplihack_hive.errors import (
     WriteQuorumError,
 )
 from amplihack_hive.memory.text import TOKENIZER
+from amplihack_hive.names import validate_name
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -66,6 +67,20 @@ class InputFormat(StrEnum):
 Question = Annotated[
     str, typer.Argument(metavar="QUESTION", show_default=False, help="What to ask.")
 ]
+FactId = Annotated[
+    str, typer.Argument(metavar="FACT_ID", show_default=False, help="A fact's id (recall --json).")
+]
+ScopesOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--scope",
+        metavar="SCOPE",
+        show_default=False,
+        help="Recall among this scope's facts (repeat for several): hive, agent:NAME or "
+        "group:NAME. Default: what the asker sees (as an agent: its own, its groups', the "
+        "hive's; as the admin: the hive's).",
+    ),
+]
 
 
 QuietOption = Annotated[
@@ -88,24 +103,36 @@ UrlOption = Annotated[
 
 
 def open_client(
-    ctx: typer.Context, name: str, target: Target, url: str | None, *, through_agent: bool = False
+    ctx: typer.Context,
+    name: str,
+    target: Target,
+    url: str | None,
+    *,
+    through_agent: bool = False,
+    as_agent: str | None = None,
 ) -> Hive | RemoteHive:
     """The client of hive ``name``: its local agents (the client coordinates; with
     ``through_agent``, one agent does, which spares this process the coordinator's imports:
     what ``recall`` in a shell loop pays for), or on Azure its entry app (the agent there
-    coordinates)."""
+    coordinates). ``as_agent``: through the agents, with that agent's credential."""
     home = state(ctx).home
+    if as_agent is not None:
+        validate_name(as_agent, "agent name")
     if target is Target.azure:
         from amplihack_hive.azure.deployment import entry_token, entry_url
+        from amplihack_hive.hive.token import agent_credential
         from amplihack_hive.remote import RemoteHive
 
-        return RemoteHive(entry_url(home, name, url), entry_token(home, name))
+        token = entry_token(home, name)
+        if as_agent is not None:
+            token = agent_credential(token, as_agent)
+        return RemoteHive(entry_url(home, name, url), token)
     if url is not None:
         raise InvalidInputError("--url goes with --target azure")
-    if through_agent:
+    if through_agent or as_agent is not None:
         from amplihack_hive.remote import through_agents
 
-        return through_agents(name, home)
+        return through_agents(name, home, as_agent=as_agent)
     from amplihack_hive.api import Hive
 
     return Hive.connect(name, home)
@@ -301,6 +328,17 @@ def learn(
             "around): finds more, stores about twice the postings.",
         ),
     ] = True,
+    scope: Annotated[
+        str | None,
+        typer.Option(
+            "--scope",
+            metavar="SCOPE",
+            show_default=False,
+            help="Who may see the facts: hive (default), agent:NAME (that agent alone) "
+            'or group:NAME (a group of the config); a jsonl item\'s own "scope" wins.',
+        ),
+    ] = None,
+    as_agent: AsAgentOption = None,
     quiet: QuietOption = False,
     target: TargetOption = Target.local,
     url: UrlOption = None,
@@ -321,11 +359,17 @@ def learn(
     the fact that helps find it, at a lower weight; recall returns the fact).
     """
     from amplihack_hive.hive.learn_input import check_items, read_items
+    from amplihack_hive.memory.scopes import check_scope
 
     interrupted = False
     failed: list[InputProblem] = []  # items the hive did not store
-    with open_client(ctx, name, target, url) as client:
+    if scope is not None:
+        check_scope(scope)
+    with open_client(ctx, name, target, url, as_agent=as_agent) as client:
         items, problems = read_items(_read_input(path), fmt.value, context=context)
+        if scope is not None:
+            for item in items:
+                item.extra.setdefault("scope", scope)
         items, refused = check_items(items)
         problems += refused  # items refused before sending
         if not items and not problems:
@@ -398,6 +442,8 @@ def recall(
         int,
         typer.Option("--limit", "-k", min=1, max=10_000, metavar="K", help="At most K facts."),
     ] = 10,
+    scopes: ScopesOption = None,
+    as_agent: AsAgentOption = None,
     json_output: JsonFlag = False,
     target: TargetOption = Target.local,
     url: UrlOption = None,
@@ -414,8 +460,8 @@ def recall(
     """
     from rich.table import Table
 
-    with open_client(ctx, name, target, url, through_agent=True) as client:
-        hits = client.recall(question, limit)
+    with open_client(ctx, name, target, url, through_agent=True, as_agent=as_agent) as client:
+        hits = client.recall(question, limit, scopes or None)
     if not hits.complete:
         warn_incomplete(hits.unreachable)
     if json_output:
@@ -428,6 +474,8 @@ def recall(
             content = Text(hit.content)
             if hit.superseded_by:
                 content.append(f" (superseded by {hit.superseded_by[:8]})", style="dim")
+            if hit.scope != "hive":
+                content.append(f" [{hit.scope}]", style="dim")
             table.add_row(str(rank), f"{hit.score:.3f}", content)
         out().print(table)
     if not hits.complete:  # as status says "not every agent is healthy"
@@ -438,6 +486,8 @@ def ask(
     ctx: typer.Context,
     name: HiveName,
     question: Question,
+    scopes: ScopesOption = None,
+    as_agent: AsAgentOption = None,
     json_output: JsonFlag = False,
     target: TargetOption = Target.local,
     url: UrlOption = None,
@@ -452,8 +502,8 @@ def ask(
     """
     from amplihack_hive.agent.answer import cite
 
-    with open_client(ctx, name, target, url) as client:
-        answer = client.ask(question)
+    with open_client(ctx, name, target, url, as_agent=as_agent) as client:
+        answer = client.ask(question, None, scopes or None)
     if not answer.complete:
         warn_incomplete(answer.unreachable)
     if json_output:
@@ -508,17 +558,83 @@ def reindex(
     )
 
 
-def mcp(ctx: typer.Context, name: HiveName) -> None:
+def forget(
+    ctx: typer.Context,
+    name: HiveName,
+    fact_id: FactId,
+    as_agent: AsAgentOption = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Forget fact FACT_ID everywhere: it is never recalled again.
+
+    Exit 1 when the hive holds no such fact (or none the asker may see).
+    """
+    with open_client(ctx, name, Target.local, None, as_agent=as_agent) as client:
+        forgotten = client.forget(fact_id)
+    if json_output:
+        print_json({"id": fact_id, "forgotten": forgotten})
+    else:
+        say(Text(f"forgot {fact_id}" if forgotten else f"no fact {fact_id} to forget"))
+    if not forgotten:
+        raise typer.Exit(1)
+
+
+def escalate(
+    ctx: typer.Context,
+    name: HiveName,
+    fact_id: FactId,
+    scope: Annotated[
+        str,
+        typer.Argument(
+            metavar="SCOPE", show_default=False, help="The wider scope: group:NAME or hive."
+        ),
+    ],
+    as_agent: AsAgentOption = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Move fact FACT_ID to a wider SCOPE: an agent's into one of its groups or
+    the hive, a group's into the hive.
+
+    The fact keeps its content, time and history; its id changes (a scope is
+    part of a fact's id): the new one is printed. Nothing moves inward.
+    """
+    with open_client(ctx, name, Target.local, None, as_agent=as_agent) as client:
+        new_id = client.escalate(fact_id, scope)
+    if json_output:
+        print_json({"id": new_id, "from": fact_id, "scope": scope})
+    else:
+        say(Text(f"{fact_id} is now {new_id} in scope {scope}"))
+
+
+def credential(ctx: typer.Context, name: HiveName, agent: AgentName) -> None:
+    """Print AGENT's credential for hive NAME: a client holding it (an MCP
+    client, a program on the HTTP API, --as) reads and writes that agent's
+    scopes only: its own, its groups', the hive's.
+
+    It is derived from the hive token: create --force (a new token) revokes it.
+    Keep it as secret as the token.
+    """
+    from amplihack_hive.hive.config import load_hive
+    from amplihack_hive.hive.home import hive_dir
+    from amplihack_hive.hive.token import agent_credential, read_token
+
+    home = state(ctx).home
+    load_hive(home, name).agent(agent)  # NotFoundError for an agent the hive has not
+    print(agent_credential(read_token(hive_dir(home, name)), agent))
+
+
+def mcp(ctx: typer.Context, name: HiveName, as_agent: AsAgentOption = None) -> None:
     """Serve the running hive to an MCP client over stdio.
 
-    Tools: remember, recall, ask, forget, status. Register it with your MCP client, e.g.
+    Tools: remember, recall, ask, forget, escalate, status. With --as AGENT the
+    client sees that agent's scopes only. Register it with your MCP client, e.g.
     Claude Code: claude mcp add hive -- amplihack-hive mcp NAME. The client starts this
     command; it runs until the client closes the connection. Needs the MCP SDK:
     pip install 'amplihack-hive[mcp]'.
     """
     from amplihack_hive.mcp_server import serve
 
-    serve(name, state(ctx).home)
+    serve(name, state(ctx).home, as_agent)
 
 
 def register(app: typer.Typer) -> None:
@@ -526,5 +642,8 @@ def register(app: typer.Typer) -> None:
     app.command("learn", rich_help_panel=MEMORY_PANEL)(learn)
     app.command("recall", rich_help_panel=MEMORY_PANEL)(recall)
     app.command("ask", rich_help_panel=MEMORY_PANEL)(ask)
+    app.command("forget", rich_help_panel=MEMORY_PANEL)(forget)
+    app.command("escalate", rich_help_panel=MEMORY_PANEL)(escalate)
+    app.command("credential", rich_help_panel=MEMORY_PANEL)(credential)
     app.command("mcp", rich_help_panel=MEMORY_PANEL)(mcp)
     app.command("reindex", rich_help_panel=MEMORY_PANEL)(reindex)

@@ -72,7 +72,8 @@ class InputItem:
         )
 
         around = normalize_context(self.extra.get("context"))
-        return fact_id_for(normalize_content(self.content), context=around)
+        scope = self.extra.get("scope") or "hive"
+        return fact_id_for(normalize_content(self.content), context=around, scope=scope)
 
     def as_item(self) -> dict[str, Any]:
         """The item as ``remember_many`` takes it (absent fields left out)."""
@@ -397,7 +398,7 @@ def _json_item(number: int, line: str) -> InputItem:
     if metadata is not None and not isinstance(metadata, dict):
         raise _LineError(f'"metadata" must be an object, got {_type_name(metadata)}')
     extra: dict[str, Any] = {}
-    for key in ("subject", "supersedes", "context"):
+    for key in ("subject", "supersedes", "context", "scope"):
         if value.get(key) is not None:
             if not isinstance(value[key], str):
                 raise _LineError(f'"{key}" must be a string, got {_type_name(value[key])}')
@@ -432,6 +433,7 @@ def check_items(items: list[InputItem]) -> tuple[list[InputItem], list[InputProb
                 metadata=item.metadata,
                 confidence=item.extra.get("confidence", 1.0),
                 context=item.extra.get("context"),
+                scope=item.extra.get("scope") or "hive",
             )
         except HiveError as exc:
             problems.append(InputProblem(item.line, str(exc)))
