@@ -821,3 +821,15 @@ def test_up_builds_deploys_and_waits_until_the_entry_sees_every_agent(
             azure_up(hive_home, "up", registry="hiveacr", context=tmp_path)
     finally:
         sup.stop()
+
+
+def test_the_hives_groups_reach_every_agent_app(hive_home: Path, tmp_path: Path) -> None:
+    make_hive(hive_home, "grp", 4, per_app=2)
+    hive_config.add_agent(hive_home, "grp", "agent-4", groups=["ops", "dev"])
+    cfg = hive_config.load_hive(hive_home, "grp")
+    assert cfg.groups == {"dev": ["agent-4"], "ops": ["agent-4"]}
+    render_hive(hive_home, "grp", tmp_path / "out")
+    main = (tmp_path / "out" / "main.bicep").read_text()
+    assert "    groups: 'dev=agent-4;ops=agent-4'\n" in main
+    module = (tmp_path / "out" / "modules" / "agent-app.bicep").read_text()
+    assert "name: 'AMPLIHACK_HIVE_GROUPS'" in module and "value: groups" in module

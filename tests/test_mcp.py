@@ -44,7 +44,7 @@ def test_an_mcp_client_remembers_recalls_asks_forgets_and_sees_status(hive_home:
     async def session() -> None:
         async with Client(server_params(hive_home, "m"), read_timeout_seconds=60) as client:
             tools = {t.name: t for t in (await client.list_tools()).tools}
-            assert set(tools) == {"remember", "recall", "ask", "forget", "status"}
+            assert set(tools) == {"remember", "recall", "ask", "forget", "escalate", "status"}
             for tool in tools.values():
                 assert tool.description and len(tool.description) > 40
             schema = tools["remember"].input_schema

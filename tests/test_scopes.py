@@ -258,3 +258,41 @@ def test_a_kuzu_hive_keeps_scopes_across_a_restart(tmp_path) -> None:
         # the corpus figures of each scope are kept by writes after the restart too
         hive.forget(team)
         assert hive.recall("kiln", scopes=["group:ops"]) == []
+
+
+def test_an_agent_takes_its_groups_from_its_arguments_or_the_deployment(monkeypatch) -> None:
+    from amplihack_hive.agent.process import GROUPS_ENV, parse_args
+
+    base = ["--hive-dir", "/tmp/x", "--agents", "agent-0"]
+    monkeypatch.delenv(GROUPS_ENV, raising=False)
+    assert parse_args(base).groups is None  # read from the hive's config
+    got = parse_args([*base, "--group", "ops=agent-1,agent-0", "--group", "dev="]).groups
+    assert got == {"dev": (), "ops": ("agent-0", "agent-1")}
+    monkeypatch.setenv(GROUPS_ENV, "ops=agent-0;qa=agent-2,agent-3")
+    assert parse_args(base).groups == {"ops": ("agent-0",), "qa": ("agent-2", "agent-3")}
+    monkeypatch.setenv(GROUPS_ENV, "")
+    assert parse_args(base).groups == {}
+    with pytest.raises(SystemExit):
+        parse_args([*base, "--group", "Bad=agent-0"])
+
+
+def test_groups_in_the_config_are_checked_and_follow_their_agents(tmp_path) -> None:
+    from amplihack_hive.errors import ConfigError
+    from amplihack_hive.hive import config as hive_config
+
+    home = tmp_path / "hives"
+    with pytest.raises(InvalidInputError, match="names no agent of the new hive: agent-9"):
+        hive_config.create_hive(home, "g", agents=2, groups={"ops": ["agent-9"]})
+    cfg = hive_config.create_hive(home, "g", agents=3, groups={"ops": ["agent-1", "agent-0"]})
+    assert cfg.groups == {"ops": ["agent-0", "agent-1"]}
+    assert hive_config.load_hive(home, "g").groups == {"ops": ["agent-0", "agent-1"]}
+    hive_config.remove_agent(home, "g", "agent-1")
+    assert hive_config.load_hive(home, "g").groups == {"ops": ["agent-0"]}
+    path = home / "g" / "config.yaml"
+    text = path.read_text()
+    path.write_text(text.replace("- agent-0\n", "- agent-7\n", 1))
+    with pytest.raises(ConfigError, match=r"groups\.ops: names no agent of this hive: agent-7"):
+        hive_config.load_hive(home, "g")
+    path.write_text(text.replace("ops:", "Ops:", 1))
+    with pytest.raises(ConfigError, match="invalid group name 'Ops'"):
+        hive_config.load_hive(home, "g")

@@ -59,6 +59,9 @@ logger = logging.getLogger(__name__)
 
 TOKEN_ENV = "AMPLIHACK_HIVE_TOKEN"
 PEERS_ENV = "AMPLIHACK_HIVE_PEERS"
+#: The hive's groups where there is no config to read them from (a container):
+#: ``NAME=AGENT,AGENT;NAME=...`` (memory/scopes.py).
+GROUPS_ENV = "AMPLIHACK_HIVE_GROUPS"
 #: Seconds requests in flight get to finish on SIGTERM. Store work queued behind them is
 #: bounded (memory/worker.py admits about 2 s of it), so the agent exits well within the
 #: supervisor's default stop timeout (10 s) even under full write load.
@@ -153,9 +156,13 @@ def parse_args(argv: list[str] | None = None) -> AgentOptions:
     )
     a = p.parse_args(argv)
     groups: dict[str, tuple[str, ...]] | None = None
-    if a.group is not None:
+    specs = a.group
+    if specs is None and GROUPS_ENV in os.environ:
+        # a container: the deployment names the groups (render), there is no config
+        specs = [s for s in os.environ[GROUPS_ENV].split(";") if s.strip()]
+    if specs is not None:
         try:
-            groups = check_groups(dict(parse_group_spec(spec) for spec in a.group))
+            groups = check_groups(dict(parse_group_spec(spec) for spec in specs))
         except InvalidInputError as exc:
             p.error(str(exc))
     kuzu_db = {}

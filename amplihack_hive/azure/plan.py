@@ -68,6 +68,8 @@ class HivePlan:
     image: str | None
     #: client address ranges (CIDR) let into the entry app; empty for any
     allowed_ips: tuple[str, ...] = ()
+    #: the hive's groups (memory/scopes.py): (name, agents), sorted
+    groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def peers(self) -> list[tuple[str, str]]:
@@ -153,4 +155,5 @@ def plan_hive(
         location=check_location(location if location is not None else cfg.azure.location),
         image=check_image(chosen_image) if chosen_image is not None else None,
         allowed_ips=tuple(cfg.azure.allowed_ips),
+        groups=tuple((g, tuple(m)) for g, m in sorted(cfg.groups.items())),
     )

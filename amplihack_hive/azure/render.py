@@ -64,6 +64,7 @@ def _context(plan: HivePlan) -> dict[str, Any]:
         "backend": plan.backend,
         "buffer_pool_mb": plan.buffer_pool_mb,
         "tokenizer": plan.tokenizer,
+        "groups": ";".join(f"{g}={','.join(m)}" for g, m in plan.groups),
         "memory_rule": MEMORY_RULE,
         "location": plan.location,
         "image": plan.image,

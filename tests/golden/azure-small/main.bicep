@@ -128,6 +128,7 @@ module agentApps 'modules/agent-app.bicep' = [for app in apps: {
     backend: 'kuzu'
     bufferPoolMb: 256
     tokenizer: 2
+    groups: ''
     cpu: app.cpu
     memory: app.memory
     hiveToken: hiveToken

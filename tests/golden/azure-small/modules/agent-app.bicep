@@ -70,6 +70,9 @@ param bufferPoolMb int
 @minValue(1)
 param tokenizer int = 1
 
+@description('The hive\'s groups of agents (scopes group:NAME): NAME=AGENT,AGENT;... or empty.')
+param groups string = ''
+
 @description('vCPU of the container, as a decimal string (e.g. \'1.5\').')
 param cpu string
 
@@ -201,6 +204,10 @@ resource app 'Microsoft.App/containerApps@2024-03-01' = {
             {
               name: 'AMPLIHACK_HIVE_PEERS'
               value: peers
+            }
+            {
+              name: 'AMPLIHACK_HIVE_GROUPS'
+              value: groups
             }
           ], apiKeyEnv)
           resources: {
