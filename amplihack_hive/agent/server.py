@@ -107,20 +107,25 @@ def make_app(brain: AgentBrain, token: str) -> web.Application:
     started = time.time()
     process = psutil.Process(os.getpid())
 
+    def principal(request: web.Request) -> str | None:
+        """Who sent ``request``: "" for the hive token (the admin), an agent's name for its
+        credential, None for neither."""
+        given = request.headers.get("Authorization", "")
+        if hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return ""
+        if not given.startswith("Bearer "):
+            return None
+        return credential_agent(token, given.removeprefix("Bearer "))
+
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        given = request.headers.get("Authorization", "")
         open_path = request.path in OPEN_PATHS and request.method == "GET"
         if not open_path:
-            if hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-                request["agent"] = None  # the admin
-            else:
-                agent = credential_agent(token, given.removeprefix("Bearer "))
-                if agent is None or not given.startswith("Bearer "):
-                    return _error(401, "missing or wrong hive token")
-                if request.path.startswith(ADMIN_PREFIX):
-                    return _error(403, "this path takes the hive token, not an agent's credential")
-                request["agent"] = agent
+            who = principal(request)
+            if who is None:
+                return _error(401, "missing or wrong hive token")
+            if who and request.path.startswith(ADMIN_PREFIX):
+                return _error(403, "this path takes the hive token, not an agent's credential")
         try:
             response = await handler(request)
             # the ring this agent routes by: a client holding another refreshes its own
@@ -218,7 +223,7 @@ def make_app(brain: AgentBrain, token: str) -> web.Application:
         return web.json_response({"agents": await brain.repair_now()})
 
     def access(request: web.Request) -> Access:
-        return brain.access(request["agent"])
+        return brain.access(principal(request) or None)
 
     def scopes(data: dict[str, Any]) -> list[str] | None:
         value = data.get("scopes")
