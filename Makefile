@@ -54,6 +54,7 @@ bench: install
 	$(PY) -m benchmarks.bench_faults
 	$(PY) -m benchmarks.bench_restart
 	$(PY) -m benchmarks.bench_conversation
+	$(PY) -m benchmarks.bench_scopes
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

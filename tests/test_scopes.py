@@ -296,3 +296,33 @@ def test_groups_in_the_config_are_checked_and_follow_their_agents(tmp_path) -> N
     path.write_text(text.replace("ops:", "Ops:", 1))
     with pytest.raises(ConfigError, match="invalid group name 'Ops'"):
         hive_config.load_hive(home, "g")
+
+
+def test_every_scopes_corpus_list_lives_with_the_hives_and_repair_keeps_it_there() -> None:
+    with _hive() as hive:
+        hive.remember("a hive fact")
+        for scope in ("agent:agent-0", "agent:agent-3", "group:ops"):
+            hive.remember(f"a fact of {scope}", scope=scope)
+        owners = set(hive._coordinator.owners(CORPUS_TERM))
+        holders = {
+            name
+            for name, node in hive._transport.nodes.items()
+            if any(is_corpus_key(t) for t, _ in node.store.posting_keys())
+        }
+        assert holders == owners
+        hive.repair()  # nothing is misplaced: repair moves no corpus list elsewhere
+        for name, node in hive._transport.nodes.items():
+            corpus = {t for t, _ in node.store.posting_keys() if is_corpus_key(t)}
+            assert (name in owners) == (len(corpus) == 4), (name, corpus)
+
+
+@pytest.mark.slow
+def test_the_scopes_benchmark_runs_and_meets_its_targets_on_a_small_corpus(capsys) -> None:
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks.bench_scopes import main
+
+    assert main(["--turns", "300", "--filler", "600", "--repeats", "1", "--strict"]) == 0
+    assert "all targets met" in capsys.readouterr().out

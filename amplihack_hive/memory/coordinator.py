@@ -56,7 +56,7 @@ from amplihack_hive.memory.records import (
 )
 from amplihack_hive.memory.restate import newest_first
 from amplihack_hive.memory.ring import HashRing
-from amplihack_hive.memory.scopes import HIVE, Access, corpus_key, scoped, split_key
+from amplihack_hive.memory.scopes import HIVE, Access, corpus_key, place, scoped, split_key
 from amplihack_hive.memory.text import TOKENIZER, check_tokenizer, term_counts
 
 logger = logging.getLogger(__name__)
@@ -296,7 +296,7 @@ class Coordinator:
         return _Op(self.transport, frozenset(self.suspects()))
 
     def owners(self, key: str) -> list[str]:
-        return self.ring.owners(key, self.replication)
+        return self.ring.owners(place(key), self.replication)
 
     def _quorum(self, owners: Sequence[object]) -> int:
         """Acks needed among ``owners`` (all of them when there are fewer than W)."""
@@ -546,7 +546,7 @@ class Coordinator:
             none of the key's live copies come first, each in a domain of its own."""
             subs = cache.get(key)
             if subs is None:
-                order = self.ring.owners(key, everyone)
+                order = self.ring.owners(place(key), everyone)
                 owners = order[: self.replication]
                 taken = {domain(a) for a in owners if a not in down}
                 after = [a for a in order[self.replication :] if a not in down]
@@ -581,6 +581,11 @@ class Coordinator:
         """N and the mean length, from the corpus lists of ``scopes`` (every live fact, tf
         1, its length): what their owners hold, not counters a coordinator adds to, so they
         cannot drift. Over several scopes, the sums of their lists (a fact is in one)."""
+        count, avgdl, _ = await self._corpus(op, scopes)
+        return count, avgdl
+
+    async def _corpus(self, op: _Op, scopes: Sequence[str]) -> tuple[int, float, tuple[str, ...]]:
+        """:meth:`corpus`, and the scopes whose lists hold any fact."""
         if tuple(scopes) == (HIVE,):
             # the hive's list alone: the request agents before scopes understand
             served, _ = await op.ask_owners(
@@ -590,12 +595,13 @@ class Coordinator:
                 raise AgentUnavailableError("no owner of the corpus list could be reached")
             reply: pr.CorpusReply = served[CORPUS_TERM][1]
             count, total = reply.count, reply.total_length
-            return count, (total / count if count > 0 else 1.0)
+            return count, (total / count if count > 0 else 1.0), (HIVE,)
         keys = [corpus_key(s) for s in scopes]
         served, _ = await op.ask_owners(
             keys, self.owners, lambda ks: pr.Corpus(ks, tokenizer=self.tokenizer)
         )
         count, total = 0, 0.0
+        held: list[str] = []
         for key, scope in zip(keys, scopes, strict=True):
             if key not in served:
                 raise AgentUnavailableError(
@@ -607,7 +613,9 @@ class Coordinator:
                 raise AgentUnavailableError(f"agent {agent} does not know scopes (upgrade it)")
             count += figures[0]
             total += figures[1]
-        return count, (total / count if count > 0 else 1.0)
+            if figures[0] > 0:
+                held.append(scope)
+        return count, (total / count if count > 0 else 1.0), tuple(held)
 
     # -- recall -----------------------------------------------------------------------
 
@@ -661,10 +669,8 @@ class Coordinator:
         op = self._op()
         if not counts:
             return hits, op
-        # each term's list in each scope, in the question's order (memory/scopes.py)
-        keys = {scoped(s, t): t for t in counts for s in scopes}
-        # one question term weighs as much as its repetitions in the question
-        weights = {k: counts[t] for k, t in keys.items()}
+        keys: dict[str, str] = {}
+        weights: dict[str, int] = {}
 
         def ranked(lists: dict[str, TermList]) -> Ranking:
             if len(scopes) == 1:
@@ -675,7 +681,17 @@ class Coordinator:
             return rank(lists, n_docs, avgdl, weights, {k: df[keys[k]] for k in lists})
 
         try:
-            n_docs, avgdl = await self.corpus(op, scopes)
+            n_docs, avgdl, held = await self._corpus(op, scopes)
+            # each term's list in each scope, in the question's order (memory/scopes.py);
+            # not in a scope whose corpus list is empty (an asker's own scope, often): no
+            # fact there has postings. Measured (bench_scopes): one third fewer agents
+            # contacted for an agent in one group. Its owners' answer is what a term list's
+            # owners would say (replicas written alike; a rebuilding one answers no reads).
+            keys.update({scoped(s, t): t for t in counts for s in held})
+            # one question term weighs as much as its repetitions in the question
+            weights.update({k: counts[t] for k, t in keys.items()})
+            if not keys:
+                return hits, op  # nothing in any scope asked for
             # counters that lag the postings (an update lost while their owners were down)
             # never hide facts: idf uses at least each list's length (rank() floors N by df)
             lists, lost = await self._term_lists(op, list(keys), avgdl, self.first_cut)

@@ -25,6 +25,7 @@ from amplihack_hive.errors import InvalidInputError
 from amplihack_hive.memory.coordinator import corpus_posting, index_fact
 from amplihack_hive.memory.records import Posting
 from amplihack_hive.memory.ring import HashRing
+from amplihack_hive.memory.scopes import place
 from amplihack_hive.memory.store import Store
 from amplihack_hive.memory.text import check_tokenizer
 
@@ -83,7 +84,7 @@ def reindex_stores(
                 for p in (*postings, corpus_posting(fact, postings)):
                     where = owners.get(p.term)
                     if where is None:
-                        where = owners[p.term] = ring.owners(p.term, replication)
+                        where = owners[p.term] = ring.owners(place(p.term), replication)
                     for agent in where:
                         out.setdefault(agent, []).append(p)
             for agent, postings in out.items():

@@ -40,6 +40,7 @@ from amplihack_hive.errors import InvalidInputError
 from amplihack_hive.memory import protocol as p
 from amplihack_hive.memory.records import ShardExport, Tombstone, check_fact_id
 from amplihack_hive.memory.ring import HashRing
+from amplihack_hive.memory.scopes import place
 from amplihack_hive.memory.store import Store
 from amplihack_hive.memory.text import TOKENIZER
 
@@ -64,7 +65,7 @@ def record_hash(key: str) -> int:
 def placement(key: str) -> str:
     kind, _, rest = key.partition(SEP)
     if kind == "p":
-        return rest.rpartition(SEP)[0]  # the term (which may hold a scope), not the id
+        return place(rest.rpartition(SEP)[0])  # by its term (which may hold a scope)
     return rest
 
 

@@ -84,6 +84,14 @@ def is_corpus_key(key: str) -> bool:
     return key == _CORPUS or key.endswith(KEY_SEP + _CORPUS)
 
 
+def place(key: str) -> str:
+    """The key a posting list is placed by on the ring: every scope's corpus list by the
+    hive's (their owners take one corpus posting per fact already, whatever its scope, and
+    a recall asks one of them for all its scopes at once: measured in bench_scopes); any
+    other list by its own key."""
+    return _CORPUS if is_corpus_key(key) else key
+
+
 def split_key(key: str) -> tuple[str, str]:
     """(scope, term) of a list's key."""
     scope, sep, term = key.partition(KEY_SEP)
