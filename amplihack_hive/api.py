@@ -29,6 +29,7 @@ from amplihack_hive.memory.assembly import (
 from amplihack_hive.memory.config import MemoryConfig
 from amplihack_hive.memory.coordinator import Coordinator, Hits, Transport
 from amplihack_hive.memory.protocol import Stats, encode
+from amplihack_hive.memory.records import Fact
 from amplihack_hive.memory.repair import Repairer, RepairReport
 from amplihack_hive.memory.ring import HashRing
 from amplihack_hive.memory.scopes import Access, check_groups
@@ -119,6 +120,12 @@ class _Client:
         """Forget a fact everywhere; it is never recalled again. True if it existed."""
         self._check()
         return self._loop.run(self._coordinator.forget(fact_id))
+
+    def fact(self, fact_id: str) -> Fact | None:
+        """The fact ``fact_id``, or None (forgotten, never stored, or not this client's to
+        see)."""
+        self._check()
+        return self._loop.run(self._coordinator.fact(fact_id))
 
     def escalate(self, fact_id: str, scope: str) -> str:
         """Move a fact to a wider scope (an agent's into one of its groups or the hive, a

@@ -56,6 +56,7 @@ def _hit(data: dict[str, Any]) -> Hit:
         superseded_by=data.get("superseded_by"),
         context=str(data.get("context") or ""),
         scope=str(data.get("scope") or "hive"),
+        hive=str(data.get("hive") or ""),
     )
 
 

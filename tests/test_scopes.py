@@ -326,3 +326,24 @@ def test_the_scopes_benchmark_runs_and_meets_its_targets_on_a_small_corpus(capsy
 
     assert main(["--turns", "300", "--filler", "600", "--repeats", "1", "--strict"]) == 0
     assert "all targets met" in capsys.readouterr().out
+
+
+def test_a_parent_is_one_local_hive_or_one_url_and_never_the_hive_itself(tmp_path) -> None:
+    from amplihack_hive.errors import ConfigError
+    from amplihack_hive.hive import config as hive_config
+
+    home = tmp_path / "hives"
+    up = hive_config.ParentConfig(hive="root")
+    assert hive_config.create_hive(home, "kid", parent=up).parent == up
+    assert hive_config.load_hive(home, "kid").parent == up
+    path = home / "kid" / "config.yaml"
+    text = path.read_text()
+    for bad, why in [
+        ("parent:\n  hive: kid\n  url: null\n", "cannot be its own parent"),
+        ("parent:\n  hive: root\n  url: https://x\n", "exactly one of hive"),
+        ("parent:\n  hive: null\n  url: http://example.com\n", "expected https://"),
+        ("parent:\n  hive: Root\n  url: null\n", "invalid hive name 'Root'"),
+    ]:
+        path.write_text(text.replace("parent:\n  hive: root\n  url: null\n", bad))
+        with pytest.raises(ConfigError, match=why):
+            hive_config.load_hive(home, "kid")

@@ -144,3 +144,64 @@ def test_private_facts_stay_private_through_cli_http_mcp_repair_and_a_join(
         assert [h["content"] for h in hits].count(SECRET) == 1
     finally:
         sup.stop()
+
+
+def test_a_hive_sends_facts_up_to_its_parent_and_recalls_through_it(hive_home: Path) -> None:
+    assert cli(hive_home, "create", "root", "--agents", "2", "--backend", "memory").exit_code == 0
+    made = cli(
+        hive_home, "create", "team", "--agents", "2", "--backend", "memory", "--parent", "root"
+    )
+    assert made.exit_code == 0, made.stderr
+    assert cli(hive_home, "create", "lone", "--backend", "memory").exit_code == 0
+    started = [cli(hive_home, "start", h, "--timeout", "60") for h in ("root", "team", "lone")]
+    assert all(r.exit_code == 0 for r in started), [r.stderr for r in started]
+    try:
+        assert (
+            cli(
+                hive_home,
+                "learn",
+                "root",
+                "-",
+                "--quiet",
+                input="the root hive says the vault opens at nine",
+            ).exit_code
+            == 0
+        )
+        args = ["learn", "team", "-", "--format", "jsonl", "--quiet"]
+        lines = [
+            {"content": "the team vault budget is 1200", "subject": "vault/budget"},
+            {"content": "agent-0 keeps the vault key", "scope": "agent:agent-0"},
+        ]
+        assert cli(hive_home, *args, input="\n".join(map(json.dumps, lines))).exit_code == 0
+
+        def recall(hive: str, *extra: str) -> list[dict[str, Any]]:
+            result = cli(hive_home, "recall", hive, "vault", "--json", *extra)
+            assert result.exit_code == 0, result.stderr
+            return json.loads(result.stdout)
+
+        assert {h["content"] for h in recall("team")} == {"the team vault budget is 1200"}
+        both = recall("team", "--parent")
+        assert {(h["content"], h.get("hive", "")) for h in both} == {
+            ("the team vault budget is 1200", ""),
+            ("the root hive says the vault opens at nine", "root"),
+        }
+        # a fact of the team's hive scope goes up: one copy, in the parent
+        fid = next(h["id"] for h in both if not h.get("hive"))
+        up = cli(hive_home, "escalate", "team", fid, "parent", "--json")
+        assert up.exit_code == 0, up.stderr
+        assert json.loads(up.stdout)["scope"] == "parent"
+        assert recall("team") == []
+        assert "the team vault budget is 1200" in {h["content"] for h in recall("root")}
+        [moved] = [h for h in recall("root") if "budget" in h["content"]]
+        assert moved["subject"] == "vault/budget"
+        # a private fact does not leave the hive; a hive without a parent says so
+        private = json.loads(
+            cli(hive_home, "recall", "team", "key", "--scope", "agent:agent-0", "--json").stdout
+        )[0]["id"]
+        refused = cli(hive_home, "escalate", "team", private, "parent")
+        assert refused.exit_code == 1 and "escalate it to hive first" in refused.stderr
+        lone = cli(hive_home, "recall", "lone", "vault", "--parent")
+        assert lone.exit_code == 1 and "has no parent" in lone.stderr
+    finally:
+        for h in ("root", "team", "lone"):
+            cli(hive_home, "stop", h)

@@ -35,6 +35,7 @@ from amplihack_hive.cli._output import (
 )
 from amplihack_hive.hive import config as hive_config
 from amplihack_hive.hive.home import HOME_ENV, hive_dir, resolve_home
+from amplihack_hive.names import validate_name
 
 logger = logging.getLogger(__name__)
 
@@ -173,6 +174,17 @@ def create(
             "seen by its agents only.",
         ),
     ] = None,
+    parent: Annotated[
+        str | None,
+        typer.Option(
+            "--parent",
+            metavar="HIVE|URL",
+            show_default=False,
+            help="The hive this one federates under: a local hive's name, or the https:// "
+            "entry of a remote one (its token in $AMPLIHACK_HIVE_PARENT_TOKEN). Then "
+            "recall --parent asks it too and escalate ID parent sends a fact up.",
+        ),
+    ] = None,
     force: Annotated[
         bool,
         typer.Option("--force", help="Delete an existing hive of that name (and its data) first."),
@@ -198,6 +210,11 @@ def create(
         agents_per_process=agents_per_process,
         restart=restart.value,
         groups=groups,
+        parent=None
+        if parent is None
+        else hive_config.ParentConfig(url=parent)
+        if "://" in parent
+        else hive_config.ParentConfig(hive=validate_name(parent, "parent hive name")),
     )
     directory = hive_dir(home, name)
     if json_output:

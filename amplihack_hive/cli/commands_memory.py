@@ -444,6 +444,14 @@ def recall(
     ] = 10,
     scopes: ScopesOption = None,
     as_agent: AsAgentOption = None,
+    parent: Annotated[
+        bool,
+        typer.Option(
+            "--parent",
+            help="Ask the parent hive too (its hive scope; one hop more): its hits are "
+            "merged by score and marked with its name.",
+        ),
+    ] = False,
     json_output: JsonFlag = False,
     target: TargetOption = Target.local,
     url: UrlOption = None,
@@ -461,7 +469,15 @@ def recall(
     from rich.table import Table
 
     with open_client(ctx, name, target, url, through_agent=True, as_agent=as_agent) as client:
-        hits = client.recall(question, limit, scopes or None)
+        if parent:
+            from amplihack_hive.hive.federation import open_parent, parent_name, recall_with_parent
+
+            home = state(ctx).home
+            with open_parent(home, name) as above:
+                label = parent_name(home, name)
+                hits = recall_with_parent(client, above, label, question, limit, scopes or None)
+        else:
+            hits = client.recall(question, limit, scopes or None)
     if not hits.complete:
         warn_incomplete(hits.unreachable)
     if json_output:
@@ -476,6 +492,8 @@ def recall(
                 content.append(f" (superseded by {hit.superseded_by[:8]})", style="dim")
             if hit.scope != "hive":
                 content.append(f" [{hit.scope}]", style="dim")
+            if hit.hive:
+                content.append(f" (from hive {hit.hive})", style="dim")
             table.add_row(str(rank), f"{hit.score:.3f}", content)
         out().print(table)
     if not hits.complete:  # as status says "not every agent is healthy"
@@ -586,7 +604,9 @@ def escalate(
     scope: Annotated[
         str,
         typer.Argument(
-            metavar="SCOPE", show_default=False, help="The wider scope: group:NAME or hive."
+            metavar="SCOPE",
+            show_default=False,
+            help="The wider scope: group:NAME, hive, or parent (the parent hive).",
         ),
     ],
     as_agent: AsAgentOption = None,
@@ -597,9 +617,26 @@ def escalate(
 
     The fact keeps its content, time and history; its id changes (a scope is
     part of a fact's id): the new one is printed. Nothing moves inward.
+    SCOPE parent sends a fact of the hive scope up to the parent hive
+    (create --parent), with the hive token.
     """
-    with open_client(ctx, name, Target.local, None, as_agent=as_agent) as client:
-        new_id = client.escalate(fact_id, scope)
+    from amplihack_hive.hive.federation import PARENT
+
+    if scope == PARENT:
+        from amplihack_hive.api import Hive
+        from amplihack_hive.hive.federation import escalate_to_parent, open_parent
+
+        if as_agent is not None:
+            raise InvalidInputError(
+                "escalate to the parent hive takes the hive token, not --as: escalate the "
+                "fact to hive as the agent first"
+            )
+        home = state(ctx).home
+        with Hive.connect(name, home) as local, open_parent(home, name) as above:
+            new_id = escalate_to_parent(local, above, fact_id)
+    else:
+        with open_client(ctx, name, Target.local, None, as_agent=as_agent) as client:
+            new_id = client.escalate(fact_id, scope)
     if json_output:
         print_json({"id": new_id, "from": fact_id, "scope": scope})
     else:

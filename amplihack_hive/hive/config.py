@@ -110,6 +110,16 @@ class AzureConfig:
 
 
 @dataclass
+class ParentConfig:
+    """The hive this one federates under (hive/federation.py): ``hive``, the name of a
+    local hive in the same home, or ``url``, the entry address of a remote one (its token
+    from ``$AMPLIHACK_HIVE_PARENT_TOKEN``, never from this file)."""
+
+    hive: str | None = None
+    url: str | None = None
+
+
+@dataclass
 class HiveConfig:
     """The whole of ``config.yaml``."""
 
@@ -130,6 +140,8 @@ class HiveConfig:
     #: Teams of agents, group name -> its agents: facts in scope ``group:NAME`` are seen
     #: by those agents only (memory/scopes.py).
     groups: dict[str, list[str]] = field(default_factory=dict)
+    #: The parent hive, or None: a hive of its own (hive/federation.py).
+    parent: ParentConfig | None = None
 
     @property
     def ring_names(self) -> list[str]:
@@ -367,7 +379,7 @@ def parse(data: object, source: str = "<config>") -> HiveConfig:
     """Check plain data (as read from YAML) and build a HiveConfig; ConfigError if not valid."""
     keys = ("name", "replication", "backend", "buffer_pool_mb", "agents_per_process", "tokenizer")
     section = _Section(
-        data, source, "", (*keys, "restart", "agents", "azure", "retiring", "groups")
+        data, source, "", (*keys, "restart", "agents", "azure", "retiring", "groups", "parent")
     )
     defaults = HiveConfig(name="x")
     backend = section.text("backend", defaults.backend, optional=False)
@@ -385,7 +397,26 @@ def parse(data: object, source: str = "<config>") -> HiveConfig:
         azure=_parse_azure(section.data.get("azure"), source),
         retiring=_parse_retiring(section, {a.name for a in agents}),
         groups=_parse_groups(section, {a.name for a in agents}),
+        parent=_parse_parent(section),
     )
+
+
+def _parse_parent(section: _Section) -> ParentConfig | None:
+    value = section.data.get("parent")
+    if value is None:
+        return None
+    sub = _Section(value, section.source, "parent", ("hive", "url"))
+    hive = sub.text("hive", None, optional=True, empty=False)
+    url = sub.text("url", None, optional=True, empty=False)
+    if (hive is None) == (url is None):
+        raise section.error("parent", "give exactly one of hive (a local hive) and url")
+    if hive is not None and not is_valid_name(hive):
+        raise sub.error("hive", f"invalid hive name {hive!r}; {NAME_RULE}")
+    if hive is not None and hive == section.data.get("name"):
+        raise sub.error("hive", "a hive cannot be its own parent")
+    if url is not None and not url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+        raise sub.error("url", f"expected https://... (or a loopback http:// address), got {url!r}")
+    return ParentConfig(hive, url)
 
 
 def _parse_groups(section: _Section, names: set[str]) -> dict[str, list[str]]:
@@ -550,8 +581,10 @@ def create_hive(
     agents_per_process: int = 1,
     restart: str = "on-failure",
     groups: dict[str, list[str]] | None = None,
+    parent: ParentConfig | None = None,
 ) -> HiveConfig:
     """Write a new hive: config with agents ``agent-0..agent-{agents-1}`` and a new token.
+    ``parent``: the hive it federates under (hive/federation.py).
     ``groups``: group name -> its agents (each an agent of the new hive).
 
     Every argument is checked before anything is written (InvalidInputError). An existing
@@ -588,6 +621,7 @@ def create_hive(
         agents_per_process=agents_per_process,
         restart=RestartConfig(policy=restart),
         groups={g: sorted(set(m)) for g, m in sorted((groups or {}).items())},
+        parent=parent,
         # packed agents get explicit domains, so removing one never regroups the others
         agents=[
             AgentConfig(

@@ -905,6 +905,22 @@ class Coordinator:
         )
         return body is not None or removed
 
+    # -- one fact -----------------------------------------------------------------------
+
+    async def fact(self, fact_id: str, access: Access | None = None) -> Fact | None:
+        """The fact ``fact_id`` as its owners hold it, or None: forgotten, never stored, or
+        in a scope ``access`` may not see (the same answer: nothing about it)."""
+        check_fact_id(fact_id)
+        access = access or self.access
+        served, _ = await self._op().ask_owners(
+            [fact_id],
+            self.owners,
+            lambda ids: pr.Facts(ids),
+            lambda fid, reply: fid in reply.tombstoned or any(f.id == fid for f in reply.facts),
+        )
+        body = next(iter(served[fact_id][1].facts), None) if fact_id in served else None
+        return body if body is not None and access.may(body.scope) else None
+
     # -- escalate -----------------------------------------------------------------------
 
     async def escalate(self, fact_id: str, scope: str, access: Access | None = None) -> str:
@@ -917,18 +933,10 @@ class Coordinator:
         one keep doing so: the moved fact's subject is the old one's, else the old id
         (what ``supersedes`` joins). Stopped in between, the fact is in both scopes for a
         moment; escalating again finishes it (both steps are idempotent)."""
-        check_fact_id(fact_id)
         access = access or self.access
         target = access.check(scope)
-        op = self._op()
-        served, _ = await op.ask_owners(
-            [fact_id],
-            self.owners,
-            lambda ids: pr.Facts(ids),
-            lambda fid, reply: fid in reply.tombstoned or any(f.id == fid for f in reply.facts),
-        )
-        body = next(iter(served[fact_id][1].facts), None) if fact_id in served else None
-        if body is None or not access.may(body.scope):
+        body = await self.fact(fact_id, access)
+        if body is None:
             raise NotFoundError(f"no fact {fact_id} (forgotten, or never remembered)")
         if body.scope == target:
             return fact_id

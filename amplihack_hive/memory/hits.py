@@ -26,6 +26,8 @@ class Hit:
     context: str = ""
     #: who may see it (memory/scopes.py): "hive", "agent:NAME" or "group:NAME"
     scope: str = "hive"
+    #: the hive it comes from when not the one asked: its parent (hive/federation.py)
+    hive: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         d = {
@@ -41,6 +43,8 @@ class Hit:
         }
         if self.context:
             d["context"] = self.context
+        if self.hive:
+            d["hive"] = self.hive
         return d
 
 
@@ -50,3 +54,5 @@ class Hits(list[Hit]):
 
     complete: bool = True
     unreachable: tuple[str, ...] = ()
+    #: the parent hive asked too (one hop more: hive/federation.py), or ""
+    parent: str = ""
