@@ -372,5 +372,10 @@ def test_a_store_made_before_contexts_gains_the_column_and_keeps_its_facts(
         assert store.get_facts([old.id])[old.id].context == ""
         new = Fact.new("they eat mice", created=2.0, context="owls hunt at night")
         store.put_facts([new])
+        mine = Fact.new("owls nest in oaks", created=3.0, scope="agent:agent-1")
+        store.put_facts([mine])
     with KuzuStore(path) as store:
         assert store.get_facts([new.id])[new.id].context == "owls hunt at night"
+        # and the scope column, the facts from before scopes being the hive's
+        assert store.get_facts([old.id])[old.id].scope == "hive"
+        assert store.get_facts([mine.id])[mine.id].scope == "agent:agent-1"
