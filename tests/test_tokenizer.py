@@ -20,6 +20,7 @@ from amplihack_hive.memory.assembly import AgentSettings, build_ring, open_agent
 from amplihack_hive.memory.node import MemoryNode
 from amplihack_hive.memory.records import CORPUS_TERM, Fact, Posting
 from amplihack_hive.memory.reindex import reindex_stores
+from amplihack_hive.memory.scopes import Access, is_corpus_key
 from amplihack_hive.memory.store import REINDEXING, InMemoryStore, Store
 from amplihack_hive.memory.text import TOKENIZER, tokenize
 from tests.helpers import assert_one_line_error
@@ -391,3 +392,36 @@ def test_memory_with_peers_and_a_new_store_takes_version_1_unless_told(tmp_path:
         assert memory._coordinator.tokenizer == 1
     with Memory("agent-2", MemoryConfig(data_dir=tmp_path, peers=peers, tokenizer=2)) as memory:
         assert memory._coordinator.tokenizer == 2
+
+
+def test_a_rebuild_keeps_every_fact_in_its_scope_and_corpus_lists_with_the_hives(
+    tmp_path: Path,
+) -> None:
+    groups = {"ops": ["agent-0"]}
+    scopes = ["hive", "agent:agent-1", "group:ops"]
+    items = [{"content": c, "scope": scopes[i % 3]} for i, c in enumerate(CORPUS)]
+    with Hive.in_process(6, 3, backend="kuzu", path=tmp_path / "old", tokenizer=1) as old:
+        old._coordinator.access = Access.admin(groups)
+        old.remember_many(items)
+    settings = AgentSettings(backend="kuzu", tokenizer=2)
+    names = [f"agent-{i}" for i in range(6)]
+    stores = {n: open_agent_store(settings, tmp_path / "old" / n, check_index=False) for n in names}
+    try:
+        reindex_stores(stores, build_ring(names, settings), 3, 2)
+    finally:
+        for s in stores.values():
+            s.close()
+    with (
+        Hive.in_process(6, 3, backend="kuzu", path=tmp_path / "old", groups=groups) as rebuilt,
+        Hive.in_process(6, 3, groups=groups) as fresh,
+    ):
+        fresh.remember_many(items)
+        for q in QUESTIONS:
+            for seen in (["hive"], ["agent:agent-1"], scopes):
+                got = [(h.id, h.scope, round(h.score, 9)) for h in rebuilt.recall(q, 20, seen)]
+                want = [(h.id, h.scope, round(h.score, 9)) for h in fresh.recall(q, 20, seen)]
+                assert got == want, (q, seen)
+        corpus_owners = set(rebuilt._coordinator.owners(CORPUS_TERM))
+        for name, node in rebuilt._transport.nodes.items():
+            if any(is_corpus_key(t) for t, _ in node.store.posting_keys()):
+                assert name in corpus_owners
