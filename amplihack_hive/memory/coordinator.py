@@ -684,8 +684,10 @@ class Coordinator:
             n_docs, avgdl, held = await self._corpus(op, scopes)
             # each term's list in each scope, in the question's order (memory/scopes.py);
             # not in a scope whose corpus list is empty (an asker's own scope, often): no
-            # fact there has postings. Measured (bench_scopes): one third fewer agents
-            # contacted for an agent in one group. Its owners' answer is what a term list's
+            # fact there has postings. Measured (bench_scopes --quick, an agent in one of
+            # 100 groups): 16.07 agents contacted per recall beside 18.30 asking every
+            # scope's lists (12.31 with the corpus lists placed together, memory/scopes.py
+            # place()). Its owners' answer is what a term list's
             # owners would say (replicas written alike; a rebuilding one answers no reads).
             keys.update({scoped(s, t): t for t in counts for s in held})
             # one question term weighs as much as its repetitions in the question
