@@ -219,7 +219,14 @@ def make_app(brain: AgentBrain, token: str) -> web.Application:
             }
         )
 
+    def admin_only(request: web.Request) -> None:
+        # the guard refuses these paths to agents' credentials already; this holds
+        # whatever the path looks like (a route added under another prefix)
+        if principal(request) != "":
+            raise ForbiddenError("this path takes the hive token, not an agent's credential")
+
     async def repair(request: web.Request) -> web.Response:
+        admin_only(request)
         return web.json_response({"agents": await brain.repair_now()})
 
     def access(request: web.Request) -> Access:
@@ -276,6 +283,7 @@ def make_app(brain: AgentBrain, token: str) -> web.Application:
         return web.json_response({"id": new_id})
 
     async def memory(request: web.Request) -> web.Response:
+        admin_only(request)
         agent = request.match_info["agent"]
         node = brain.nodes.get(agent)
         if node is None:
