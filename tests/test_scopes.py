@@ -347,3 +347,17 @@ def test_a_parent_is_one_local_hive_or_one_url_and_never_the_hive_itself(tmp_pat
         path.write_text(text.replace("parent:\n  hive: root\n  url: null\n", bad))
         with pytest.raises(ConfigError, match=why):
             hive_config.load_hive(home, "kid")
+
+
+def test_no_content_of_one_scope_hashes_to_a_fact_of_another() -> None:
+    # found in review: with a printable separator, the hive content "x<02>agent:agent-0"
+    # had the id of agent-0's private "x", and recall handed its body to anyone
+    private = fact_id_for("the vault code is 4471", scope="agent:agent-0")
+    for sep in ("\x01", "\x02", "\x1e", "\x1f"):
+        assert fact_id_for(f"the vault code is 4471{sep}agent:agent-0") != private
+        assert fact_id_for("the vault code is 4471", context=f"{sep}agent:agent-0") != private
+    with _hive() as hive:
+        hive.remember("the vault code is 4471", scope="agent:agent-0")
+        hive._coordinator.access = Access.of_agent("agent-1", {"ops": ["agent-0", "agent-1"]})
+        hive.remember("the vault code is 4471\x02agent:agent-0")
+        assert {h.scope for h in hive.recall("vault code")} == {"hive"}

@@ -955,7 +955,7 @@ class Coordinator:
             created=body.created,
             confidence=body.confidence,
             metadata=body.metadata,
-            subject=body.subject or fact_id,
+            subject=body.subject,
             supersedes=body.supersedes,
             context=body.context or None,
             scope=target,

@@ -93,7 +93,10 @@ def fact_id_for(content: str, incarnation: int = 0, context: str = "", scope: st
     if context:
         data += b"\x01" + context.encode("utf-8")
     if scope != HIVE:
-        data += b"\x02" + scope.encode("utf-8")
+        # after NUL, which content never holds (context holds none either): no content of
+        # another scope can be made to hash to this one's bytes (a scope starts with a
+        # letter, an incarnation with a digit)
+        data += b"\x00" + scope.encode("utf-8")
     if incarnation:
         data += b"\x00" + str(int(incarnation)).encode()
     return hashlib.blake2b(data, digest_size=16).hexdigest()
