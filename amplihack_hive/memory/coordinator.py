@@ -577,15 +577,13 @@ class Coordinator:
                     term_subs.setdefault(sub, set()).add(posting.term)
         return hinted, fact_subs, term_subs
 
-    async def corpus(self, op: _Op, scopes: Sequence[str] = (HIVE,)) -> tuple[int, float]:
+    async def corpus(
+        self, op: _Op, scopes: Sequence[str] = (HIVE,)
+    ) -> tuple[int, float, tuple[str, ...]]:
         """N and the mean length, from the corpus lists of ``scopes`` (every live fact, tf
         1, its length): what their owners hold, not counters a coordinator adds to, so they
-        cannot drift. Over several scopes, the sums of their lists (a fact is in one)."""
-        count, avgdl, _ = await self._corpus(op, scopes)
-        return count, avgdl
-
-    async def _corpus(self, op: _Op, scopes: Sequence[str]) -> tuple[int, float, tuple[str, ...]]:
-        """:meth:`corpus`, and the scopes whose lists hold any fact."""
+        cannot drift. Over several scopes, the sums of their lists (a fact is in one).
+        Also the scopes whose lists hold any fact."""
         if tuple(scopes) == (HIVE,):
             # the hive's list alone: the request agents before scopes understand
             served, _ = await op.ask_owners(
@@ -681,7 +679,7 @@ class Coordinator:
             return rank(lists, n_docs, avgdl, weights, {k: df[keys[k]] for k in lists})
 
         try:
-            n_docs, avgdl, held = await self._corpus(op, scopes)
+            n_docs, avgdl, held = await self.corpus(op, scopes)
             # each term's list in each scope, in the question's order (memory/scopes.py);
             # not in a scope whose corpus list is empty (an asker's own scope, often): no
             # fact there has postings. Measured (bench_scopes --quick, an agent in one of
@@ -948,18 +946,7 @@ class Coordinator:
                 "escalated outward only (an agent's into one of its groups or the hive, a "
                 "group's into the hive)"
             )
-        moved = Fact.new(
-            body.content,
-            kind=body.kind,
-            agent=body.agent,
-            created=body.created,
-            confidence=body.confidence,
-            metadata=body.metadata,
-            subject=body.subject,
-            supersedes=body.supersedes,
-            context=body.context or None,
-            scope=target,
-        )
+        moved = _replace(body, scope=target, id=fact_id_for(body.content, 0, body.context, target))
         [new_id] = await self.remember_prepared([index_fact(moved, self.tokenizer)])
         await self.forget(fact_id, Access.admin(self.access.groups))
         return new_id

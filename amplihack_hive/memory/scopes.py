@@ -36,7 +36,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from amplihack_hive.errors import ForbiddenError, InvalidInputError
-from amplihack_hive.names import is_valid_name, validate_name
+from amplihack_hive.names import validate_name
 
 HIVE = "hive"
 AGENT_PREFIX = "agent:"
@@ -203,10 +203,3 @@ class Access:
             members = self.groups.get(target[len(GROUP_PREFIX) :], ())
             return source[len(AGENT_PREFIX) :] in members
         return False
-
-
-def scope_agent(scope: str) -> str | None:
-    """The agent a private scope belongs to, or None."""
-    if scope.startswith(AGENT_PREFIX) and is_valid_name(scope[len(AGENT_PREFIX) :]):
-        return scope[len(AGENT_PREFIX) :]
-    return None
