@@ -361,3 +361,22 @@ def test_no_content_of_one_scope_hashes_to_a_fact_of_another() -> None:
         hive._coordinator.access = Access.of_agent("agent-1", {"ops": ["agent-0", "agent-1"]})
         hive.remember("the vault code is 4471\x02agent:agent-0")
         assert {h.scope for h in hive.recall("vault code")} == {"hive"}
+
+
+def test_a_scope_is_skipped_as_empty_only_on_a_read_quorum_of_its_corpus_replicas() -> None:
+    """A corpus replica that was down when a scope took its first fact says the scope is
+    empty; recall must not skip the scope on its word alone (complete, and found)."""
+    with _hive() as hive:
+        coordinator = hive._coordinator
+        owners = coordinator.owners(CORPUS_TERM)
+        key = corpus_key("agent:agent-1")
+        for stale in owners:  # whichever of them a recall asks first
+            hive._transport.down.add(stale)
+            fid = hive.remember(f"{stale} missed the ledger", scope="agent:agent-1")
+            hive._transport.down.discard(stale)
+            assert hive._transport.nodes[stale].store.term_stats(key)[0] == 0
+            coordinator.access = Access.of_agent("agent-1", {"ops": ["agent-0", "agent-1"]})
+            hits = hive.recall(f"{stale} ledger")
+            coordinator.access = Access.admin({"ops": ["agent-0", "agent-1"]})
+            assert fid in [h.id for h in hits] and hits.complete, stale
+            assert hive.forget(fid)
