@@ -13,7 +13,12 @@ from hypothesis import strategies as st
 
 from amplihack_hive.errors import InvalidInputError
 from amplihack_hive.memory import protocol as p
+from amplihack_hive.memory.node import MemoryNode
 from amplihack_hive.memory.records import Fact, Posting, ShardExport, Tombstone, fact_id_for
+from amplihack_hive.memory.repair import RepairService
+from amplihack_hive.memory.ring import HashRing
+from amplihack_hive.memory.scopes import scoped
+from amplihack_hive.memory.store import InMemoryStore
 
 ids = st.text("abcdefghij", min_size=1, max_size=12).map(fact_id_for)
 terms = st.text("abcxyz", min_size=1, max_size=6)
@@ -157,13 +162,19 @@ def test_the_wire_form_is_the_one_older_agents_speak() -> None:
         ),
         (p.Facts([fact.id]), {"op": "facts", "ids": [fact.id]}),
         (p.Stats(), {"op": "stats"}),
-        (p.Export(), {"op": "export"}),
+        # (an agent of this version says it knows scopes; older ones leave it out)
+        (p.Export(), {"op": "export", "scopes": True}),
+        (p.Export(scopes=False), {"op": "export"}),
         (p.Import(shard, tokenizer=1), {"op": "import", "shard": wire_shard}),
         (p.Ping(), {"op": "ping"}),
         (p.RepairKeys("a-1", [(6, 3)]), {"op": "repair_keys", "peer": "a-1", "buckets": [[6, 3]]}),
         (
-            p.RepairGet("a-1", ["k"], [(6, 3)], tokenizer=1),
+            p.RepairGet("a-1", ["k"], [(6, 3)], scopes=False, tokenizer=1),
             {"op": "repair_get", "peer": "a-1", "keys": ["k"], "buckets": [[6, 3]]},
+        ),
+        (
+            p.RepairGet("a-1", ["k"], [(6, 3)], tokenizer=1),
+            {"op": "repair_get", "peer": "a-1", "keys": ["k"], "buckets": [[6, 3]], "scopes": True},
         ),
         (
             p.RepairPut("a-1", shard, tokenizer=1),
@@ -274,3 +285,57 @@ def test_callers_share_no_mutable_state_with_the_stores() -> None:
         hit = hive.recall("owls")[0]
         hit.metadata["source"] = "changed"
         assert hive.recall("owls")[0].metadata == {"source": "field notes"}
+
+
+#: Every op an agent from before scopes answers: it refuses any other with a 400.
+OPS_BEFORE_SCOPES = {
+    "put", "postings", "facts", "forget", "corpus", "stats", "export", "import", "ping",
+    "repair_digest", "repair_keys", "repair_get", "repair_put",
+}  # fmt: skip
+
+
+def test_writes_of_scoped_records_use_ops_that_agents_before_scopes_refuse() -> None:
+    """An agent from before scopes would drop a fact's scope and place its scoped lists by
+    their own keys: a scoped write must be one it refuses, a hive-wide one stays as it was,
+    and this version reads both (and the plain op, as the first version with scopes sent)."""
+    hive_fact = Fact(fact_id_for("owls"), "owls", created=5.0)
+    mine = Fact(fact_id_for("owls", scope="agent:a-1"), "owls", created=5.0, scope="agent:a-1")
+    hive_posting = Posting("owl", hive_fact.id, 1, 1, 5.0, None)
+    scoped_posting = Posting(scoped("agent:a-1", "owl"), mine.id, 1, 1, 5.0, None)
+    writes: list[tuple[p.Request, bool]] = [
+        (p.Put([hive_fact], [hive_posting], tokenizer=1), False),
+        (p.Put([mine], [], tokenizer=1), True),
+        (p.Put([], [hive_posting, scoped_posting], tokenizer=1), True),
+        (p.Import(ShardExport([mine], [], []), tokenizer=1), True),
+        (p.RepairPut("a-1", ShardExport([hive_fact], [hive_posting], []), tokenizer=1), False),
+        (p.RepairPut("a-1", ShardExport([], [scoped_posting], []), tokenizer=1), True),
+    ]
+    for request, is_scoped in writes:
+        wire = p.encode(request)
+        assert (wire["op"] not in OPS_BEFORE_SCOPES) is is_scoped, wire["op"]
+        assert p.decode_request(over_the_wire(wire)) == request
+        assert p.decode_request({**over_the_wire(wire), "op": request.op}) == request
+    with pytest.raises(InvalidInputError, match="unknown operation 'facts\\+scopes'"):
+        p.decode_request({"op": "facts+scopes", "ids": []})
+
+
+def test_an_agent_sends_scoped_records_only_to_a_peer_that_knows_scopes() -> None:
+    """repair_get and export as an agent before scopes sends them (no "scopes"): refused
+    when the records include scoped ones, answered when they are all the hive's."""
+    store = InMemoryStore()
+    repair = RepairService("a-0", store, lambda: HashRing(["a-0", "a-1"]), 2, tokenizer=1)
+    node = MemoryNode("a-0", store, repair, tokenizer=1)
+    hive_fact = Fact(fact_id_for("owls"), "owls", created=5.0)
+    node.handle(p.encode(p.Put([hive_fact], [], tokenizer=1)))
+    old = {"op": "repair_get", "peer": "a-1", "keys": [f"f\x1f{hive_fact.id}"], "buckets": []}
+    assert node.handle(old)["shard"]["facts"] == [hive_fact.to_dict()]
+    assert node.handle({"op": "export"})["shard"]["facts"] == [hive_fact.to_dict()]
+    mine = Fact(fact_id_for("owls", scope="agent:a-1"), "owls", created=5.0, scope="agent:a-1")
+    node.handle(p.encode(p.Put([mine], [], tokenizer=1)))
+    with pytest.raises(InvalidInputError, match="a-1 does not know scopes"):
+        node.handle({**old, "keys": [f"f\x1f{mine.id}"]})
+    with pytest.raises(InvalidInputError, match="does not know scopes"):
+        node.handle({"op": "export"})
+    asked = node.handle({**old, "keys": [f"f\x1f{mine.id}"], "scopes": True})
+    assert asked["shard"]["facts"] == [mine.to_dict()]
+    assert len(node.handle({"op": "export", "scopes": True})["shard"]["facts"]) == 2

@@ -242,7 +242,7 @@ class MemoryNode:
         )
 
     def _export(self, r: p.Export) -> p.ExportReply:
-        return p.ExportReply(self.store.export())
+        return r.answer(self.store.export())
 
     def _import(self, r: p.Import) -> p.ImportReply:
         self.store.import_(r.shard)

@@ -27,13 +27,38 @@ from typing import Any, ClassVar, TypeVar
 
 from amplihack_hive.errors import InvalidInputError
 from amplihack_hive.memory.records import Fact, Posting, ShardExport, Tombstone, check_fact_id
-from amplihack_hive.memory.scopes import is_corpus_key
+from amplihack_hive.memory.scopes import HIVE, is_corpus_key, is_scoped_key
 from amplihack_hive.memory.text import check_tokenizer
 
 Wire = dict[str, Any]
 T = TypeVar("T")
 #: Most records accepted in one request; a coordinator batches below this.
 MAX_BATCH = 50_000
+#: How the op of a write that carries scoped records ends ("put+scopes"): facts outside
+#: the hive scope, postings of a scope's lists. Agents from before scopes do not know the
+#: op and refuse it (400) where they would store such a record as the hive's (they drop
+#: the fact's scope and place its lists by their own keys): the write goes to another
+#: replica and waits there (a hint) until they are upgraded. Reads that return records
+#: (repair_get, export) say in ``scopes`` that the asker knows them; to one that does not
+#: say so, an agent refuses to send scoped records.
+SCOPED_OP = "+scopes"
+
+
+def holds_scoped(facts: list[Fact], postings: list[Posting]) -> bool:
+    """Whether any of these records is scoped (what an agent before scopes would
+    widen)."""
+    return any(f.scope != HIVE for f in facts) or any(is_scoped_key(p.term) for p in postings)
+
+
+def _refuse_unscoped(peer: str, asks_scopes: bool, shard: ShardExport) -> ShardExport:
+    """``shard``, unless it holds scoped records and the peer asking does not know scopes
+    (InvalidInputError saying so: its repair logs it and tries again after the upgrade)."""
+    if not asks_scopes and holds_scoped(shard.facts, shard.postings):
+        raise InvalidInputError(
+            f"{peer or 'the asker'} does not know scopes and these records include scoped "
+            "ones, which it would store as the hive's: upgrade it"
+        )
+    return shard
 
 
 # -- reading wire values -------------------------------------------------------------------
@@ -199,6 +224,11 @@ class Request:
     def from_fields(cls, m: Wire) -> Request:
         return cls()
 
+    def wire_op(self) -> str:
+        """Its op on the wire: :data:`op`, with :data:`SCOPED_OP` for a write of scoped
+        records."""
+        return self.op
+
 
 @dataclass(frozen=True)
 class Indexed(Request):
@@ -244,6 +274,9 @@ class Put(Indexed):
             "facts": [f.to_dict() for f in self.facts],
             "postings": [p.to_list() for p in self.postings],
         }
+
+    def wire_op(self) -> str:
+        return self.op + SCOPED_OP if holds_scoped(self.facts, self.postings) else self.op
 
     @classmethod
     def from_fields(cls, m: Wire) -> Put:
@@ -484,6 +517,18 @@ class ExportReply(Reply):
 class Export(Request):
     op = "export"
     reply = ExportReply
+    #: the asker knows scopes (SCOPED_OP); agents before them leave it out
+    scopes: bool = True
+
+    def fields(self) -> Wire:
+        return {"scopes": True} if self.scopes else {}
+
+    @classmethod
+    def from_fields(cls, m: Wire) -> Export:
+        return cls(m.get("scopes") is True)
+
+    def answer(self, shard: ShardExport) -> ExportReply:
+        return ExportReply(_refuse_unscoped("", self.scopes, shard))
 
 
 @dataclass
@@ -507,6 +552,10 @@ class Import(Indexed):
 
     def fields(self) -> Wire:
         return {"shard": self.shard.to_dict()}
+
+    def wire_op(self) -> str:
+        scoped = holds_scoped(self.shard.facts, self.shard.postings)
+        return self.op + SCOPED_OP if scoped else self.op
 
     @classmethod
     def from_fields(cls, m: Wire) -> Import:
@@ -614,13 +663,18 @@ class RepairGet(Indexed):
     peer: str = ""
     keys: list[str] = field(default_factory=list)
     buckets: list[tuple[int, int]] = field(default_factory=list)
+    #: the asker knows scopes (SCOPED_OP); agents before them leave it out
+    scopes: bool = True
 
     def fields(self) -> Wire:
-        return {
+        m: Wire = {
             "peer": self.peer,
             "keys": self.keys,
             "buckets": [list(b) for b in self.buckets],
         }
+        if self.scopes:
+            m["scopes"] = True
+        return m
 
     @classmethod
     def from_fields(cls, m: Wire) -> RepairGet:
@@ -628,8 +682,12 @@ class RepairGet(Indexed):
             _str(m, "peer", ""),
             [str(k) for k in _list(m, "keys")],
             _each(m, "buckets", _bucket),
+            m.get("scopes") is True,
             tokenizer=_tokenizer(m),
         )
+
+    def answer(self, shard: ShardExport) -> RepairGetReply:
+        return RepairGetReply(_refuse_unscoped(self.peer, self.scopes, shard))
 
 
 @dataclass
@@ -655,6 +713,10 @@ class RepairPut(Indexed):
 
     def fields(self) -> Wire:
         return {"peer": self.peer, "shard": self.shard.to_dict()}
+
+    def wire_op(self) -> str:
+        scoped = holds_scoped(self.shard.facts, self.shard.postings)
+        return self.op + SCOPED_OP if scoped else self.op
 
     @classmethod
     def from_fields(cls, m: Wire) -> RepairPut:
@@ -682,6 +744,8 @@ REQUESTS: dict[str, type[Request]] = {
 }
 #: The requests repair sends and a node with a RepairService answers.
 REPAIR_REQUESTS = (RepairDigest, RepairKeys, RepairGet, RepairPut)
+#: The writes whose op takes SCOPED_OP when they carry scoped records.
+SCOPED_WRITES = (Put, Import, RepairPut)
 
 
 # -- the encoder -----------------------------------------------------------------------------
@@ -690,7 +754,7 @@ REPAIR_REQUESTS = (RepairDigest, RepairKeys, RepairGet, RepairPut)
 def encode(message: Request | Reply) -> Wire:
     """The wire form (a JSON-compatible dict) of a request (with its ``op``) or a reply."""
     if isinstance(message, Request):
-        wire = {"op": message.op, **message.fields()}
+        wire = {"op": message.wire_op(), **message.fields()}
         if isinstance(message, Indexed) and message.tokenizer != 1:
             wire["tokenizer"] = message.tokenizer
         return wire
@@ -702,8 +766,10 @@ def decode_request(m: Any) -> Request:
     if not isinstance(m, dict):
         raise InvalidInputError("a request must be a JSON object")
     op = m.get("op")
-    cls = REQUESTS.get(op) if isinstance(op, str) else None
-    if cls is None:
+    name = op.removesuffix(SCOPED_OP) if isinstance(op, str) else None
+    cls = REQUESTS.get(name) if name is not None else None
+    # (a plain "put" of scoped records: from an agent of the first version with scopes)
+    if cls is None or (name != op and cls not in SCOPED_WRITES):
         raise InvalidInputError(f"unknown operation {op!r}")
     try:
         return cls.from_fields(m)

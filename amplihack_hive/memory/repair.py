@@ -242,7 +242,7 @@ class RepairService:
             keys = list(r.keys)
             for b, pre in r.buckets:
                 keys += shared.bucket_keys(b, pre)
-            return p.RepairGetReply(select(self.store, keys))
+            return r.answer(select(self.store, keys))
         if isinstance(r, p.RepairPut):
             tombs = absorb(self.store, r.shard)
             self.touched()

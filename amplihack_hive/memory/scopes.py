@@ -84,6 +84,11 @@ def is_corpus_key(key: str) -> bool:
     return key == _CORPUS or key.endswith(KEY_SEP + _CORPUS)
 
 
+def is_scoped_key(key: str) -> bool:
+    """Whether ``key`` is the key of a list outside the hive scope."""
+    return KEY_SEP in key
+
+
 def place(key: str) -> str:
     """The key a posting list is placed by on the ring: every scope's corpus list by the
     hive's (their owners take one corpus posting per fact already, whatever its scope, and
