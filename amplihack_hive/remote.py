@@ -91,12 +91,14 @@ def through_agents(
     *,
     timeout_s: float = THROUGH_AGENT_TIMEOUT_S,
     as_agent: str | None = None,
+    credential: str | None = None,
 ) -> RemoteHive:
     """The client of running local hive ``name`` through its agents: a request goes to one
     of the agent processes (in random order, so a loop of them spreads), which coordinates
     it as :meth:`amplihack_hive.Hive.connect` would in the client, with its own failure
     detector and ring. ``as_agent``: with that agent's credential (its scopes only, which
-    the agents enforce), else with the hive token."""
+    the agents enforce), else with the hive token. ``credential``: that agent's credential
+    as given (the token file is not read)."""
     from amplihack_hive.agent.runstate import process_of, read_records
     from amplihack_hive.hive.config import load_hive
     from amplihack_hive.hive.home import hive_dir
@@ -110,6 +112,8 @@ def through_agents(
             f"hive {name!r} is not running; start it with: amplihack-hive start {name}"
         )
     random.shuffle(urls)
+    if credential is not None:
+        return RemoteHive(urls, credential, timeout_s=timeout_s)
     token = read_token(directory)
     if as_agent is not None:
         token = agent_credential(token, as_agent)

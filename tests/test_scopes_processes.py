@@ -19,7 +19,7 @@ from typer.testing import CliRunner, Result
 from amplihack_hive.agent.runstate import read_records
 from amplihack_hive.cli.app import app
 from amplihack_hive.hive.supervisor import Supervisor
-from amplihack_hive.hive.token import agent_credential, read_token
+from amplihack_hive.hive.token import CREDENTIAL_ENV, agent_credential, read_token, token_path
 
 pytestmark = pytest.mark.slow
 
@@ -28,8 +28,10 @@ TEAM = "the ops team moved the vault budget to 1200"
 PUBLIC = "the vault opens at noon on weekdays"
 
 
-def cli(home: Path, *args: str, input: str | None = None) -> Result:
-    return CliRunner().invoke(app, ["--home", str(home), *args], input=input)
+def cli(
+    home: Path, *args: str, input: str | None = None, env: dict[str, str] | None = None
+) -> Result:
+    return CliRunner().invoke(app, ["--home", str(home), *args], input=input, env=env)
 
 
 def post(
@@ -105,6 +107,25 @@ def test_private_facts_stay_private_through_cli_http_mcp_repair_and_a_join(
         assert status == 403
         forged = mine.replace("agent-2", "agent-0", 1)
         assert post(sup, "/recall", {"question": "vault"}, forged)[0] == 401
+
+        # a client holding agent-2's credential and not the token file: the CLI with
+        # $AMPLIHACK_HIVE_CREDENTIAL, agent-2's scopes only
+        hidden = token_path(sup.dir).rename(sup.dir / "token.away")
+        try:
+            env = {CREDENTIAL_ENV: mine}
+            got = cli(hive_home, "recall", "s", "vault", "--json", env=env)
+            assert got.exit_code == 0, got.stderr
+            assert [h["content"] for h in json.loads(got.stdout)] == [PUBLIC]
+            peek = cli(hive_home, "recall", "s", "vault", "--scope", "agent:agent-0", env=env)
+            assert peek.exit_code == 1 and "4471" not in peek.stdout + peek.stderr
+            other = cli(hive_home, "recall", "s", "vault", "--as", "agent-0", env=env)
+            assert other.exit_code == 1 and "is agent-2's" in other.stderr
+            bad = cli(hive_home, "recall", "s", "vault", env={CREDENTIAL_ENV: "nope"})
+            assert bad.exit_code == 1 and "not an agent credential" in bad.stderr
+            fake = cli(hive_home, "recall", "s", "vault", env={CREDENTIAL_ENV: forged})
+            assert fake.exit_code == 1
+        finally:
+            hidden.rename(token_path(sup.dir))
 
         # MCP as agent-2: the same boundary
         async def session() -> None:

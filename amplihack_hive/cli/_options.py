@@ -24,7 +24,9 @@ AsAgentOption = Annotated[
         metavar="AGENT",
         show_default=False,
         help="Act as AGENT: with its credential, which the agents check, in its scopes "
-        "only (its own, its groups', the hive's). Default: the hive token (the admin).",
+        "only (its own, its groups', the hive's). Default: the hive token (the admin), "
+        "or the agent whose credential is in $AMPLIHACK_HIVE_CREDENTIAL (a client "
+        "without the token file: 'credential HIVE AGENT' prints one).",
     ),
 ]
 JsonFlag = Annotated[

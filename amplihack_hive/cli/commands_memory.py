@@ -9,6 +9,7 @@ stored are counted and reported by line, and nothing is lost silently.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -114,25 +115,34 @@ def open_client(
     """The client of hive ``name``: its local agents (the client coordinates; with
     ``through_agent``, one agent does, which spares this process the coordinator's imports:
     what ``recall`` in a shell loop pays for), or on Azure its entry app (the agent there
-    coordinates). ``as_agent``: through the agents, with that agent's credential."""
+    coordinates). ``as_agent``: through the agents, with that agent's credential (from
+    $AMPLIHACK_HIVE_CREDENTIAL when set: then the token file is not read)."""
+    from amplihack_hive.hive.token import CREDENTIAL_ENV, credential_holder
+
     home = state(ctx).home
     if as_agent is not None:
         validate_name(as_agent, "agent name")
+    credential = os.environ.get(CREDENTIAL_ENV) or None
+    if credential is not None:
+        holder = credential_holder(credential)
+        if as_agent not in (None, holder):
+            raise InvalidInputError(f"--as {as_agent}, but ${CREDENTIAL_ENV} is {holder}'s")
+        as_agent = holder
     if target is Target.azure:
         from amplihack_hive.azure.deployment import entry_token, entry_url
         from amplihack_hive.hive.token import agent_credential
         from amplihack_hive.remote import RemoteHive
 
-        token = entry_token(home, name)
-        if as_agent is not None:
-            token = agent_credential(token, as_agent)
-        return RemoteHive(entry_url(home, name, url), token)
+        if credential is None:
+            token = entry_token(home, name)
+            credential = token if as_agent is None else agent_credential(token, as_agent)
+        return RemoteHive(entry_url(home, name, url), credential)
     if url is not None:
         raise InvalidInputError("--url goes with --target azure")
     if through_agent or as_agent is not None:
         from amplihack_hive.remote import through_agents
 
-        return through_agents(name, home, as_agent=as_agent)
+        return through_agents(name, home, as_agent=as_agent, credential=credential)
     from amplihack_hive.api import Hive
 
     return Hive.connect(name, home)

@@ -16,7 +16,7 @@ import secrets
 import stat
 from pathlib import Path
 
-from amplihack_hive.errors import ConfigError, NotFoundError
+from amplihack_hive.errors import ConfigError, InvalidInputError, NotFoundError
 from amplihack_hive.hive.home import write_file_atomic
 from amplihack_hive.names import is_valid_name, validate_name
 
@@ -85,6 +85,23 @@ def agent_credential(token: str, agent: str) -> str:
     mac = hmac.new(token.encode("utf-8"), _CREDENTIAL_LABEL + agent.encode(), hashlib.sha256)
     digest = base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode("ascii")
     return f"{CREDENTIAL_PREFIX}{agent}.{digest}"
+
+
+#: A client that holds one agent's credential and not the hive token (the CLI's memory
+#: commands use it instead of the token file: the agents check it).
+CREDENTIAL_ENV = "AMPLIHACK_HIVE_CREDENTIAL"
+
+
+def credential_holder(given: str) -> str:
+    """The agent ``given`` claims to be the credential of (unchecked: only the agents,
+    holding the token, can check it); InvalidInputError if it is not one's form."""
+    agent, sep, mac = given[len(CREDENTIAL_PREFIX) :].partition(".")
+    if not given.startswith(CREDENTIAL_PREFIX) or not sep or not mac or not is_valid_name(agent):
+        raise InvalidInputError(
+            f"${CREDENTIAL_ENV} is not an agent credential "
+            "('amplihack-hive credential HIVE AGENT' prints one)"
+        )
+    return agent
 
 
 def credential_agent(token: str, given: str) -> str | None:
