@@ -107,6 +107,9 @@ def test_private_facts_stay_private_through_cli_http_mcp_repair_and_a_join(
         assert status == 403
         forged = mine.replace("agent-2", "agent-0", 1)
         assert post(sup, "/recall", {"question": "vault"}, forged)[0] == 401
+        # a true credential of an agent that is not (or no longer) a member opens nothing
+        status, body = post(sup, "/recall", {"question": "vault"}, agent_credential(token, "gone"))
+        assert status == 401 and "not a member" in json.dumps(body)
 
         # a client holding agent-2's credential and not the token file: the CLI with
         # $AMPLIHACK_HIVE_CREDENTIAL, agent-2's scopes only

@@ -124,6 +124,9 @@ def make_app(brain: AgentBrain, token: str) -> web.Application:
             who = principal(request)
             if who is None:
                 return _error(401, "missing or wrong hive token")
+            if who and who not in brain.coordinator.ring:
+                # a removed agent's credential opens nothing (the ring is the membership)
+                return _error(401, f"agent {who} is not a member of this hive")
             if who and request.path.startswith(ADMIN_PREFIX):
                 return _error(403, "this path takes the hive token, not an agent's credential")
         try:
