@@ -92,11 +92,19 @@ def agent_credential(token: str, agent: str) -> str:
 CREDENTIAL_ENV = "AMPLIHACK_HIVE_CREDENTIAL"
 
 
+def _claimed_agent(given: str) -> str | None:
+    """The agent ``given`` has the form of a credential of (unchecked), or None."""
+    if not given.startswith(CREDENTIAL_PREFIX):
+        return None
+    agent, sep, mac = given[len(CREDENTIAL_PREFIX) :].partition(".")
+    return agent if sep and mac and is_valid_name(agent) else None
+
+
 def credential_holder(given: str) -> str:
     """The agent ``given`` claims to be the credential of (unchecked: only the agents,
     holding the token, can check it); InvalidInputError if it is not one's form."""
-    agent, sep, mac = given[len(CREDENTIAL_PREFIX) :].partition(".")
-    if not given.startswith(CREDENTIAL_PREFIX) or not sep or not mac or not is_valid_name(agent):
+    agent = _claimed_agent(given)
+    if agent is None:
         raise InvalidInputError(
             f"${CREDENTIAL_ENV} is not an agent credential "
             "('amplihack-hive credential HIVE AGENT' prints one)"
@@ -106,10 +114,8 @@ def credential_holder(given: str) -> str:
 
 def credential_agent(token: str, given: str) -> str | None:
     """The agent ``given`` is the credential of (checked in constant time), or None."""
-    if not given.startswith(CREDENTIAL_PREFIX):
-        return None
-    agent, sep, _ = given[len(CREDENTIAL_PREFIX) :].partition(".")
-    if not sep or not is_valid_name(agent):
+    agent = _claimed_agent(given)
+    if agent is None:
         return None
     expected = agent_credential(token, agent)
     return agent if secrets.compare_digest(expected.encode(), given.encode()) else None

@@ -242,7 +242,7 @@ class MemoryNode:
         )
 
     def _export(self, r: p.Export) -> p.ExportReply:
-        return r.answer(self.store.export())
+        return p.ExportReply(p.for_asker(r, self.store.export()))
 
     def _import(self, r: p.Import) -> p.ImportReply:
         self.store.import_(r.shard)

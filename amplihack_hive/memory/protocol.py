@@ -50,13 +50,15 @@ def holds_scoped(facts: list[Fact], postings: list[Posting]) -> bool:
     return any(f.scope != HIVE for f in facts) or any(is_scoped_key(p.term) for p in postings)
 
 
-def _refuse_unscoped(peer: str, asks_scopes: bool, shard: ShardExport) -> ShardExport:
-    """``shard``, unless it holds scoped records and the peer asking does not know scopes
-    (InvalidInputError saying so: its repair logs it and tries again after the upgrade)."""
-    if not asks_scopes and holds_scoped(shard.facts, shard.postings):
+def for_asker(request: Export | RepairGet, shard: ShardExport) -> ShardExport:
+    """``shard`` as the answer to ``request``, unless it holds scoped records and the
+    asker does not know scopes (InvalidInputError saying so: its repair logs it and tries
+    again after the upgrade)."""
+    if not request.scopes and holds_scoped(shard.facts, shard.postings):
+        peer = (request.peer if isinstance(request, RepairGet) else "") or "the asker"
         raise InvalidInputError(
-            f"{peer or 'the asker'} does not know scopes and these records include scoped "
-            "ones, which it would store as the hive's: upgrade it"
+            f"{peer} does not know scopes and these records include scoped ones, which it "
+            "would store as the hive's: upgrade it"
         )
     return shard
 
@@ -224,11 +226,6 @@ class Request:
     def from_fields(cls, m: Wire) -> Request:
         return cls()
 
-    def wire_op(self) -> str:
-        """Its op on the wire: :data:`op`, with :data:`SCOPED_OP` for a write of scoped
-        records."""
-        return self.op
-
 
 @dataclass(frozen=True)
 class Indexed(Request):
@@ -274,9 +271,6 @@ class Put(Indexed):
             "facts": [f.to_dict() for f in self.facts],
             "postings": [p.to_list() for p in self.postings],
         }
-
-    def wire_op(self) -> str:
-        return self.op + SCOPED_OP if holds_scoped(self.facts, self.postings) else self.op
 
     @classmethod
     def from_fields(cls, m: Wire) -> Put:
@@ -527,9 +521,6 @@ class Export(Request):
     def from_fields(cls, m: Wire) -> Export:
         return cls(m.get("scopes") is True)
 
-    def answer(self, shard: ShardExport) -> ExportReply:
-        return ExportReply(_refuse_unscoped("", self.scopes, shard))
-
 
 @dataclass
 class ImportReply(Reply):
@@ -552,10 +543,6 @@ class Import(Indexed):
 
     def fields(self) -> Wire:
         return {"shard": self.shard.to_dict()}
-
-    def wire_op(self) -> str:
-        scoped = holds_scoped(self.shard.facts, self.shard.postings)
-        return self.op + SCOPED_OP if scoped else self.op
 
     @classmethod
     def from_fields(cls, m: Wire) -> Import:
@@ -686,9 +673,6 @@ class RepairGet(Indexed):
             tokenizer=_tokenizer(m),
         )
 
-    def answer(self, shard: ShardExport) -> RepairGetReply:
-        return RepairGetReply(_refuse_unscoped(self.peer, self.scopes, shard))
-
 
 @dataclass
 class RepairPutReply(Reply):
@@ -713,10 +697,6 @@ class RepairPut(Indexed):
 
     def fields(self) -> Wire:
         return {"peer": self.peer, "shard": self.shard.to_dict()}
-
-    def wire_op(self) -> str:
-        scoped = holds_scoped(self.shard.facts, self.shard.postings)
-        return self.op + SCOPED_OP if scoped else self.op
 
     @classmethod
     def from_fields(cls, m: Wire) -> RepairPut:
@@ -751,10 +731,21 @@ SCOPED_WRITES = (Put, Import, RepairPut)
 # -- the encoder -----------------------------------------------------------------------------
 
 
+def _wire_op(message: Request) -> str:
+    """A request's op on the wire: with SCOPED_OP for a write of scoped records."""
+    if isinstance(message, Put):
+        scoped = holds_scoped(message.facts, message.postings)
+    elif isinstance(message, Import | RepairPut):
+        scoped = holds_scoped(message.shard.facts, message.shard.postings)
+    else:
+        return message.op
+    return message.op + SCOPED_OP if scoped else message.op
+
+
 def encode(message: Request | Reply) -> Wire:
     """The wire form (a JSON-compatible dict) of a request (with its ``op``) or a reply."""
     if isinstance(message, Request):
-        wire = {"op": message.wire_op(), **message.fields()}
+        wire = {"op": _wire_op(message), **message.fields()}
         if isinstance(message, Indexed) and message.tokenizer != 1:
             wire["tokenizer"] = message.tokenizer
         return wire

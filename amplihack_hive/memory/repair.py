@@ -242,7 +242,7 @@ class RepairService:
             keys = list(r.keys)
             for b, pre in r.buckets:
                 keys += shared.bucket_keys(b, pre)
-            return r.answer(select(self.store, keys))
+            return p.RepairGetReply(p.for_asker(r, select(self.store, keys)))
         if isinstance(r, p.RepairPut):
             tombs = absorb(self.store, r.shard)
             self.touched()
