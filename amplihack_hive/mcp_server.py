@@ -188,9 +188,12 @@ def build_server(hive: "Hive | RemoteHive", name: str, home: Path | None = None)
     return server
 
 
-def serve(name: str, home: Path | None, as_agent: str | None = None) -> None:
+def serve(
+    name: str, home: Path | None, as_agent: str | None = None, credential: str | None = None
+) -> None:
     """Serve the running hive ``name`` over stdio until the client closes the stream;
-    ``as_agent``: with that agent's credential (its scopes only, enforced by the agents)."""
+    ``as_agent``: with that agent's credential (its scopes only, enforced by the agents),
+    ``credential`` when given, else derived from the hive's token file."""
     try:
         import mcp  # noqa: F401
     except ImportError:
@@ -205,7 +208,7 @@ def serve(name: str, home: Path | None, as_agent: str | None = None) -> None:
     client: Hive | RemoteHive = (
         Hive.connect(name, home)
         if as_agent is None
-        else through_agents(name, home, as_agent=as_agent)
+        else through_agents(name, home, as_agent=as_agent, credential=credential)
     )
     with client as hive:
         server = build_server(hive, name, home)

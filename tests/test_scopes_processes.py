@@ -146,6 +146,24 @@ def test_private_facts_stay_private_through_cli_http_mcp_repair_and_a_join(
 
         anyio.run(session)
 
+        # MCP with agent-2's credential in $AMPLIHACK_HIVE_CREDENTIAL and no token file
+        async def held() -> None:
+            params = server_params(hive_home, "s")
+            params.env = {**(params.env or {}), CREDENTIAL_ENV: mine}
+            async with Client(params, read_timeout_seconds=60) as client:
+                hits = payload(await client.call_tool("recall", {"question": "vault code"}))
+                assert [h["content"] for h in hits["hits"]] == [PUBLIC]
+                peek = await client.call_tool(
+                    "recall", {"question": "vault", "scopes": ["agent:agent-0"]}
+                )
+                assert peek.is_error and "4471" not in peek.content[0].text
+
+        hidden = token_path(sup.dir).rename(sup.dir / "token.away")
+        try:
+            anyio.run(held)
+        finally:
+            hidden.rename(token_path(sup.dir))
+
         # an agent joins group ops; repair and handoff move records onto it
         joined = cli(hive_home, "add-agent", "s", "agent-4", "--group", "ops")
         assert joined.exit_code == 0, joined.stderr

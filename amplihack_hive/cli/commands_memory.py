@@ -103,6 +103,23 @@ UrlOption = Annotated[
 ]
 
 
+def held_credential(as_agent: str | None) -> tuple[str | None, str | None]:
+    """The agent a command acts as and its credential when $AMPLIHACK_HIVE_CREDENTIAL holds
+    one (None: derive it from the token file, or act as the admin when ``as_agent`` is None).
+    A malformed credential, or one of another agent than ``--as``, is refused by name."""
+    from amplihack_hive.hive.token import CREDENTIAL_ENV, credential_holder
+
+    if as_agent is not None:
+        validate_name(as_agent, "agent name")
+    credential = os.environ.get(CREDENTIAL_ENV) or None
+    if credential is None:
+        return as_agent, None
+    holder = credential_holder(credential)
+    if as_agent not in (None, holder):
+        raise InvalidInputError(f"--as {as_agent}, but ${CREDENTIAL_ENV} is {holder}'s")
+    return holder, credential
+
+
 def open_client(
     ctx: typer.Context,
     name: str,
@@ -117,17 +134,8 @@ def open_client(
     what ``recall`` in a shell loop pays for), or on Azure its entry app (the agent there
     coordinates). ``as_agent``: through the agents, with that agent's credential (from
     $AMPLIHACK_HIVE_CREDENTIAL when set: then the token file is not read)."""
-    from amplihack_hive.hive.token import CREDENTIAL_ENV, credential_holder
-
     home = state(ctx).home
-    if as_agent is not None:
-        validate_name(as_agent, "agent name")
-    credential = os.environ.get(CREDENTIAL_ENV) or None
-    if credential is not None:
-        holder = credential_holder(credential)
-        if as_agent not in (None, holder):
-            raise InvalidInputError(f"--as {as_agent}, but ${CREDENTIAL_ENV} is {holder}'s")
-        as_agent = holder
+    as_agent, credential = held_credential(as_agent)
     if target is Target.azure:
         from amplihack_hive.azure.deployment import entry_token, entry_url
         from amplihack_hive.hive.token import agent_credential
@@ -673,7 +681,8 @@ def credential(ctx: typer.Context, name: HiveName, agent: AgentName) -> None:
 def mcp(ctx: typer.Context, name: HiveName, as_agent: AsAgentOption = None) -> None:
     """Serve the running hive to an MCP client over stdio.
 
-    Tools: remember, recall, ask, forget, escalate, status. With --as AGENT the
+    Tools: remember, recall, ask, forget, escalate, status. With --as AGENT, or with
+    an agent's credential in $AMPLIHACK_HIVE_CREDENTIAL (then no token file is read), the
     client sees that agent's scopes only. Register it with your MCP client, e.g.
     Claude Code: claude mcp add hive -- amplihack-hive mcp NAME. The client starts this
     command; it runs until the client closes the connection. Needs the MCP SDK:
@@ -681,7 +690,8 @@ def mcp(ctx: typer.Context, name: HiveName, as_agent: AsAgentOption = None) -> N
     """
     from amplihack_hive.mcp_server import serve
 
-    serve(name, state(ctx).home, as_agent)
+    as_agent, credential = held_credential(as_agent)
+    serve(name, state(ctx).home, as_agent, credential)
 
 
 def register(app: typer.Typer) -> None:
