@@ -355,7 +355,8 @@ def _reply(base: str, resp: http.client.HTTPResponse, body: bytes) -> dict[str, 
     except ValueError:
         pass  # not JSON: the status line says enough
     if resp.status == 401:
-        raise TransportError(f"{base} refused the hive token (401)")
+        # the hive token is wrong, or the credential's agent is not a member (its words)
+        raise TransportError(f"{base} refused the request (401): {detail or 'wrong key'}")
     if resp.status == 403:
         raise ForbiddenError(str(detail or "refused (403)"))
     if resp.status == 404 and detail:

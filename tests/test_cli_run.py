@@ -911,6 +911,6 @@ def test_learn_recall_and_ask_through_an_entry_url_as_on_azure(
         )
         assert_one_line_error(wrong, "https://")
         monkeypatch.setenv("AMPLIHACK_HIVE_TOKEN", "not-the-token")  # as a CI job sets it
-        assert_one_line_error(cli("recall", "az", "owls", *url), "refused the hive token")
+        assert_one_line_error(cli("recall", "az", "owls", *url), "missing or wrong hive token")
     finally:
         assert cli("stop", "az").exit_code == 0

@@ -109,7 +109,12 @@ def test_an_agent_that_stays_busy_is_reported_busy() -> None:
 @pytest.mark.parametrize(
     ("status", "error", "raised", "words"),
     [
-        (401, "missing or wrong hive token", TransportError, "refused the hive token"),
+        (
+            401,
+            "missing or wrong hive token",
+            TransportError,
+            "refused the request \\(401\\): missing or wrong",
+        ),
         (400, "question must not be empty", InvalidInputError, "question must not be empty"),
         (503, "no owner answered", TransportError, "answered 503: no owner answered"),
     ],

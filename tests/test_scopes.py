@@ -170,6 +170,11 @@ def test_private_facts_reach_no_other_agent_and_refusals_say_nothing_of_them() -
             as_("agent-2").recall("vault", scopes=["agent:agent-0"])
         with pytest.raises(ForbiddenError):
             as_("agent-2").remember("into ops", scope="group:ops")
+        # who said a fact: the agent it was remembered as, not the one coordinating
+        said = as_("agent-1").remember("agent-1 notes the door key is blue", scope="group:ops")
+        assert said in {h.id for h in as_("agent-0").recall("door key blue")}
+        fact = admin.fact(said)
+        assert fact is not None and fact.agent == "agent-1" != coordinator.agent
         # forget of a fact one may not see: as if there were none, and it stays
         assert as_("agent-1").forget(mine) is False
         assert mine in {h.id for h in as_("agent-0").recall("vault code")}

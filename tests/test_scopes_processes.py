@@ -107,6 +107,14 @@ def test_private_facts_stay_private_through_cli_http_mcp_repair_and_a_join(
         assert status == 403
         forged = mine.replace("agent-2", "agent-0", 1)
         assert post(sup, "/recall", {"question": "vault"}, forged)[0] == 401
+        # records per agent count every scope's: /stats is the admin's
+        rec = read_records(sup.dir)[0]
+        peek = urllib.request.Request(
+            rec.url + "/stats", headers={"Authorization": f"Bearer {mine}"}
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(peek, timeout=30)
+        assert refused.value.code == 403
         # a true credential of an agent that is not (or no longer) a member opens nothing
         status, body = post(sup, "/recall", {"question": "vault"}, agent_credential(token, "gone"))
         assert status == 401 and "not a member" in json.dumps(body)

@@ -209,6 +209,8 @@ def make_app(brain: AgentBrain, token: str) -> web.Application:
         )
 
     async def stats(request: web.Request) -> web.Response:
+        # records per agent count every scope's: the admin's, not a credential holder's
+        admin_only(request)
         return web.json_response(
             {
                 "agents": await brain.local_stats(),

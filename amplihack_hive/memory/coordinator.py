@@ -332,13 +332,15 @@ class Coordinator:
         else:
             args = dict(defaults)
             content = item
-        args["scope"] = (access or self.access).check(args.get("scope") or HIVE)
+        access = access or self.access
+        args["scope"] = access.check(args.get("scope") or HIVE)
         if args.get("supersedes") is not None:
             check_fact_id(args["supersedes"])
             args.setdefault("subject", None)
             if args["subject"] is None:
                 args["subject"] = args["supersedes"]
-        fact = Fact.new(content, agent=self.agent, **args)
+        # who said it: the agent whose credential sent it, else the one coordinating
+        fact = Fact.new(content, agent=access.agent or self.agent, **args)
         size = len(fact.content.encode("utf-8"))
         if size > self.max_content_bytes:
             raise InvalidInputError(
