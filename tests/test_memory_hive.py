@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from amplihack_hive import Hive
-from amplihack_hive.errors import InvalidInputError, WriteQuorumError
+from amplihack_hive.errors import AgentUnavailableError, InvalidInputError, WriteQuorumError
 from amplihack_hive.memory.coordinator import Coordinator
 from amplihack_hive.memory.records import CORPUS_TERM
 from amplihack_hive.transport.inprocess import InProcessTransport
@@ -312,6 +312,23 @@ def test_recall_fails_over_to_a_live_replica() -> None:
         transport.down.add(owners[0])  # type: ignore[attr-defined]
         hits = hive.recall("Carol favourite number")
         assert hits and hits[0].id == fid
+
+
+def test_a_fact_is_said_absent_only_on_a_read_quorum_of_its_owners() -> None:
+    with Hive.in_process(agents=8, replication=3) as hive:
+        fid = hive.remember("Dan parks in bay 42")
+        absent = hive._coordinator.prepare("Dan never parked in bay 43")[0].id
+        transport, owners = hive._transport, hive._coordinator.owners(absent)
+        transport.down.add(owners[0])  # type: ignore[attr-defined]
+        assert hive.fact(absent) is None  # two of three owners say so: it is not there
+        transport.down.add(owners[1])  # type: ignore[attr-defined]
+        with pytest.raises(AgentUnavailableError, match="too few owners"):
+            hive.fact(absent)  # the one left may have missed its write
+        with pytest.raises(AgentUnavailableError):
+            hive.escalate(absent, "hive")  # not "no fact": nobody could say
+        transport.down.clear()  # type: ignore[attr-defined]
+        found = hive.fact(fid)
+        assert found is not None and found.content == "Dan parks in bay 42"
 
 
 @pytest.mark.parametrize(

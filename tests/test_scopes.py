@@ -199,8 +199,10 @@ def test_escalate_moves_a_fact_outward_once_keeping_its_time_and_history() -> No
         assert [h.id for h in hits].count(team) == 1 and fid not in {h.id for h in hits}
         moved = next(h for h in hits if h.id == team)
         assert moved.scope == "group:ops" and moved.created == 1000.0
-        # what superseded it still does: the newer value comes first
+        # what superseded it still does: the newer value comes first, joined to the moved
+        # fact by the old id as its subject (supersedes=X is subject X)
         assert hits[0].id == newer
+        assert (hive.fact(team) or moved).subject == fid == (hive.fact(newer) or moved).subject
         hive._coordinator.access = Access.of_agent("agent-1", groups)
         assert [h.id for h in hive.recall("ops budget")] == [team]
         # inward or sideways is refused; so is a fact one may not see

@@ -925,16 +925,28 @@ class Coordinator:
 
     async def fact(self, fact_id: str, access: Access | None = None) -> Fact | None:
         """The fact ``fact_id`` as its owners hold it, or None: forgotten, never stored, or
-        in a scope ``access`` may not see (the same answer: nothing about it)."""
+        in a scope ``access`` may not see (the same answer: nothing about it).
+        AgentUnavailableError when too few owners answered to say it is not there (fewer
+        than a read quorum: those that did may have missed its write)."""
         check_fact_id(fact_id)
         access = access or self.access
-        served, _ = await self._op().ask_owners(
+        op = self._op()
+        owners = self.owners(fact_id)
+        served, _ = await op.ask_owners(
             [fact_id],
-            self.owners,
+            lambda _: owners,
             lambda ids: pr.Facts(ids),
             lambda fid, reply: fid in reply.tombstoned or any(f.id == fid for f in reply.facts),
         )
-        body = next(iter(served[fact_id][1].facts), None) if fact_id in served else None
+        if fact_id not in served:
+            answered = [a for a in owners if a not in op.failed]
+            if len(answered) < len(owners) - self._quorum(owners) + 1:
+                raise AgentUnavailableError(
+                    f"too few owners of fact {fact_id} answered to say whether it is there "
+                    f"(unreachable: {', '.join(sorted(set(owners) & op.failed))})"
+                )
+            return None
+        body = next(iter(served[fact_id][1].facts), None)
         return body if body is not None and access.may(body.scope) else None
 
     # -- escalate -----------------------------------------------------------------------
@@ -962,7 +974,13 @@ class Coordinator:
                 "escalated outward only (an agent's into one of its groups or the hive, a "
                 "group's into the hive)"
             )
-        moved = _replace(body, scope=target, id=fact_id_for(body.content, 0, body.context, target))
+        moved = _replace(
+            body,
+            scope=target,
+            id=fact_id_for(body.content, 0, body.context, target),
+            # what superseded the old id joins the moved fact by this subject (index.py)
+            subject=body.subject or fact_id,
+        )
         [new_id] = await self.remember_prepared([index_fact(moved, self.tokenizer)])
         await self.forget(fact_id, Access.admin(self.access.groups))
         return new_id
