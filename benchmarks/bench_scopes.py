@@ -9,7 +9,14 @@ sees its own scope (empty), g0 and the hive (empty); other groups' scopes hold f
 it must never see. What must hold: every question ranked with the baseline's scores (the
 statistics of what the asker sees; recall@10 may differ by ties at the cut, broken by id,
 and a scope is part of a fact's id), no hit from a scope it may not see, fan-out flat in
-the number of groups and in N (100 beside 400 agents). Progress on stderr, table on stdout.
+the number of groups and in N (100 beside 400 agents).
+
+Beside the design built (the scope part of each posting list's key), the other one measured:
+the scope a filter on the owners' side, every scope's postings of a term in one list. Its
+fan-out is that of a hive holding every fact hive-wide; what its owners read per recall is
+every scope's postings of the questions' terms, not just the asker's scopes'. Both with the
+scopes the asker may not see holding readings (few words in common with the questions) and
+conversations like its own. Progress on stderr, table on stdout.
 """
 
 from __future__ import annotations
@@ -36,17 +43,23 @@ def run_scoped(
     filler: int,
     repeats: int,
     split: bool = False,
+    *,
+    filtered: Sequence[str] = (),
 ) -> tuple[Run, int, list[list[float]]]:
     """One hive: ``groups`` None is the baseline (everything hive-wide, the admin asks).
     ``split``: the corpus spread over the asker's three scopes (hive, its own, g0) instead
-    of g0 alone. Returns the run, the number of hits from scopes the asker may not see, and
-    each question's scores (first pass), best first."""
+    of g0 alone. ``filtered`` (with ``groups`` None): the other design, the scope a filter
+    on the owners' side, placed as it would be: every fact's postings under the bare term,
+    these facts of scopes the asker may not see with them (its fan-out is this run's; its
+    ranking is not measured). Returns the run, the number of hits from scopes the asker
+    may not see, and each question's scores (first pass), best first."""
     from amplihack_hive import Hive
     from amplihack_hive.memory.scopes import Access
 
     names = [f"agent-{i}" for i in range(agents)]
     spec = {} if groups is None else {f"g{j}": names[j::groups] for j in range(groups)}
     label = "one scope" if groups is None else f"{groups} group{'s' if groups > 1 else ''}"
+    label += f" + {len(filtered)} others' facts" if filtered else ""
     label += f", N={agents}" + (", split" if split else "")
     with Hive.in_process(agents=agents, replication=REPLICATION, groups=spec) as hive:
         scope = "hive" if groups is None else "group:g0"
@@ -63,6 +76,8 @@ def run_scoped(
         else:
             hive.remember_many(corpus.turns, scope=scope)
         run = Run(label, time.perf_counter() - t, len(corpus.turns))
+        if filtered:
+            hive.remember_many(list(filtered), scope="hive")
         # facts the asker must not see: other groups' (or, with one group, another
         # agent's own); the baseline holds none
         if groups is not None:
@@ -91,6 +106,30 @@ def run_scoped(
     return run, leaked[0], scores
 
 
+def postings_read(corpus: Corpus, others: Sequence[str]) -> tuple[int, int]:
+    """Postings of the questions' terms, summed over the questions: among the facts the
+    asker sees (what the owners read with the scope in the key: the lists of its scopes),
+    and among every scope's (what they read with the scope a filter on their side: the
+    term's one list, to keep the asker's postings and its scopes' document frequencies)."""
+    from amplihack_hive.memory.text import term_counts
+
+    def df(texts: Sequence[str]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for text in texts:
+            for term in term_counts(text)[0]:
+                out[term] = out.get(term, 0) + 1
+        return out
+
+    seen = df([f"{t['content']} {t.get('context') or ''}" for t in corpus.turns])
+    hidden = df(others)
+    mine = every = 0
+    for q in corpus.questions:
+        for term in term_counts(q.question)[0]:
+            mine += seen.get(term, 0)
+            every += seen.get(term, 0) + hidden.get(term, 0)
+    return mine, every
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_scopes", description=__doc__)
     parser.add_argument("--turns", type=int, default=None, help="corpus size (default 3000)")
@@ -112,6 +151,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs[(groups, 100, False)] = run_scoped(corpus, 100, groups, filler, repeats)
     runs[(100, 400, False)] = run_scoped(corpus, 400, 100, filler, 1)
     runs[(10, 100, True)] = run_scoped(corpus, 100, 10, filler, repeats, split=True)
+    # the other design, with the scopes the asker may not see holding the filler (sensor
+    # readings, few words in common with the questions) or conversations like its own
+    others = {
+        "readings": list(filler_facts(filler, seed=11)),
+        "conversations": [t["content"] for t in generate(filler, args.seed + 1).turns],
+    }
+    filtered = {
+        kind: (
+            run_scoped(corpus, 100, None, filler, 1, filtered=texts)[0],
+            *postings_read(corpus, texts),
+        )
+        for kind, texts in others.items()
+    }
 
     questions = corpus.questions
     rows: list[Row] = []
@@ -193,6 +245,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             wide.fanout_recall <= FLAT_MAX * hundred.fanout_recall,
         )
     )
+    # the other design: the scope a filter on the owners' side (why the key, in the note)
+    split = runs[(10, 100, True)][0]
+    for kind, (run, mine, every) in filtered.items():
+        rows.append(
+            Row(
+                f"others hold {kind}: fan-out, scope in the key / filter on owners",
+                f"{split.fanout_recall:.2f}",
+                f"{run.fanout_recall:.2f}",
+                _x(run.fanout_recall, split.fanout_recall),
+                "",
+                None,
+            )
+        )
+        rows.append(
+            Row(
+                f"others hold {kind}: postings read, scope in the key / filter",
+                str(mine),
+                str(every),
+                _x(every, mine),
+                "",
+                None,
+            )
+        )
     print(
         f"scopes benchmark: {len(corpus.turns)} turns in the asker's scope, {filler} facts in "
         f"scopes it may not see, {len(questions)} questions, seed {args.seed}; backend memory, "
