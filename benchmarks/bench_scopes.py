@@ -97,7 +97,10 @@ def run_scoped(
             hits = hive.recall(question, limit=k)
             leaked[0] += sum(h.scope not in allowed for h in hits)
             if len(scores) < len(corpus.questions):
-                scores.append([round(h.score, 9) for h in hits])
+                # by score: a result's first few are ordered by what they cover
+                # (restate.covering_first), and which of two tied facts gets among them
+                # goes by id, which differs with the scope
+                scores.append(sorted((round(h.score, 9) for h in hits), reverse=True))
             return [h.content for h in hits]
 
         _ask_all(label, search, corpus.questions, repeats, run)

@@ -273,3 +273,45 @@ def test_a_fact_with_a_question_in_it_can_still_be_updated() -> None:
     new = "The Heron budget was raised to 1.5 M."
     hits = recall([(old, T0), (new, T0 + 60)], "Heron budget")
     assert hits[0].content == new and hits[1].superseded_by == hits[0].id
+
+
+def first(facts: list[dict], question: str, limit: int = 10) -> list[str]:
+    with Hive.in_process(3) as hive:
+        hive.remember_many(facts)
+        return [h.content for h in hive.recall(question, limit)]
+
+
+def test_a_fact_holding_more_of_the_question_comes_before_a_short_one_holding_less() -> None:
+    chat, answer = "Zara Aziz: will do", "After the reorg Zara Aziz is on the payments team."
+    # "team" is common, the names are rare: BM25 prefers the short fact with the names
+    teams = ["mobile", "data", "billing", "search", "growth", "infra"]
+    others = [
+        {"content": f"The {w} team shipped release {i}", "created": T0} for i, w in enumerate(teams)
+    ]
+    facts = [{"content": chat, "created": T0}, {"content": answer, "created": T0}, *others]
+    question = "Which team is Zara Aziz on?"
+    with Hive.in_process(3) as hive:
+        hive.remember_many(facts)
+        hits = list(hive.recall(question, 10))
+        ranked = sorted(hits, key=lambda h: -h.score)
+        # BM25 alone puts the short chat first; the head is ordered by what it covers
+        assert ranked[0].content == chat and hits[0].content == answer
+        # only the order of the first few changes: the same facts, the same scores
+        assert {h.id for h in hits} == {h.id for h in ranked}
+        assert [h.content for h in hive.recall(question, 1)] == [answer]  # as in a long one
+
+
+def test_a_statement_comes_before_a_question_holding_the_same_terms() -> None:
+    asked = "Samir: Who is the lead of PRJ-5100 these days?"
+    stated = "PRJ-5100 has a new lead: it is now led by Lucia Zhang and her team."
+    got = first(
+        [{"content": asked, "created": T0}, {"content": stated, "created": T0}],
+        "Who leads PRJ-5100?",
+    )
+    assert got == [stated, asked]
+
+
+def test_covering_more_never_lifts_a_fact_above_what_supersedes_it() -> None:
+    old = {"content": "Heron's budget for Heron is 1.2 M.", "subject": "heron", "created": T0}
+    new = {"content": "The budget was raised to 1.5 M.", "subject": "heron", "created": T0 + 60}
+    assert first([old, new], "Heron budget") == [new["content"], old["content"]]

@@ -54,7 +54,7 @@ from amplihack_hive.memory.records import (
     check_fact_id,
     fact_id_for,
 )
-from amplihack_hive.memory.restate import newest_first
+from amplihack_hive.memory.restate import COVER_TOP, head_first
 from amplihack_hive.memory.ring import HashRing
 from amplihack_hive.memory.scopes import HIVE, Access, corpus_key, place, scoped, split_key
 from amplihack_hive.memory.text import TOKENIZER, check_tokenizer, term_counts
@@ -735,7 +735,9 @@ class Coordinator:
                     lists[t].extend(page)
                 ranking = ranked(lists)
             ordered = apply_supersession(ranking.top(want))
-            await self._fetch_bodies(op, ordered, limit, hits, lost)
+            # at least COVER_TOP bodies, which covering_first orders: the first fact of a
+            # short result is the first of a long one
+            await self._fetch_bodies(op, ordered, max(limit, COVER_TOP), hits, lost)
             # a newer fact restating one of these with another value may rank a little
             # lower: for a short result (recall -k 1), read the few that could (same
             # terms matched, newer, close in score); a longer one holds them already
@@ -746,7 +748,9 @@ class Coordinator:
             if maybe:
                 await self._fetch_bodies(op, maybe, len(maybe), extra, set())
             # (on the first RESTATE_TOP: the step compares facts pairwise, on the loop)
-            head = newest_first([*hits[:RESTATE_TOP], *extra], question)
+            # then, among the first few, the facts that hold most of the question's terms,
+            # statements before questions (restate.py)
+            head = head_first([*hits[:RESTATE_TOP], *extra], question)
             hits[:] = [*head, *hits[RESTATE_TOP:]][:limit]
             # some term or fact no replica could answer for: say so, and who failed
             hits.complete = not lost
