@@ -232,6 +232,17 @@ def build_rows(
                 ch_n >= NEWEST_NO_SUBJECT_MIN,
             )
         )
+        # asked in the facts' words, or in others (what lexical recall cannot match)
+        for paraphrased, how in ((False, "in the facts' words"), (True, "paraphrased")):
+            got = [
+                f
+                for f, q in zip(bare.found1, qs, strict=True)
+                if q.category == "changed" and q.paraphrased is paraphrased
+            ]
+            share = sum(got) / len(got) if got else float("nan")
+            rows.append(
+                Row(f"  of which asked {how} ({len(got)})", "", f"{share:.3f}", "", "", None)
+            )
     for n in sorted(runs):
         if n == 1:
             continue

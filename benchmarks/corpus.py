@@ -256,6 +256,8 @@ class Question:
     subject: str = ""
     #: the content of the answering turn (the newest statement for changed facts)
     answer: str = ""
+    #: asked in other words than the facts' ("Who is in charge of PRJ-1?" for "led by")
+    paraphrased: bool = False
 
 
 @dataclass
@@ -461,13 +463,14 @@ class _Builder:
             )
             for s in keyed[: round(weight * n_questions)]:
                 changed = len(s.values) > 1
-                if r.random() < 0.25:
+                paraphrased = r.random() < 0.25
+                if paraphrased:
                     template = PARAPHRASES[s.attr][1 if changed else 0]
                 else:
                     template = TEMPLATES[s.attr][3 if changed else 2]
                 text = template.format(s=s.shown)
                 keywords = [s.shown.lower(), s.values[-1].lower()]
-                out.append(Question(text, keywords, category, s.key, newest[s.key]))
+                out.append(Question(text, keywords, category, s.key, newest[s.key], paraphrased))
         r.shuffle(out)
         return out
 
