@@ -33,9 +33,11 @@ INSTRUCTIONS = (
     "about people, projects, decisions or past events; `remember` each durable fact you "
     "learn (one fact per call, in a full sentence that stands on its own); `forget` a fact "
     "that is wrong or withdrawn (by the id recall gave); `ask` for a short answer with its "
-    "sources; `status` to see whether every agent of the hive is healthy. Results that say "
-    "complete=false may miss facts held by agents that did not answer."
+    "sources. Results that say complete=false may miss facts held by agents that did not "
+    "answer."
 )
+#: Said when the server has the status tool (served as the admin).
+STATUS_INSTRUCTIONS = " Use `status` to see whether every agent of the hive is healthy."
 
 
 def _tool_error(exc: HiveError) -> Exception:
@@ -50,9 +52,12 @@ SCOPE_HELP = (
 )
 
 
-def build_server(hive: "Hive | RemoteHive", name: str, home: Path | None = None) -> "MCPServer":
+def build_server(
+    hive: "Hive | RemoteHive", name: str, home: Path | None = None, *, admin: bool = True
+) -> "MCPServer":
     """The MCP server of the hive ``name`` reached through ``hive`` (as the admin, or with
-    an agent's credential: then the agents let it see that agent's scopes only)."""
+    an agent's credential, ``admin`` False: then the agents let it see that agent's scopes
+    only, and there is no ``status`` tool, whose record counts cover every scope)."""
     from mcp.server.mcpserver import MCPServer
     from pydantic import Field
 
@@ -61,7 +66,7 @@ def build_server(hive: "Hive | RemoteHive", name: str, home: Path | None = None)
     server: MCPServer = MCPServer(
         name="amplihack-hive",
         title=f"amplihack-hive: {name}",
-        instructions=INSTRUCTIONS,
+        instructions=INSTRUCTIONS + (STATUS_INSTRUCTIONS if admin else ""),
         version=__version__,
     )
 
@@ -165,10 +170,6 @@ def build_server(hive: "Hive | RemoteHive", name: str, home: Path | None = None)
             raise _tool_error(exc) from exc
         return {"id": new_id, "from": fact_id, "scope": scope}
 
-    @server.tool(
-        description="The hive's agents: each one's state (healthy, unhealthy, restarting, "
-        "crashed, stopped), the facts it holds, and why it is not healthy when it is not."
-    )
     def status() -> dict[str, Any]:
         from amplihack_hive.hive.supervisor import Supervisor
 
@@ -185,6 +186,11 @@ def build_server(hive: "Hive | RemoteHive", name: str, home: Path | None = None)
             "agents": agents,
         }
 
+    if admin:  # it reads the token file and every scope's record counts
+        server.tool(
+            description="The hive's agents: each one's state (healthy, unhealthy, restarting, "
+            "crashed, stopped), the facts it holds, and why it is not healthy when it is not."
+        )(status)
     return server
 
 
@@ -211,6 +217,6 @@ def serve(
         else through_agents(name, home, as_agent=as_agent, credential=credential)
     )
     with client as hive:
-        server = build_server(hive, name, home)
+        server = build_server(hive, name, home, admin=as_agent is None)
         logger.info("serving hive %s over MCP (stdio)", name)
         anyio.run(server.run_stdio_async)

@@ -315,3 +315,14 @@ def test_covering_more_never_lifts_a_fact_above_what_supersedes_it() -> None:
     old = {"content": "Heron's budget for Heron is 1.2 M.", "subject": "heron", "created": T0}
     new = {"content": "The budget was raised to 1.5 M.", "subject": "heron", "created": T0 + 60}
     assert first([old, new], "Heron budget") == [new["content"], old["content"]]
+
+
+def test_a_chain_of_supersedes_keeps_its_newest_first_however_the_head_is_ordered() -> None:
+    with Hive.in_process(3) as hive:
+        a = hive.remember("Heron budget is 1.2 M", created=T0)
+        b = hive.remember("Heron project budget total is 1.5 M", created=T0 + 1, supersedes=a)
+        c = hive.remember("Heron budget: 2 M", created=T0 + 2, supersedes=b)
+        question = "What is the Heron project budget total?"
+        # b holds more of the question than c, which supersedes it through b's subject
+        assert hive.recall(question, 10)[0].id == c
+        assert [h.id for h in hive.recall(question, 1)] == [c]

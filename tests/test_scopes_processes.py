@@ -159,6 +159,9 @@ def test_private_facts_stay_private_through_cli_http_mcp_repair_and_a_join(
             params = server_params(hive_home, "s")
             params.env = {**(params.env or {}), CREDENTIAL_ENV: mine}
             async with Client(params, read_timeout_seconds=60) as client:
+                # no status: it reads the token file and every scope's record counts
+                tools = {t.name for t in (await client.list_tools()).tools}
+                assert "recall" in tools and "status" not in tools
                 hits = payload(await client.call_tool("recall", {"question": "vault code"}))
                 assert [h["content"] for h in hits["hits"]] == [PUBLIC]
                 peek = await client.call_tool(

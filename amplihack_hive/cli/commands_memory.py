@@ -682,8 +682,9 @@ def mcp(ctx: typer.Context, name: HiveName, as_agent: AsAgentOption = None) -> N
     """Serve the running hive to an MCP client over stdio.
 
     Tools: remember, recall, ask, forget, escalate, status. With --as AGENT, or with
-    an agent's credential in $AMPLIHACK_HIVE_CREDENTIAL (then no token file is read), the
-    client sees that agent's scopes only. Register it with your MCP client, e.g.
+    an agent's credential in $AMPLIHACK_HIVE_CREDENTIAL (then no token file is read),
+    the client sees that agent's scopes only and gets no status tool (its record counts
+    cover every scope). Register it with your MCP client, e.g.
     Claude Code: claude mcp add hive -- amplihack-hive mcp NAME. The client starts this
     command; it runs until the client closes the connection. Needs the MCP SDK:
     pip install 'amplihack-hive[mcp]'.

@@ -963,8 +963,11 @@ class Coordinator:
         it supersedes unchanged; an id of its own, since a scope is part of the id), then
         forgotten in the old one, so exactly one copy stays. Facts that superseded the old
         one keep doing so: the moved fact's subject is the old one's, else the old id
-        (what ``supersedes`` joins). Stopped in between, the fact is in both scopes for a
-        moment; escalating again finishes it (both steps are idempotent)."""
+        (what ``supersedes`` joins). Not kept: the link of a fact written with
+        ``supersedes`` of an old one that had a subject of its own (it names the old id,
+        which the moved fact does not carry); give facts of one thing one subject.
+        Stopped in between, the fact is in both scopes for a moment; escalating again
+        finishes it (both steps are idempotent)."""
         access = access or self.access
         target = access.check(scope)
         body = await self.fact(fact_id, access)

@@ -238,14 +238,26 @@ def covering_first(
     order = sorted(range(len(head)), key=lambda i: (-covers[i], read[i].asks, i))
     out = [head[i] for i in order]
 
+    by_id = {h.id: h for h in hits}
+
+    def group(hit: Hit) -> str:
+        """``hit``'s subject key as apply_supersession (index.py) makes it: a fact written
+        with supersedes=X has subject X, which leads on to X's own subject."""
+        key, seen = hit.subject or hit.id, set()
+        while key in by_id and key not in seen and by_id[key].subject and by_id[key] is not hit:
+            seen.add(key)
+            key = by_id[key].subject or key
+        return key
+
+    groups = {h.id: group(h) for h in head}
+
     def above(hit: Hit) -> list[Hit]:
         """The facts of the head that supersede ``hit``."""
-        group = hit.subject or hit.id
         return [
             h
             for h in head
             if h.id == hit.superseded_by
-            or (h.created > hit.created and (h.subject or h.id) == group and h.id != hit.id)
+            or (h.created > hit.created and groups[h.id] == groups[hit.id] and h.id != hit.id)
         ]
 
     # what supersedes a fact stays above it (supersession is by time: this ends)
