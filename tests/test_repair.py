@@ -586,3 +586,49 @@ def test_stand_ins_and_quorums_are_in_distinct_domains() -> None:
         t.down = {f"agent-{i}" for i in range(15)}
         with pytest.raises(WriteQuorumError):
             hive.remember_many(["two copies in one process are one copy"])
+
+
+def test_an_idle_hives_rounds_back_off_and_a_write_brings_the_pace_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Rounds that find every replica in step, with nothing written or suspected since,
+    wait twice as long each time; a write brings the next one back within repair_s."""
+    import asyncio
+    import contextlib
+    import time
+
+    from amplihack_hive.agent import brain as brain_module
+    from amplihack_hive.agent.brain import AgentBrain
+
+    # (rounds wait while clients write: not what this measures)
+    monkeypatch.setattr(brain_module, "WRITE_QUIET_S", 0.0)
+    with Hive.in_process(4, 3) as hive:
+        hive.remember_many([f"idle fact {i} w{i % 3}" for i in range(20)])
+        t = hive._transport
+        assert isinstance(t, InProcessTransport)
+        brain = AgentBrain(dict(t.nodes), hive._coordinator, probe_s=0.01, repair_s=0.05)
+
+        async def watch() -> tuple[int, list[bool], float]:
+            upkeep = asyncio.create_task(brain.upkeep_forever())
+            try:
+                await asyncio.sleep(1.6)
+                idle_rounds = brain._rounds
+                quiet = [brain.last_round_quiet]
+                before = brain._rounds
+                fact, postings = hive._coordinator.prepare("a write wakes the repair up")
+                await hive._coordinator.remember_prepared([(fact, postings)])
+                asked = time.monotonic()
+                while brain._rounds == before and time.monotonic() - asked < 10:
+                    await asyncio.sleep(0.01)
+                return idle_rounds, quiet, time.monotonic() - asked
+            finally:
+                upkeep.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await upkeep
+
+        idle_rounds, quiet, woke = hive._loop.run(watch())
+    # at a fixed pace 1.6 s holds about 32 rounds; backing off 0.05, 0.1, 0.2, 0.4, 0.8: 6
+    assert brain.ready and quiet == [True]
+    assert 3 <= idle_rounds <= 12, idle_rounds
+    # the round it was waiting for was 0.8 s or more away
+    assert woke < 0.6, woke

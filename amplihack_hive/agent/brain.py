@@ -43,6 +43,11 @@ MAX_LEARN_BATCH = 5000
 WRITE_QUIET_S = 2.0
 #: ... but never longer than this since the last round.
 MAX_REPAIR_DEFER_S = 60.0
+#: An idle hive's rounds back off: after a round that found every replica in step, with no
+#: write served here and no peer's state changed since, the next waits twice as long, up to
+#: this. A write or a change brings back the usual pace. Measured (100 agents, 5 per
+#: process, idle): the rounds every 5 s took 0.77 of the hive's 0.85 cores in use.
+REPAIR_IDLE_MAX_S = 60.0
 
 
 class AgentBrain:
@@ -80,6 +85,9 @@ class AgentBrain:
         self.answered = 0
         #: Records pulled from replicas per hosted agent until it was ready.
         self._pulled: dict[str, int] = {}
+        #: Per hosted agent still catching up: the peers it has synced with (a later round
+        #: asks only the others: a peer that answered gave what it held).
+        self._synced: dict[str, set[str]] = {}
         #: Why this process must stop (a store it hosts is broken), once it is known.
         self.fatal: str | None = None
         #: Called once when :attr:`fatal` is set (the agent process stops serving).
@@ -90,6 +98,8 @@ class AgentBrain:
             if node.repair is not None
         }
         self._rounds = 0
+        #: whether the last round found every hosted agent's replicas in step
+        self.last_round_quiet = False
         self._backfill_after = 0.0
         self._repair_lock = asyncio.Lock()
         if detector is not None:
@@ -152,12 +162,23 @@ class AgentBrain:
         """One repair round (with handoff) for every agent hosted here."""
         async with self._repair_lock:
             reports = {}
+            quiet = True
             for name, repairer in self.repairers.items():
                 node = self.nodes[name]
-                # catching up means syncing with every peer, not only the pairs it leads
-                peers = None if node.ready else self.coordinator.ring.nodes
+                # catching up means syncing with every peer, not only the pairs it leads,
+                # once each: in a hive that starts, the first rounds find most peers still
+                # starting, and asked all of them again every second
+                synced = self._synced.setdefault(name, set())
+                peers = (
+                    None
+                    if node.ready
+                    else [p for p in self.coordinator.ring.nodes if p not in synced]
+                )
                 report = await repairer.round(peers)
                 reports[name] = report.to_dict()
+                quiet = quiet and Repairer.quiet(report)
+                if peers is not None:
+                    synced.update(set(peers) - set(report.failed_peers))
                 if not node.ready:
                     pulled = self._pulled[name] = self._pulled.get(name, 0) + report.pulled
                 if not node.ready and (not report.failed_peers or self._rounds >= 3):
@@ -171,6 +192,7 @@ class AgentBrain:
                     else:
                         logger.info("agent %s in step with its replicas; serving reads", name)
             self._rounds += 1
+            self.last_round_quiet = quiet and self.ready
             return reports
 
     def access(self, agent: str | None) -> Access:
@@ -289,6 +311,13 @@ class AgentBrain:
                 logger.info("agent %s: put %d facts on the corpus list", node.name, len(postings))
         return done
 
+    def _activity(self) -> tuple[int, frozenset[str]]:
+        """What makes a repair round worth running soon: writes served by the agents hosted
+        here (clients', replicas', repair's) and the peers suspected down."""
+        writes = sum(node.served["writes"] for node in self.nodes.values())
+        suspects = frozenset(self.detector.suspects()) if self.detector is not None else frozenset()
+        return writes, suspects
+
     def _defer_repair(self, since_last: float) -> bool:
         """Whether to skip a background repair round now: while clients are writing to this
         agent (a write in the last :data:`WRITE_QUIET_S`), for at most
@@ -315,6 +344,8 @@ class AgentBrain:
         next_log = start + self.upkeep_s
         last_repair = start
         backfilled = False
+        quiet_rounds = 0  # rounds in a row that found nothing to do, nothing changed since
+        seen = self._activity()
         while True:
             clock = time.monotonic()
             try:
@@ -322,16 +353,26 @@ class AgentBrain:
                     return
                 if self.refresh_members():
                     next_repair = clock
+                    quiet_rounds = 0
                 if not backfilled:
                     backfilled = await self.backfill_corpus()
                 if self.detector is not None:
                     await self.detector.tick()
+                if self._activity() != seen:
+                    # a write served here or a peer's state changed: the usual pace again
+                    quiet_rounds = 0
+                    next_repair = min(next_repair, last_repair + self.repair_s)
                 since = time.monotonic() - last_repair
                 if clock >= next_repair and not self._defer_repair(since):
+                    seen = self._activity()
                     await self.repair_now()
                     last_repair = time.monotonic()
+                    quiet_rounds = quiet_rounds + 1 if self.last_round_quiet else 0
+                    pace = min(self.repair_s * 2**quiet_rounds, REPAIR_IDLE_MAX_S)
                     # an agent still rebuilding retries soon (its peers may be starting too)
-                    next_repair = last_repair + (self.repair_s if self.ready else self.probe_s)
+                    next_repair = last_repair + (
+                        max(pace, self.repair_s) if self.ready else self.probe_s
+                    )
                 if clock >= next_log:
                     served = {
                         kind: sum(node.served[kind] for node in self.nodes.values())

@@ -257,6 +257,8 @@ class RepairReport:
     pushed: int = 0
     pulled: int = 0
     handed_off: int = 0
+    #: records still to hand off after the round (an owner could not take them)
+    left: int = 0
     requests: int = 0
     seconds: float = 0.0
     finished: float = 0.0
@@ -268,6 +270,7 @@ class RepairReport:
             "pushed": self.pushed,
             "pulled": self.pulled,
             "handed_off": self.handed_off,
+            "left": self.left,
             "requests": self.requests,
             "seconds": round(self.seconds, 4),
             "finished": self.finished,
@@ -325,6 +328,14 @@ class Repairer:
         report.finished = time.time()
         self.last = report
         return report
+
+    @staticmethod
+    def quiet(report: RepairReport) -> bool:
+        """Whether a round found every replica in step: nothing pushed, pulled, handed off
+        or left to hand off, and every peer answered."""
+        return not report.failed_peers and not (
+            report.pushed or report.pulled or report.handed_off or report.left
+        )
 
     async def _ask(self, peer: str, request: p.Request, kind: type[R], report: RepairReport) -> R:
         report.requests += 1
@@ -412,8 +423,10 @@ class Repairer:
         ring_now = self.service.ring().nodes
         if self._guarded_for != ring_now:
             got = await self._deliver(held.guards, report) if held.guards else {}
-            if all(got.get(k, set()) >= set(o) for k, o in held.guards.items()):
+            late = [k for k, o in held.guards.items() if not got.get(k, set()) >= set(o)]
+            if not late:
                 self._guarded_for = ring_now  # else: again next round
+            report.left += len(late)
         misplaced = held.misplaced
         if not misplaced:
             return 0
@@ -426,6 +439,7 @@ class Repairer:
             await self.run(store.drop, facts, postings)
         self.service.touched()
         report.handed_off += len(done)
+        report.left += len(misplaced) - len(done)
         return len(done)
 
     async def _deliver(
