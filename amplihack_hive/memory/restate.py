@@ -218,7 +218,8 @@ def covering_first(
 ) -> list[Hit]:
     """``hits`` (best first) with their first COVER_TOP ordered by how many of
     ``question``'s terms each holds (in its content or context), most first; then facts
-    that state something before facts that ask something; then as ranked. The rest stay.
+    that state something before facts that ask something; then as ranked, the newer of two
+    equal scores first. The rest stay.
 
     BM25 ranks a short fact with two rare terms of the question ("Zara Aziz: will do")
     above a longer one with those and one more ("After the reorg Zara Aziz is on the
@@ -235,7 +236,12 @@ def covering_first(
     covers = [
         len(asked & (t.terms | set(tokenize(h.context)))) for h, t in zip(head, read, strict=True)
     ]
-    order = sorted(range(len(head)), key=lambda i: (-covers[i], read[i].asks, i))
+    # equal coverage and an equal score: the newer fact first (two statements of a value
+    # in the same words score alike, and the later one is what holds now)
+    order = sorted(
+        range(len(head)),
+        key=lambda i: (-covers[i], read[i].asks, -head[i].score, -head[i].created, i),
+    )
     out = [head[i] for i in order]
 
     by_id = {h.id: h for h in hits}
