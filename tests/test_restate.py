@@ -328,18 +328,15 @@ def test_a_chain_of_supersedes_keeps_its_newest_first_however_the_head_is_ordere
         assert [h.id for h in hive.recall(question, 1)] == [c]
 
 
-@pytest.mark.parametrize("newer_first_learnt", [True, False])
-def test_of_two_statements_scored_alike_the_newer_comes_first(newer_first_learnt: bool) -> None:
+A_VENDOR = "The hosting vendor for Condor is Vantage Grid."
+B_VENDOR = "New hosting vendor for Condor: Coldharbor."
+
+
+@pytest.mark.parametrize("newer", [A_VENDOR, B_VENDOR])
+def test_of_two_statements_scored_alike_the_newer_comes_first(newer: str) -> None:
     # same length, the question's terms in both: BM25 ties them, and restate cannot tell
     # that a new vendor replaced the old (no shared value to compare)
-    a = "The hosting vendor for Condor is Vantage Grid."
-    b = "New hosting vendor for Condor: Coldharbor."
-    older, newer = (b, a) if newer_first_learnt else (a, b)
-    facts = (
-        [(newer, T0 + 3600), (older, T0)]
-        if newer_first_learnt
-        else [(older, T0), (newer, T0 + 3600)]
-    )
-    hits = recall(facts, "What is the Condor hosting vendor now?")
+    older = B_VENDOR if newer == A_VENDOR else A_VENDOR
+    hits = recall([(older, T0), (newer, T0 + 3600)], "What is the Condor hosting vendor now?")
     assert hits[0].score == hits[1].score
     assert [h.content for h in hits[:2]] == [newer, older]
