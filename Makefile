@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 HIVE := $(VENV)/bin/amplihack-hive
 
-.PHONY: install demo test test-fast check bench clean
+.PHONY: install install-semantic demo test test-fast check bench bench-semantic clean
 
 install: $(VENV)/.installed
 
@@ -17,6 +17,17 @@ $(VENV)/.runtime: pyproject.toml
 # Tests, checks and benchmarks: the dev tools on top (pytest, ruff, mypy, checkov, mcp, ...).
 $(VENV)/.installed: $(VENV)/.runtime
 	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+# Semantic recall's extra (memory/embed.py, tests/test_embed.py, bench_semantic): torch's CPU
+# build first (this pin is the CPU wheel the CI machines hold; elsewhere use
+# `pip install torch --index-url https://download.pytorch.org/whl/cpu`), then the extra.
+TORCH ?= torch==2.13.0
+install-semantic: $(VENV)/.semantic
+
+$(VENV)/.semantic: $(VENV)/.installed
+	$(PY) -m pip install -q '$(TORCH)'
+	$(PY) -m pip install -q -e '.[semantic]'
 	touch $@
 
 # The main job on embedded defaults: a local hive of 5 agents on Kuzu, no cloud, no key.
@@ -55,6 +66,9 @@ bench: install
 	$(PY) -m benchmarks.bench_restart
 	$(PY) -m benchmarks.bench_conversation
 	$(PY) -m benchmarks.bench_scopes
+
+bench-semantic: install-semantic
+	$(PY) -m benchmarks.bench_semantic
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
