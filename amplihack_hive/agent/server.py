@@ -23,7 +23,6 @@ down.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import os
 import time
@@ -33,6 +32,7 @@ from typing import Any
 import psutil
 from aiohttp import web
 
+from amplihack_hive import wirejson
 from amplihack_hive.agent.brain import AgentBrain
 from amplihack_hive.errors import (
     BusyError,
@@ -88,7 +88,7 @@ def decode_json(raw: bytes) -> Any:
     """Parse a request body; InvalidInputError (HTTP 400) for anything that is not JSON,
     including JSON nested deeper than the parser's recursion bound."""
     try:
-        return json.loads(raw)
+        return wirejson.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInputError(f"the body is not valid JSON: {exc}") from None
     except RecursionError:
@@ -296,7 +296,7 @@ def make_app(brain: AgentBrain, token: str) -> web.Application:
         raw = await request.read()
         if len(raw) <= INLINE_JSON_BYTES:  # pings and small reads: parsed here, at once
             reply = await node.serve(decode_request(_decode(raw)))
-            return web.json_response(encode(reply))
+            return web.Response(body=wirejson.dumps(encode(reply)), content_type="application/json")
         return web.Response(body=await node.serve_encoded(raw), content_type="application/json")
 
     app = web.Application(middlewares=[guard], client_max_size=MAX_BODY)

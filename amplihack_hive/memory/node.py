@@ -10,11 +10,11 @@ never calls another agent (that is the coordinator's job).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from amplihack_hive import wirejson
 from amplihack_hive.errors import (
     HiveStateError,
     IndexVersionError,
@@ -107,13 +107,13 @@ class MemoryNode:
 
     def _handle_encoded(self, raw: bytes) -> bytes:
         try:
-            message = json.loads(raw)
+            message = wirejson.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidInputError(f"the body is not valid JSON: {exc}") from None
         except RecursionError:
             raise InvalidInputError("the body is JSON nested too deeply") from None
         reply = self.handle(message)
-        return json.dumps(reply, separators=(",", ":")).encode()
+        return wirejson.dumps(reply)
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:
         """Run an internal store call (repair, stats) where the node runs its store calls."""

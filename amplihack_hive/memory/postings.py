@@ -27,7 +27,6 @@ Directory layout: ``wal-<gen>.log``, ``seg-<gen>/`` (``key.npy``, ``tf.npy``, ..
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -40,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from amplihack_hive import wirejson
 from amplihack_hive.errors import StorageError
 from amplihack_hive.memory.records import Posting
 
@@ -311,7 +311,7 @@ class PostingIndex:
                 if not raw.endswith(b"\n") or f"{zlib.crc32(payload):08x}".encode() != crc:
                     logger.warning("dropping a torn record at the end of %s", path)
                     break
-                self._apply(json.loads(payload))
+                self._apply(wirejson.loads(payload))
 
     # -- writing --------------------------------------------------------------------------
 
@@ -347,7 +347,7 @@ class PostingIndex:
     def _log(self, frame: dict[str, Any]) -> None:
         if self.broken is not None:
             raise StorageError(f"the posting index is broken ({self.broken}); restart the agent")
-        payload = json.dumps(frame, separators=(",", ":"), ensure_ascii=False).encode()
+        payload = wirejson.dumps(frame)
         try:
             assert self._wal is not None, "closed"
             data = memoryview(f"{zlib.crc32(payload):08x} ".encode() + payload + b"\n")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from amplihack_hive import wirejson
 from amplihack_hive.errors import InvalidInputError
 from amplihack_hive.memory.scopes import HIVE, check_scope
 
@@ -142,7 +143,10 @@ def _check_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
     if not isinstance(metadata, dict):
         raise InvalidInputError(f"metadata must be a mapping, not {type(metadata).__name__}")
     try:
-        encoded = json.dumps(metadata, sort_keys=True)
+        # no NaN or infinity (not JSON; the wire would turn it into null) and no integer
+        # beyond 64 bits (the wire refuses it): refused here, before anything is written
+        encoded = json.dumps(metadata, sort_keys=True, allow_nan=False)
+        wirejson.dumps(metadata)
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"metadata is not JSON-serializable: {exc}") from None
     if len(encoded) > MAX_METADATA_BYTES:

@@ -9,7 +9,6 @@ leak past this module.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import time
@@ -18,6 +17,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 
+from amplihack_hive import wirejson
 from amplihack_hive.errors import BusyError, HiveError, IndexVersionError, TransportError
 from amplihack_hive.memory.node import MemoryNode
 from amplihack_hive.memory.protocol import Ping, Reply, Request, decode_reply, encode
@@ -83,7 +83,7 @@ class HttpTransport:
                 connector=connector,
                 timeout=self.timeout,
                 headers=auth_header(self.token),
-                json_serialize=lambda o: json.dumps(o, separators=(",", ":")),
+                json_serialize=lambda o: wirejson.dumps(o).decode(),
             )
             self._sem = asyncio.Semaphore(self._max_in_flight)
         assert self._sem is not None
@@ -169,7 +169,7 @@ class HttpTransport:
                 if agent:
                     self._suspected.pop(agent, None)  # it answered
                 if resp.status == 200:
-                    data = await resp.json()
+                    data = await resp.json(loads=wirejson.loads)
                     if not isinstance(data, dict):
                         raise TransportError(f"{agent or url} answered with a non-object")
                     return data, epoch or None
@@ -196,7 +196,7 @@ class HttpTransport:
         try:
             async with sem, session.get(url) as resp:
                 if resp.status == 200:
-                    data = await resp.json()
+                    data = await resp.json(loads=wirejson.loads)
                     return data if isinstance(data, dict) else {"value": data}
                 raise TransportError(await _describe_error(resp, url))
         except TransportError:
@@ -237,7 +237,7 @@ def _seconds(value: str) -> float:
 
 async def _describe_error(resp: aiohttp.ClientResponse, who: str) -> str:
     try:
-        data = await resp.json(content_type=None)
+        data = await resp.json(content_type=None, loads=wirejson.loads)
         detail = data.get("error") if isinstance(data, dict) else None
     except (ValueError, aiohttp.ClientError):
         detail = None

@@ -9,9 +9,9 @@ as unreachable, so tests and benchmarks can fail agents without processes.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 
+from amplihack_hive import wirejson
 from amplihack_hive.errors import HiveError, IndexVersionError, TransportError
 from amplihack_hive.memory.node import MemoryNode
 from amplihack_hive.memory.protocol import Reply, Request, decode_reply, decode_request, encode
@@ -33,17 +33,17 @@ class InProcessTransport:
         try:
             if not self.encode:
                 return node.answer(message)
-            raw = json.dumps(encode(message), separators=(",", ":"))
+            raw = wirejson.dumps(encode(message))
             self.bytes_sent += len(raw)
-            reply = node.answer(decode_request(json.loads(raw)))
+            reply = node.answer(decode_request(wirejson.loads(raw)))
         except IndexVersionError:
             raise
         except HiveError as exc:
             raise TransportError(f"agent {agent} refused {message.op!r}: {exc}") from exc
-        raw = json.dumps(encode(reply), separators=(",", ":"))
+        raw = wirejson.dumps(encode(reply))
         self.bytes_sent += len(raw)
         try:
-            return decode_reply(message, json.loads(raw))
+            return decode_reply(message, wirejson.loads(raw))
         except ValueError as exc:
             raise TransportError(f"agent {agent} answered {message.op!r} wrongly: {exc}") from None
 
