@@ -339,3 +339,47 @@ def test_an_agent_sends_scoped_records_only_to_a_peer_that_knows_scopes() -> Non
     asked = node.handle({**old, "keys": [f"f\x1f{mine.id}"], "scopes": True})
     assert asked["shard"]["facts"] == [mine.to_dict()]
     assert len(node.handle({"op": "export", "scopes": True})["shard"]["facts"]) == 2
+
+
+def test_a_put_sends_the_rows_its_coordinator_built_and_builds_them_otherwise() -> None:
+    a = Posting("alpha", fact_id_for("a"), 1, 3, 1.0, None)
+    b = Posting("beta", fact_id_for("b"), 2, 4, 2.0, "s", 1, 5)
+    assert p.Put([], [a, b], tokenizer=2).fields()["postings"] == [a.to_list(), b.to_list()]
+    assert p.Put([], [a, b], tokenizer=2, rows=[a.to_list(), b.to_list()]) == p.Put(
+        [], [a, b], tokenizer=2
+    )
+    # rows that do not match the postings (a caller's mistake) are not sent
+    assert p.Put([], [a, b], tokenizer=2, rows=[a.to_list()]).fields()["postings"] == [
+        a.to_list(),
+        b.to_list(),
+    ]
+
+
+def test_a_write_split_in_parts_stores_each_posting_as_built(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A coordinator builds each posting's row once for all its owners, and a batch over
+    MAX_BATCH goes in parts: every store must hold exactly the postings of its terms."""
+    import asyncio
+
+    from amplihack_hive.memory.coordinator import Coordinator, corpus_posting
+    from amplihack_hive.transport.inprocess import InProcessTransport
+
+    monkeypatch.setattr(p, "MAX_BATCH", 7)
+    names = ["a0", "a1", "a2", "a3"]
+    stores = {n: InMemoryStore() for n in names}
+    nodes = {n: MemoryNode(n, stores[n]) for n in names}
+    coordinator = Coordinator(HashRing(names), InProcessTransport(nodes), replication=2)
+    texts = [
+        f"Reading {i}: sensor {i % 5} in room {i * 7} logged {i % 3} alerts" for i in range(40)
+    ]
+    asyncio.run(coordinator.remember_many(texts))
+    want: dict[str, set[tuple[str, str, int, int]]] = {n: set() for n in names}
+    for text in texts:
+        fact, postings = coordinator.prepare(text)
+        for q in (*postings, corpus_posting(fact, postings)):
+            for owner in coordinator.owners(q.term):
+                want[owner].add((q.term, q.fact_id, q.tf, q.length))
+    for n in names:
+        held = stores[n].postings_by_key(stores[n].posting_keys())
+        assert {(q.term, q.fact_id, q.tf, q.length) for q in held} == want[n]

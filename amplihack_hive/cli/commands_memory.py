@@ -325,8 +325,15 @@ def learn(
     ] = InputFormat.text,
     json_output: JsonFlag = False,
     batch: Annotated[
-        int, typer.Option("--batch", min=1, metavar="N", help="Items sent per request.")
-    ] = 200,
+        int,
+        typer.Option(
+            "--batch",
+            min=1,
+            max=5000,
+            metavar="N",
+            help="Items sent per request (at most 5,000, what an agent takes at once).",
+        ),
+    ] = 1000,
     in_flight: Annotated[
         int,
         typer.Option(

@@ -203,7 +203,10 @@ class _Op:
             size = pr.MAX_BATCH
             for i in range(0, max(len(put.facts), len(put.postings)), size):
                 part = pr.Put(
-                    put.facts[i : i + size], put.postings[i : i + size], tokenizer=put.tokenizer
+                    put.facts[i : i + size],
+                    put.postings[i : i + size],
+                    tokenizer=put.tokenizer,
+                    rows=None if put.rows is None else put.rows[i : i + size],
                 )
                 reply = expect(await self.send(agent, part), pr.PutReply)
                 inserted += reply.inserted
@@ -465,7 +468,7 @@ class Coordinator:
         def batch(agent: str) -> pr.Put:
             b = batches.get(agent)
             if b is None:
-                b = batches[agent] = pr.Put([], [], tokenizer=self.tokenizer)
+                b = batches[agent] = pr.Put([], [], tokenizer=self.tokenizer, rows=[])
             return b
 
         for fact, postings in prepared:
@@ -478,8 +481,11 @@ class Coordinator:
                 if towners is None:
                     towners = term_owners[p.term] = self.owners(p.term)
                 reached.update(towners)
+                row = p.to_list()  # once, for all of its owners
                 for a in towners:
-                    batch(a).postings.append(p)
+                    b = batch(a)
+                    b.postings.append(p)
+                    b.rows.append(row)  # type: ignore[union-attr]
             self.fanout.facts += 1
             self.fanout.fact_agents += len(reached)
         op = self._op()
@@ -508,10 +514,20 @@ class Coordinator:
                     extra_facts.setdefault(fid, set()).add(agent)
                 for term in term_subs.get(agent, set()):
                     extra_terms.setdefault(term, set()).add(agent)
-        term_ok = {
-            t: self._acked(owners, [*(a for a in owners if a in ok), *extra_terms.get(t, ())])
-            for t, owners in term_owners.items()
-        }
+        # many terms share their owners: decide each set of owners once (the decision for
+        # a term with hinted stand-ins depends on those too)
+        plain: dict[tuple[str, ...], bool] = {}
+        term_ok: dict[str, bool] = {}
+        for t, owners in term_owners.items():
+            extra = extra_terms.get(t)
+            if extra:
+                term_ok[t] = self._acked(owners, [*(a for a in owners if a in ok), *extra])
+                continue
+            key = tuple(owners)
+            known = plain.get(key)
+            if known is None:
+                known = plain[key] = self._acked(owners, [a for a in owners if a in ok])
+            term_ok[t] = known
         lost: set[str] = set()
         for fact, postings in prepared:
             owners = fact_owners[fact.id]
