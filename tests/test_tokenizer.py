@@ -425,3 +425,19 @@ def test_a_rebuild_keeps_every_fact_in_its_scope_and_corpus_lists_with_the_hives
         for name, node in rebuilt._transport.nodes.items():
             if any(is_corpus_key(t) for t, _ in node.store.posting_keys()):
                 assert name in corpus_owners
+
+
+def test_the_word_cache_gives_what_tokenizing_afresh_gives_and_stays_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from amplihack_hive.memory import text
+
+    sample = "The PRJ-4471 budgets were raised; Ana's teams run the runners at 1,200 km/h."
+    for version in text.TOKENIZERS:
+        first = text.tokenize(sample, version)
+        text._word_terms[version].clear()
+        assert text.tokenize(sample, version) == first == text.tokenize(sample, version)
+    monkeypatch.setattr(text, "_WORD_CACHE_MAX", 3)
+    text._word_terms[2].clear()
+    assert text.tokenize(sample, 2) == first
+    assert len(text._word_terms[2]) <= 3

@@ -463,7 +463,7 @@ class Coordinator:
         the ids some body owner holds a tombstone of, and the agents that failed."""
         batches: dict[str, pr.Put] = {}
         fact_owners: dict[str, list[str]] = {}
-        term_owners: dict[str, list[str]] = {}
+        term_owners: dict[str, tuple[str, ...]] = {}
 
         def batch(agent: str) -> pr.Put:
             b = batches.get(agent)
@@ -471,6 +471,9 @@ class Coordinator:
                 b = batches[agent] = pr.Put([], [], tokenizer=self.tokenizer, rows=[])
             return b
 
+        # postings grouped by their owners first, then handed to each owner's batch in one
+        # extend per group: a write of 1,000 facts has ~10,000 postings on 3 owners each
+        groups: dict[tuple[str, ...], tuple[list[Posting], list[list[Any]]]] = {}
         for fact, postings in prepared:
             owners = fact_owners[fact.id] = self.owners(fact.id)
             reached = set(owners)
@@ -479,15 +482,20 @@ class Coordinator:
             for p in (*postings, corpus_posting(fact, postings)):
                 towners = term_owners.get(p.term)
                 if towners is None:
-                    towners = term_owners[p.term] = self.owners(p.term)
+                    towners = term_owners[p.term] = tuple(self.owners(p.term))
                 reached.update(towners)
-                row = p.to_list()  # once, for all of its owners
-                for a in towners:
-                    b = batch(a)
-                    b.postings.append(p)
-                    b.rows.append(row)  # type: ignore[union-attr]
+                group = groups.get(towners)
+                if group is None:
+                    group = groups[towners] = ([], [])
+                group[0].append(p)
+                group[1].append(p.to_list())  # once, for all of its owners
             self.fanout.facts += 1
             self.fanout.fact_agents += len(reached)
+        for towners, (posts, rows) in groups.items():
+            for a in towners:
+                b = batch(a)
+                b.postings.extend(posts)
+                b.rows.extend(rows)  # type: ignore[union-attr]
         op = self._op()
         skipped = set(batches) & op.suspects if avoid else set()
         replies = await op.send_puts({a: b for a, b in batches.items() if a not in skipped})
@@ -518,15 +526,14 @@ class Coordinator:
         # a term with hinted stand-ins depends on those too)
         plain: dict[tuple[str, ...], bool] = {}
         term_ok: dict[str, bool] = {}
-        for t, owners in term_owners.items():
+        for t, towners in term_owners.items():
             extra = extra_terms.get(t)
             if extra:
-                term_ok[t] = self._acked(owners, [*(a for a in owners if a in ok), *extra])
+                term_ok[t] = self._acked(towners, [*(a for a in towners if a in ok), *extra])
                 continue
-            key = tuple(owners)
-            known = plain.get(key)
+            known = plain.get(towners)
             if known is None:
-                known = plain[key] = self._acked(owners, [a for a in owners if a in ok])
+                known = plain[towners] = self._acked(towners, [a for a in towners if a in ok])
             term_ok[t] = known
         lost: set[str] = set()
         for fact, postings in prepared:

@@ -92,26 +92,39 @@ def _stem(word: str) -> str:
 
 
 _NORMALISE: dict[int, Callable[[str], str]] = {1: _fold, 2: _stem}
+#: word -> its terms, per version. Words repeat (a corpus's vocabulary is small beside its
+#: length), and splitting and stemming each one was most of tokenize's time (a learning
+#: client tokenizes every item). Cleared when it holds this many words, so it stays small.
+_WORD_CACHE_MAX = 1 << 16
+_word_terms: dict[int, dict[str, tuple[str, ...]]] = {v: {} for v in _NORMALISE}
+
+
+def _terms_of(word: str, version: int) -> tuple[str, ...]:
+    norm = _NORMALISE[version]
+    parts = [p for p in _SPLIT.split(word) if p]
+    if len(parts) == 1:
+        terms: tuple[str, ...] = () if word in STOPWORDS else (norm(word),)
+    else:
+        terms = (word, *(norm(p) for p in parts if p not in STOPWORDS))
+    cache = _word_terms[version]
+    if len(cache) >= _WORD_CACHE_MAX:
+        cache.clear()
+    cache[word] = terms
+    return terms
 
 
 def tokenize(text: str, version: int = TOKENIZER) -> list[str]:
     """The terms of ``text``, in order, repeated as often as they occur."""
-    norm = _NORMALISE.get(version)
-    if norm is None:
+    cache = _word_terms.get(version)
+    if cache is None:
         check_tokenizer(version)
         raise AssertionError("unreachable")
     text = unicodedata.normalize("NFKC", text).lower()
     text = _POSSESSIVE.sub("", _THOUSANDS.sub("", text))
     terms: list[str] = []
-    for match in _WORD.finditer(text):
-        word = match.group(0)
-        parts = [p for p in _SPLIT.split(word) if p]
-        if len(parts) == 1:
-            if word not in STOPWORDS:
-                terms.append(norm(word))
-            continue
-        terms.append(word)
-        terms.extend(norm(p) for p in parts if p not in STOPWORDS)
+    for word in _WORD.findall(text):
+        known = cache.get(word)
+        terms.extend(_terms_of(word, version) if known is None else known)
     return terms
 
 
