@@ -31,5 +31,10 @@ def dumps(obj: Any) -> bytes:
 
 def loads(data: bytes | bytearray | memoryview | str) -> Any:
     """The value JSON ``data`` stands for; JSONDecodeError (a ValueError) if it is not JSON,
-    including JSON nested too deeply."""
-    return orjson.loads(data)
+    RecursionError (as json raises) if it is nested deeper than the parser goes."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        if "depth limit" in str(exc) or "recursion" in str(exc):
+            raise RecursionError(f"JSON nested too deeply: {exc}") from None
+        raise

@@ -34,8 +34,11 @@ def test_integer_keys_become_strings_as_with_json_and_bad_text_is_a_value_error(
     assert wirejson.loads(wirejson.dumps({1: "a"})) == json.loads(json.dumps({1: "a"}))
     with pytest.raises(ValueError):
         wirejson.loads(b"{not json")
-    with pytest.raises(ValueError):
+    # nested too deeply: RecursionError, as json raises (callers say "nested too deeply")
+    with pytest.raises(RecursionError):
         wirejson.loads(b"[" * 100_000)
+    with pytest.raises(RecursionError):
+        wirejson.loads(b"[" * 5000 + b"]" * 5000)
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, 2**70])
