@@ -28,13 +28,16 @@ from amplihack_hive.memory.assembly import (
 )
 from amplihack_hive.memory.config import MemoryConfig
 from amplihack_hive.memory.coordinator import Coordinator, Hits, Transport
+from amplihack_hive.memory.embed import Embedder
 from amplihack_hive.memory.protocol import Stats, encode
 from amplihack_hive.memory.records import Fact
 from amplihack_hive.memory.repair import Repairer, RepairReport
 from amplihack_hive.memory.ring import HashRing
 from amplihack_hive.memory.scopes import Access, check_groups
+from amplihack_hive.memory.semantic import CENTROIDS_TTL, Semantic
 from amplihack_hive.memory.store import Store
 from amplihack_hive.memory.text import TOKENIZER
+from amplihack_hive.memory.vectors import DEFAULT_NPROBE
 from amplihack_hive.transport.inprocess import InProcessTransport
 
 logger = logging.getLogger(__name__)
@@ -115,6 +118,20 @@ class _Client:
         self._check()
         k = self.default_limit if limit is None else limit
         return self._loop.run(self._coordinator.recall(question, k, scopes))
+
+    def train_vectors(
+        self, lists: int | None = None, *, seed: int = 0, settle: float | None = None
+    ) -> str:
+        """Train the centroids semantic recall files vectors by, on the vectors the hive
+        holds, and re-file them (memory/semantic.py); returns the new version. ``settle``:
+        seconds other coordinators get to see the new centroids (None: 0 for a hive in this
+        process, which has no other; else the time they keep centroids)."""
+        self._check()
+        wait = settle
+        if wait is None:
+            wait = 0.0 if isinstance(self._transport, InProcessTransport) else CENTROIDS_TTL
+        new = self._loop.run(self._coordinator.train_vectors(lists, seed=seed, settle=wait))
+        return new.version
 
     def forget(self, fact_id: str) -> bool:
         """Forget a fact everywhere; it is never recalled again. True if it existed."""
@@ -238,6 +255,8 @@ class Hive(_Client):
         tokenizer: int | None = None,
         groups: Mapping[str, Sequence[str]] | None = None,
         as_agent: str | None = None,
+        embedder: Embedder | None = None,
+        nprobe: int = DEFAULT_NPROBE,
     ) -> Hive:
         """N agents in this process, over a transport that carries the same messages as
         HTTP. ``backend="kuzu"`` keeps one database per agent under ``path`` (a temporary
@@ -247,7 +266,10 @@ class Hive(_Client):
         the one the stores under ``path`` were built with (new stores: the newest). Stores
         built with another are refused (IndexVersionError). ``groups``: group name -> its
         agents (scopes ``group:NAME``); ``as_agent``: this handle reads and writes as that
-        agent (its scopes only), else as the admin (memory/scopes.py)."""
+        agent (its scopes only), else as the admin (memory/scopes.py). ``embedder``
+        (memory/embed.py): facts and questions are embedded too, and recall fuses the
+        nearest vectors (``nprobe`` lists a question) with the lexical ranking
+        (memory/semantic.py); None, lexical only."""
         if isinstance(agents, bool) or not isinstance(agents, int) or agents < 1:
             raise InvalidInputError(f"agents must be an integer >= 1, got {agents!r}")
         settings = AgentSettings(
@@ -293,6 +315,8 @@ class Hive(_Client):
             raise
         coordinator = build_coordinator(names, InProcessTransport({}), settings, domains=domains)
         coordinator.access = _access(groups, as_agent)
+        if embedder is not None:
+            coordinator.semantic = Semantic(embedder, nprobe=nprobe)
         nodes = {
             n: build_node(n, s, settings, lambda: coordinator.ring)
             for n, s in zip(names, stores, strict=True)

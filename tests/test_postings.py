@@ -18,9 +18,12 @@ FACTS = [f"{i:032x}" for i in range(12)]
 
 
 def posting(term: str, fid: str, tf: int = 1) -> Posting:
-    # tf 0: a term of the fact's context only; tf 4 and 5: of both (BM25F's second field)
+    # tf 0: a term of the fact's context only; tf 4 and 5: of both (BM25F's second field);
+    # tf 2 and 5 carry a vector (a vector list's postings, memory/semantic.py), of a length
+    # that depends on the fact, so rows of a segment hold vectors of several lengths
     ctx = (tf - 3, 7) if tf >= 4 else (2, 5) if tf == 0 else (0, 0)
-    return Posting(term, fid, tf, 3 + tf, 1.5 * tf, "subj" if tf % 2 else None, *ctx)
+    vector = bytes([tf, int(fid, 16) % 251]) * (1 + int(fid, 16) % 3) if tf in (2, 5) else None
+    return Posting(term, fid, tf, 3 + tf, 1.5 * tf, "subj" if tf % 2 else None, *ctx, vector)
 
 
 class IndexMachine(RuleBasedStateMachine):
@@ -81,7 +84,7 @@ class IndexMachine(RuleBasedStateMachine):
                 want = (
                     None
                     if p is None
-                    else (p.tf, p.length, p.created, p.subject, p.ctx_tf, p.ctx_length)
+                    else (p.tf, p.length, p.created, p.subject, p.ctx_tf, p.ctx_length, p.vector)
                 )
                 assert self.index.lookup(term, fid) == want, (term, fid)
 
@@ -201,9 +204,41 @@ def test_segments_written_before_contexts_read_as_no_context(tmp_path: Path) -> 
         (seg / f"{name}.npy").unlink()
     (tmp_path / "ix" / "FORMAT").write_text("1\n")
     index = PostingIndex(tmp_path / "ix", flush_postings=2)
-    # marked with the format that has contexts: a version from before them refuses it
-    assert (tmp_path / "ix" / "FORMAT").read_text() == "2\n"
+    # marked with this format: a version from before contexts (or vectors) refuses it
+    assert (tmp_path / "ix" / "FORMAT").read_text() == "3\n"
     assert index.term("alpha") == [posting("alpha", FACTS[0], 1)]
     (beta,) = index.term("beta")
     assert (beta.tf, beta.ctx_tf, beta.ctx_length) == (4, 0, 0)
+    index.close()
+
+
+def test_vectors_survive_the_log_a_flush_a_merge_and_a_reopen(tmp_path: Path) -> None:
+    with_vectors = [posting("alpha", f, 2) for f in FACTS[:6]]
+    plain = [posting("beta", f, 1) for f in FACTS[:6]]
+    index = PostingIndex(tmp_path / "ix", flush_postings=3)
+    for a, b in zip(with_vectors, plain, strict=True):
+        index.put([a, b])  # a flush every other write, merges as segments pile up
+    index.put([posting("alpha", FACTS[7], 2)])  # this one stays in the log
+    index.close()
+    segs = list((tmp_path / "ix").glob("seg-*"))
+    assert segs and any((s / "vec.npy").exists() for s in segs)
+    again = PostingIndex(tmp_path / "ix", flush_postings=3)
+    got = sorted(again.term("alpha"), key=lambda p: p.fact_id)
+    assert got == sorted([*with_vectors, posting("alpha", FACTS[7], 2)], key=lambda p: p.fact_id)
+    assert all(p.vector for p in got)
+    assert all(p.vector is None for p in again.term("beta"))
+    again.close()
+
+
+def test_segments_written_before_vectors_read_as_no_vector(tmp_path: Path) -> None:
+    index = PostingIndex(tmp_path / "ix", flush_postings=2)
+    index.put([posting("alpha", FACTS[0], 1), posting("beta", FACTS[1], 4)])  # flushed
+    index.close()
+    (seg,) = (tmp_path / "ix").glob("seg-*")
+    # a segment without vectors is written without their columns, as format 2 wrote it
+    assert not (seg / "vec.npy").exists() and not (seg / "vec_off.npy").exists()
+    (tmp_path / "ix" / "FORMAT").write_text("2\n")
+    index = PostingIndex(tmp_path / "ix", flush_postings=2)
+    assert (tmp_path / "ix" / "FORMAT").read_text() == "3\n"
+    assert index.term("alpha") == [posting("alpha", FACTS[0], 1)]
     index.close()

@@ -26,8 +26,13 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
+
 from amplihack_hive.errors import (
     AgentUnavailableError,
+    ForbiddenError,
+    HiveError,
+    HiveStateError,
     IndexVersionError,
     InvalidInputError,
     NotFoundError,
@@ -35,8 +40,10 @@ from amplihack_hive.errors import (
     WriteQuorumError,
 )
 from amplihack_hive.memory import protocol as pr
+from amplihack_hive.memory.embed import embed_off_loop
 from amplihack_hive.memory.hits import Hit, Hits
 from amplihack_hive.memory.index import (
+    Candidate,
     Ranking,
     TermList,
     add_exact,
@@ -52,12 +59,39 @@ from amplihack_hive.memory.records import (
     Posting,
     Tombstone,
     check_fact_id,
+    decode_vector,
     fact_id_for,
 )
 from amplihack_hive.memory.restate import COVER_TOP, head_first
 from amplihack_hive.memory.ring import HashRing
-from amplihack_hive.memory.scopes import HIVE, Access, corpus_key, place, scoped, split_key
+from amplihack_hive.memory.scopes import (
+    HIVE,
+    Access,
+    agent_scope,
+    corpus_key,
+    group_scope,
+    place,
+    scoped,
+    split_key,
+)
+from amplihack_hive.memory.semantic import (
+    CENTROIDS,
+    CENTROIDS_TTL,
+    CentroidSet,
+    Semantic,
+    VectorHit,
+    embed_text,
+    filed,
+    from_f16,
+    merge_tops,
+    new_centroids,
+    read_centroids,
+    served,
+    to_f16,
+    vector_key,
+)
 from amplihack_hive.memory.text import TOKENIZER, check_tokenizer, term_counts
+from amplihack_hive.memory.vectors import fuse, list_count, train_centroids
 
 logger = logging.getLogger(__name__)
 
@@ -268,6 +302,7 @@ class Coordinator:
         max_content_bytes: int = MAX_CONTENT_BYTES,
         tokenizer: int = TOKENIZER,
         access: Access | None = None,
+        semantic: Semantic | None = None,
     ) -> None:
         if replication < 1:
             raise InvalidInputError(f"replication must be at least 1, got {replication}")
@@ -294,6 +329,12 @@ class Coordinator:
         #: Where a newer ring comes from when agents answer with another epoch (None: this
         #: coordinator's ring is fixed, e.g. in process).
         self.refresh: Callable[[], HashRing | None] | None = None
+        #: How this coordinator embeds facts and questions (memory/semantic.py), or None:
+        #: lexical recall only, as a hive without an embedder.
+        self.semantic = semantic
+        #: The centroid versions served, as last read (at ``_sets_at``, monotonic seconds).
+        self._sets: list[CentroidSet] | None = None
+        self._sets_at = 0.0
 
     def _op(self) -> _Op:
         return _Op(self.transport, frozenset(self.suspects()))
@@ -371,6 +412,7 @@ class Coordinator:
         tombstone says so, the postings just sent under the dead id are tombstoned on their
         terms' owners (one of them may never have heard of the forget), and the fact is
         written again under the next id. The returned id is the one stored."""
+        prepared = await self._with_vectors(prepared)
         # the same content twice in one call is one fact
         unique: dict[str, tuple[Fact, list[Posting]]] = {}
         for fact, postings in prepared:
@@ -420,6 +462,200 @@ class Coordinator:
                 unreachable=errors_s,
             )
         return [final[f.id] for f, _ in prepared]
+
+    async def _with_vectors(
+        self, prepared: Sequence[tuple[Fact, list[Posting]]]
+    ) -> list[tuple[Fact, list[Posting]]]:
+        """``prepared`` with each fact's vector (embedded here, off the event loop, when this
+        coordinator has an embedder and the fact has none) and its vector postings under
+        every centroid version served (memory/semantic.py)."""
+        out = list(prepared)
+        if self.semantic is not None:
+            need = [i for i, (f, _) in enumerate(out) if f.vector is None]
+            step = self.semantic.batch
+            for start in range(0, len(need), step):
+                part = need[start : start + step]
+                texts = [embed_text(out[i][0]) for i in part]
+                vectors = await embed_off_loop(self.semantic.embedder, texts)
+                for i, vec in zip(part, vectors, strict=True):
+                    fact, postings = out[i]
+                    out[i] = (_replace(fact, vector=to_f16(vec)), postings)
+        if not any(f.vector is not None for f, _ in out):
+            return out
+        sets = await self._centroid_sets(self._op())
+        for i, (fact, postings) in enumerate(out):
+            if fact.vector is not None:
+                out[i] = (fact, [*postings, *filed(fact, sets)])
+        return out
+
+    async def _centroid_sets(self, op: _Op, *, fresh: bool = False) -> list[CentroidSet]:
+        """The centroid versions served (memory/semantic.py), read from a read quorum of
+        the centroid list's owners (one that missed a write cannot hide a version), kept
+        for CENTROIDS_TTL seconds."""
+        now = time.monotonic()
+        if not fresh and self._sets is not None and now - self._sets_at < CENTROIDS_TTL:
+            return self._sets
+        rows = (await self._read_lists(op, [CENTROIDS]))[CENTROIDS]
+        self._sets = served(read_centroids(rows))
+        self._sets_at = now
+        return self._sets
+
+    async def _read_lists(
+        self, op: _Op, keys: Sequence[str]
+    ) -> dict[str, list[tuple[str, int, int, float, str | None, bytes | None]]]:
+        """Every posting of the lists ``keys`` as (id, tf, length, created, subject,
+        vector): the union of what a read quorum of each list's owners holds (R - W + 1:
+        it meets every write quorum), page by page."""
+
+        async def one(key: str) -> list[tuple[str, int, int, float, str | None, bytes | None]]:
+            owners = sorted(self.owners(key), key=lambda a: a in op.suspects)
+            need = len(owners) - self._quorum(owners) + 1
+            rows: dict[str, tuple[str, int, int, float, str | None, bytes | None]] = {}
+            answered = 0
+            for agent in owners:
+                if answered >= need:
+                    break
+                after: str | None = None
+                try:
+                    while True:
+                        request = pr.Vectors(
+                            [key], None, pr.MAX_VECTOR_K, {key: after} if after else None
+                        )
+                        reply = expect(await op.send(agent, request), pr.VectorsReply)
+                        cols = reply.lists.get(key) or {"ids": []}
+                        ids = cols["ids"]
+                        for j, fid in enumerate(ids):
+                            raw = cols["vectors"][j]
+                            rows[fid] = (
+                                fid,
+                                int(cols["tf"][j]),
+                                int(cols["length"][j]),
+                                float(cols["created"][j]),
+                                cols["subjects"][j],
+                                decode_vector(raw) if raw else None,
+                            )
+                        if len(ids) < pr.MAX_VECTOR_K:
+                            break
+                        after = ids[-1]
+                except (HiveError, ValueError) as exc:
+                    op.failed.add(agent)
+                    logger.info("agent %s failed: %s; trying the next owner", agent, exc)
+                    continue
+                answered += 1
+            if answered < need:
+                raise AgentUnavailableError(
+                    f"too few owners of the vector list {key!r} answered "
+                    f"({answered} of the {need} needed)"
+                )
+            return list(rows.values())
+
+        got = await asyncio.gather(*(one(k) for k in keys))
+        return dict(zip(keys, got, strict=True))
+
+    async def _put_postings(self, postings: Sequence[Posting]) -> None:
+        """Write postings without facts (centroids, re-filed vectors) to their lists'
+        owners; TransportError unless each list's write reached a quorum."""
+        op = self._op()
+        batches: dict[str, list[Posting]] = {}
+        owners: dict[str, list[str]] = {}
+        for posting in postings:
+            got = owners.get(posting.term)
+            if got is None:
+                got = owners[posting.term] = self.owners(posting.term)
+            for a in got:
+                batches.setdefault(a, []).append(posting)
+        replies = await op.send_puts(
+            {a: pr.Put([], b, tokenizer=self.tokenizer) for a, b in batches.items()}
+        )
+        ok = {a for a, r in replies.items() if not isinstance(r, Exception)}
+        short = [k for k, o in owners.items() if not self._acked(o, [a for a in o if a in ok])]
+        if short:
+            raise TransportError(
+                f"{len(short)} vector list(s) missed a write quorum; unreachable: "
+                f"{', '.join(sorted(set(replies) - ok))}; train again to finish"
+            )
+
+    async def train_vectors(
+        self,
+        lists: int | None = None,
+        *,
+        seed: int = 0,
+        sample: int = 50_000,
+        settle: float = CENTROIDS_TTL,
+    ) -> CentroidSet:
+        """Train new centroids on the vectors the hive holds and re-file every vector under
+        them, without stopping writes or recalls (memory/semantic.py): ``lists`` centroids
+        (None: about the square root of the vectors held), k-means on at most ``sample``
+        of them (seeded: the same vectors and seed give the same centroids). ``settle``:
+        seconds to wait after writing the centroids, so that every coordinator files new
+        vectors under them before the old lists are read (CENTROIDS_TTL; 0 when this is the
+        only coordinator writing). Returns the new version. The admin's only."""
+        if not self.access.is_admin:
+            raise ForbiddenError("training the centroids takes the hive token")
+        op = self._op()
+        base = (await self._centroid_sets(op, fresh=True))[0]
+        scopes = [
+            HIVE,
+            *(group_scope(g) for g in self.access.groups),
+            *(agent_scope(a) for a in self.ring.nodes),
+        ]
+        held = (await self.corpus(op, scopes))[2]
+        keys = [vector_key(s, base.version, c) for s in held for c in range(len(base))]
+        found = await self._read_lists(op, keys)
+        vectors = [r[5] for rows in found.values() for r in rows if r[5] is not None]
+        if not vectors:
+            raise InvalidInputError(
+                "no vectors to train on: remember facts through a hive with an embedder first"
+            )
+        dims = {len(v) for v in vectors}
+        if len(dims) != 1:
+            raise HiveStateError(
+                "the hive holds vectors of several dimensions (facts embedded by different "
+                "models); train on one model's"
+            )
+        matrix = np.stack([from_f16(v) for v in vectors]).astype(np.float32)
+        if len(matrix) > sample:
+            rng = np.random.default_rng(seed)
+            matrix = matrix[np.sort(rng.choice(len(matrix), sample, replace=False))]
+        at = self.clock()
+        new = new_centroids(
+            train_centroids(matrix, lists or list_count(len(vectors)), seed=seed), at
+        )
+        await self._put_postings(new.postings(at))
+        self._sets = None
+        if settle > 0:
+            await asyncio.sleep(settle)
+        # read again: what was written before every writer knew the new version
+        found = await self._read_lists(op, keys)
+        refiled: list[Posting] = []
+        for key, rows in found.items():
+            scope = split_key(key)[0]
+            have = [r for r in rows if r[5] is not None and len(r[5]) == next(iter(dims))]
+            if not have:
+                continue
+            stack = np.stack([from_f16(r[5]) for r in have if r[5] is not None])
+            lists_of = new.lists(stack.astype(np.float32))[:, 0]
+            refiled += [
+                Posting(
+                    vector_key(scope, new.version, int(c)),
+                    fid,
+                    tf,
+                    length,
+                    created,
+                    subject,
+                    0,
+                    0,
+                    vec,
+                )
+                for (fid, tf, length, created, subject, vec), c in zip(
+                    have, lists_of.tolist(), strict=True
+                )
+            ]
+        for start in range(0, len(refiled), pr.MAX_BATCH):
+            await self._put_postings(refiled[start : start + pr.MAX_BATCH])
+        await self._put_postings([new.done_posting(at)])
+        self._sets = None
+        return dataclasses.replace(new, done=True)
 
     def _reincarnate(
         self, pair: tuple[Fact, list[Posting]], incarnation: int
@@ -706,7 +942,7 @@ class Coordinator:
         counts, _ = term_counts(question, self.tokenizer)
         hits = Hits()
         op = self._op()
-        if not counts:
+        if not counts and self.semantic is None:
             return hits, op
         keys: dict[str, str] = {}
         weights: dict[str, int] = {}
@@ -729,12 +965,23 @@ class Coordinator:
             keys.update({scoped(s, t): t for t in counts for s in held})
             # one question term weighs as much as its repetitions in the question
             weights.update({k: counts[t] for k, t in keys.items()})
-            if not keys:
+            if not held or (not keys and self.semantic is None):
                 return hits, op  # nothing in any scope asked for
+            want = limit * 2 + 5
+            # the vectors' lists, asked while the lexical lists are (memory/semantic.py)
+            near = (
+                asyncio.ensure_future(self._vector_hits(op, question, held, want))
+                if self.semantic is not None
+                else None
+            )
             # counters that lag the postings (an update lost while their owners were down)
             # never hide facts: idf uses at least each list's length (rank() floors N by df)
-            lists, lost = await self._term_lists(op, list(keys), avgdl, self.first_cut)
-            want = limit * 2 + 5
+            try:
+                lists, lost = await self._term_lists(op, list(keys), avgdl, self.first_cut)
+            except BaseException:
+                if near is not None:
+                    near.cancel()
+                raise
             ranking = ranked(lists)
             for _ in range(32):
                 asked = ranking.needs_exact(want)
@@ -757,7 +1004,12 @@ class Coordinator:
                 for t, page in more.items():
                     lists[t].extend(page)
                 ranking = ranked(lists)
-            ordered = apply_supersession(ranking.top(want))
+            top = ranking.top(want)
+            if near is not None:
+                vector_hits, vector_lost = await near
+                lost |= vector_lost
+                top = self._fused(top, vector_hits, want)
+            ordered = apply_supersession(top)
             # at least COVER_TOP bodies, which covering_first orders: the first fact of a
             # short result is the first of a long one
             await self._fetch_bodies(op, ordered, max(limit, COVER_TOP), hits, lost)
@@ -782,6 +1034,46 @@ class Coordinator:
         finally:
             self.fanout.recalls += 1
             self.fanout.recall_agents += len(op.contacted)
+
+    async def _vector_hits(
+        self, op: _Op, question: str, scopes: Sequence[str], k: int
+    ) -> tuple[list[VectorHit], set[str]]:
+        """The ``k`` facts of ``scopes`` nearest to the question by their vectors: the
+        ``nprobe`` nearest lists of each centroid version served, one owner each."""
+        assert self.semantic is not None
+        sets = await self._centroid_sets(op)
+        (vec,) = await embed_off_loop(self.semantic.embedder, [question])
+        query = np.asarray(vec, dtype="<f4")
+        keys = [
+            vector_key(scope, s.version, int(c))
+            for s in sets
+            for c in s.lists(query[None, :], self.semantic.nprobe)[0]
+            for scope in scopes
+        ]
+        raw = query.tobytes()
+        served_, lost = await op.ask_owners(
+            keys, self.owners, lambda ks: pr.Vectors(ks, raw, min(k, pr.MAX_VECTOR_K))
+        )
+        tops = [served_[key][1].lists[key] for key in keys if key in served_]
+        return merge_tops(tops, k), lost
+
+    def _fused(self, lexical: list[Any], vector: list[VectorHit], k: int) -> list[Any]:
+        """The best ``k`` of both rankings by :func:`vectors.fuse` (the method and weight
+        bench_semantic chose), as candidates with their fused scores."""
+        assert self.semantic is not None
+        info = {c.fact_id: (c.created, c.subject) for c in lexical}
+        for h in vector:
+            info.setdefault(h.fact_id, (h.created, h.subject))
+        fused = fuse(
+            [(c.fact_id, c.score) for c in lexical],
+            [(h.fact_id, h.score) for h in vector],
+            limit=k,
+            weight=self.semantic.weight,
+        )
+        return [
+            Candidate(fid, score, created=info[fid][0], subject=info[fid][1])
+            for fid, score in fused
+        ]
 
     async def _term_lists(
         self,
@@ -915,6 +1207,9 @@ class Coordinator:
         # the corpus list's owners always: a fact whose body is lost may still be counted
         # its content's terms and its context's (index_fact made postings of both)
         held = index_fact(body, self.tokenizer)[1] if body is not None else []
+        if body is not None and body.vector is not None:
+            # its vector's lists under every version served (memory/semantic.py)
+            held += filed(body, await self._centroid_sets(op))
         terms = [*(p.term for p in held), corpus_key(body.scope if body else HIVE)]
         term_groups = [self.owners(t) for t in terms]
         tomb = Tombstone(fact_id, self.clock())

@@ -72,6 +72,8 @@ from amplihack_hive.memory.records import (
     Posting,
     ShardExport,
     Tombstone,
+    decode_vector,
+    encode_bytes,
 )
 from amplihack_hive.memory.scopes import HIVE, is_corpus_key
 from amplihack_hive.memory.store import REINDEXING, merge_into
@@ -104,17 +106,19 @@ _SCHEMA = (
     "CREATE NODE TABLE IF NOT EXISTS Doc(id STRING PRIMARY KEY, body BOOLEAN, forgotten DOUBLE,"
     " content STRING, kind STRING, agent STRING, created DOUBLE, confidence DOUBLE,"
     " metadata STRING, subject STRING, supersedes STRING, length INT64, value INT64,"
-    " context STRING, scope STRING)",
+    " context STRING, scope STRING, vector STRING)",
     "CREATE REL TABLE IF NOT EXISTS Supersedes(FROM Doc TO Doc)",
     # stores made before facts had a context gain the column (empty for their facts)
     "ALTER TABLE Doc ADD IF NOT EXISTS context STRING DEFAULT ''",
     # and before scopes: their facts are the hive's
     "ALTER TABLE Doc ADD IF NOT EXISTS scope STRING DEFAULT 'hive'",
+    # and before vectors (memory/semantic.py): none of their facts has one
+    "ALTER TABLE Doc ADD IF NOT EXISTS vector STRING DEFAULT ''",
 )
 
 _FACT_COLS = (
     "d.id, d.content, d.kind, d.agent, d.created, d.confidence, d.metadata, d.subject,"
-    " d.supersedes, d.length, d.context, d.scope"
+    " d.supersedes, d.length, d.context, d.scope, d.vector"
 )
 
 
@@ -142,6 +146,8 @@ def _fact_row(f: Fact) -> dict[str, Any]:
         "length": int(f.length),
         "context": f.context,
         "scope": f.scope,
+        # base64, as on the wire ('' for none): a fact's vector is read only with its body
+        "vector": encode_bytes(f.vector) if f.vector is not None else "",
     }
 
 
@@ -169,6 +175,7 @@ def _fact_from(row: Sequence[Any]) -> Fact:
         length=row[9],
         context=row[10] or "",
         scope=row[11] or HIVE,
+        vector=decode_vector(row[12]) if row[12] else None,
     )
 
 
@@ -418,7 +425,7 @@ class KuzuStore:
                         " content: r.content, kind: r.kind, agent: r.agent, created: r.created,"
                         " confidence: r.confidence, metadata: r.metadata, subject: r.subject,"
                         " supersedes: r.supersedes, length: r.length, context: r.context,"
-                        " scope: r.scope})",
+                        " scope: r.scope, vector: r.vector})",
                         {"rows": part},
                     )
                 for part in _chunks(placeholders):
@@ -428,7 +435,7 @@ class KuzuStore:
                         " d.created = r.created, d.confidence = r.confidence,"
                         " d.metadata = r.metadata, d.subject = r.subject,"
                         " d.supersedes = r.supersedes, d.length = r.length,"
-                        " d.context = r.context, d.scope = r.scope",
+                        " d.context = r.context, d.scope = r.scope, d.vector = r.vector",
                         {"rows": part},
                     )
                 self._add_known(new)

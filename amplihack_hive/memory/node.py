@@ -1,7 +1,7 @@
 """One agent's side of the memory protocol: it answers the requests other agents send.
 
 The requests and their replies are the typed messages of :mod:`amplihack_hive.memory.protocol`
-(``Put``, ``Postings``, ``Facts``, ``Forget``, ``Corpus``, ``Stats``, ``Export``,
+(``Put``, ``Postings``, ``Vectors``, ``Facts``, ``Forget``, ``Corpus``, ``Stats``, ``Export``,
 ``Import``, ``Ping`` and repair's four), the same over the in-process transport and over
 HTTP. :meth:`MemoryNode.answer` answers one; :meth:`MemoryNode.handle` is the wire entry
 (a JSON-compatible dict in, one out). The node only reads and writes its own store; it
@@ -14,6 +14,8 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import numpy as np
+
 from amplihack_hive import wirejson
 from amplihack_hive.errors import (
     HiveStateError,
@@ -25,6 +27,7 @@ from amplihack_hive.memory import protocol as p
 from amplihack_hive.memory.protocol import Reply, Request, decode_request, encode
 from amplihack_hive.memory.records import CORPUS_TERM
 from amplihack_hive.memory.repair import RepairService
+from amplihack_hive.memory.semantic import page_columns, top_columns
 from amplihack_hive.memory.store import Store
 from amplihack_hive.memory.text import TOKENIZER
 from amplihack_hive.memory.worker import StoreWorker
@@ -78,6 +81,7 @@ class MemoryNode:
         self._answers: dict[type[Request], Callable[[Any], Reply]] = {
             p.Put: self._put,
             p.Postings: self._postings,
+            p.Vectors: self._vectors,
             p.Facts: self._facts,
             p.Forget: self._forget,
             p.Corpus: self._corpus,
@@ -214,6 +218,16 @@ class MemoryNode:
                 continue
             out[term] = cols.page(r.avgdl, r.limit, (r.after or {}).get(term))
         return p.PostingsReply(out)
+
+    def _vectors(self, r: p.Vectors) -> p.VectorsReply:
+        lists = self.store.postings(r.keys)
+        if r.query is None:
+            after = r.after or {}
+            return p.VectorsReply(
+                {key: page_columns(ps, after.get(key), r.k) for key, ps in lists.items()}
+            )
+        query = np.frombuffer(r.query, dtype="<f4")
+        return p.VectorsReply({key: top_columns(ps, query, r.k) for key, ps in lists.items()})
 
     def _facts(self, r: p.Facts) -> p.FactsReply:
         got = self.store.get_facts(r.ids)

@@ -22,7 +22,10 @@ written the way an LSM tree writes (O'Neil et al. 1996; Lucene's segments):
   and purged by the next merge that sees them.
 
 Directory layout: ``wal-<gen>.log``, ``seg-<gen>/`` (``key.npy``, ``tf.npy``, ...), and
-``FORMAT`` holding :data:`FORMAT_VERSION`.
+``FORMAT`` holding :data:`FORMAT_VERSION`. Postings of vector lists (memory/semantic.py)
+carry their fact's vector: a segment keeps the vectors' bytes end to end in ``vec.npy``
+and where each row's start in ``vec_off.npy`` (one more entry than rows; a row without a
+vector is empty).
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ import numpy as np
 
 from amplihack_hive import wirejson
 from amplihack_hive.errors import StorageError
-from amplihack_hive.memory.records import Posting
+from amplihack_hive.memory.records import Posting, decode_vector, encode_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -49,17 +52,19 @@ logger = logging.getLogger(__name__)
 #: index of format 1 reads as one whose postings have no context, and is marked 2 when
 #: opened, so that a version of this code from before contexts refuses it rather than
 #: drop the context columns unnoticed.
-FORMAT_VERSION = 2
-_READS = ("1", "2")
+#: 3: postings may carry a vector (WAL rows of 9, vec and vec_off columns); marked on open,
+#: as 2 was, so that a version from before vectors refuses the index.
+FORMAT_VERSION = 3
+_READS = ("1", "2", "3")
 #: Postings held in memory before they are written as a segment (about 10 MB).
 FLUSH_POSTINGS = 50_000
 #: Segments merged at once, when that many have sizes within this factor of each other.
 MERGE_WIDTH = 4
 _SEP = b"\x00"
 _ESCAPED = re.compile(rb"\x01(.)", re.DOTALL)
-#: (tf, length, created, subject, ctx tf, ctx length) of a live posting; None marks a
-#: deleted key.
-Entry = tuple[int, int, float, "str | None", int, int] | None
+#: (tf, length, created, subject, ctx tf, ctx length, vector) of a live posting; None marks
+#: a deleted key.
+Entry = tuple[int, int, float, "str | None", int, int, "bytes | None"] | None
 
 
 def _prefix(term: str) -> bytes:
@@ -114,12 +119,17 @@ class Segment:
     #: The context field's tf and length (Posting.ctx_tf, ctx_length).
     ctx_tf: np.ndarray
     ctx_length: np.ndarray
+    #: Vectors' bytes end to end (uint8), and where row i's are: vec[vec_off[i]:vec_off[i+1]]
+    vec: np.ndarray
+    vec_off: np.ndarray
     #: Generations this segment was merged from (their directories may be removed).
     merged: tuple[int, ...] = ()
 
     COLUMNS = ("key", "tf", "length", "created", "subject", "has_subject", "live")
     #: Columns a segment written before contexts existed lacks (read as zeros).
     OPTIONAL = ("ctx_tf", "ctx_length")
+    #: Columns a segment written before vectors existed lacks (read as no vectors).
+    VECTORS = ("vec", "vec_off")
 
     def __len__(self) -> int:
         return len(self.key)
@@ -134,6 +144,12 @@ class Segment:
                 if file.exists()
                 else np.zeros(len(cols["key"]), np.int32)
             )
+        if (path / "vec_off.npy").exists():
+            cols["vec"] = np.load(path / "vec.npy", mmap_mode="r")
+            cols["vec_off"] = np.load(path / "vec_off.npy", mmap_mode="r")
+        else:
+            cols["vec"] = np.zeros(0, np.uint8)
+            cols["vec_off"] = np.zeros(len(cols["key"]) + 1, np.int64)
         merged = path / "merged.npy"
         parts = tuple(int(g) for g in np.load(merged)) if merged.exists() else ()
         return cls(gen, **cols, merged=parts)
@@ -143,6 +159,8 @@ class Segment:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         columns = {c: getattr(self, c) for c in (*self.COLUMNS, *self.OPTIONAL)}
+        if len(self.vec):  # a segment without vectors is written as before them
+            columns.update(vec=self.vec, vec_off=self.vec_off)
         if self.merged:
             columns["merged"] = np.array(self.merged, np.int64)
         for c, values in columns.items():
@@ -171,7 +189,12 @@ class Segment:
             subject,
             int(self.ctx_tf[i]),
             int(self.ctx_length[i]),
+            self.vector(i),
         )
+
+    def vector(self, i: int) -> bytes | None:
+        lo, hi = int(self.vec_off[i]), int(self.vec_off[i + 1])
+        return bytes(self.vec[lo:hi]) if hi > lo else None
 
     def rows(self, lo: int = 0, hi: int | None = None) -> Iterator[tuple[bytes, Entry]]:
         hi = len(self) if hi is None else hi
@@ -192,6 +215,8 @@ class Segment:
         live = np.zeros(n, bool)
         ctx_tf = np.zeros(n, np.int32)
         ctx_length = np.zeros(n, np.int32)
+        vec_len = np.zeros(n + 1, np.int64)
+        vectors: list[bytes] = []
         for i, k in enumerate(keys):
             e = entries[k]
             if e is None:
@@ -202,6 +227,9 @@ class Segment:
             ctx_tf[i], ctx_length[i] = e[4], e[5]
             has_subject[i] = e[3] is not None
             subject.append((e[3] or "").encode())
+            if e[6] is not None:
+                vectors.append(e[6])
+                vec_len[i + 1] = len(e[6])
         return cls(
             gen,
             np.array(keys, dtype=bytes) if n else np.array([], dtype="S1"),
@@ -213,6 +241,8 @@ class Segment:
             live,
             ctx_tf,
             ctx_length,
+            np.frombuffer(b"".join(vectors), np.uint8),
+            np.cumsum(vec_len),
             merged,
         )
 
@@ -327,8 +357,9 @@ class PostingIndex:
         for row in frame.get("put", ()):
             term, fid, tf, length, created, subject = row[:6]
             ctx = (int(row[6]), int(row[7])) if len(row) > 6 else (0, 0)
+            vector = decode_vector(row[8]) if len(row) > 8 else None
             if fid not in self.dead:
-                self._set(term, fid, (int(tf), int(length), float(created), subject, *ctx))
+                self._set(term, fid, (int(tf), int(length), float(created), subject, *ctx, vector))
         for term, fid in frame.get("drop", ()):
             self._set(term, fid, None)
         for fid in frame.get("dead", ()):
@@ -364,7 +395,13 @@ class PostingIndex:
     def put(self, postings: Sequence[Posting]) -> None:
         rows = [
             [p.term, p.fact_id, int(p.tf), int(p.length), float(p.created), p.subject]
-            + ([int(p.ctx_tf), int(p.ctx_length)] if p.ctx_tf or p.ctx_length else [])
+            + (
+                [int(p.ctx_tf), int(p.ctx_length), encode_bytes(p.vector)]
+                if p.vector is not None
+                else [int(p.ctx_tf), int(p.ctx_length)]
+                if p.ctx_tf or p.ctx_length
+                else []
+            )
             for p in postings
             if p.fact_id not in self.dead
         ]
@@ -449,7 +486,7 @@ class PostingIndex:
                 continue
             term, fid = _split(k)
             if fid not in self.dead:
-                yield Posting(term, fid, e[0], e[1], e[2], e[3], e[4], e[5])
+                yield Posting(term, fid, e[0], e[1], e[2], e[3], e[4], e[5], e[6])
 
     def term(self, term: str) -> list[Posting]:
         prefix = _prefix(term)

@@ -27,7 +27,15 @@ from operator import attrgetter
 from typing import Any, ClassVar, TypeVar
 
 from amplihack_hive.errors import InvalidInputError
-from amplihack_hive.memory.records import Fact, Posting, ShardExport, Tombstone, check_fact_id
+from amplihack_hive.memory.records import (
+    Fact,
+    Posting,
+    ShardExport,
+    Tombstone,
+    check_fact_id,
+    decode_vector,
+    encode_bytes,
+)
 from amplihack_hive.memory.scopes import HIVE, KEY_SEP, is_corpus_key
 from amplihack_hive.memory.text import check_tokenizer
 
@@ -135,9 +143,9 @@ def _fact(d: Any) -> Fact:
 
 
 def _posting(v: Any) -> Posting:
-    if not isinstance(v, list) or len(v) not in (6, 8):
+    if not isinstance(v, list) or len(v) not in (6, 8, 9):
         raise InvalidInputError(
-            "a posting is [term, id, tf, length, created, subject(, ctx tf, ctx length)]"
+            "a posting is [term, id, tf, length, created, subject(, ctx tf, ctx length(, vector))]"
         )
     posting = Posting.from_list(v)
     check_fact_id(posting.fact_id)
@@ -348,6 +356,79 @@ class Postings(Indexed):
             after=cursors,
             only=None if only is None else {str(t): [str(i) for i in _list(only, t)] for t in only},
             tokenizer=_tokenizer(m),
+        )
+
+
+@dataclass
+class VectorsReply(Reply):
+    """Per vector list asked for (memory/semantic.py): its best postings for the query,
+    best first (ties to the smaller id), as columns ``ids``, ``scores``, ``created``,
+    ``subjects``; asked with no query, every posting of the list with ``tf``, ``length``
+    and ``vectors`` (base64 float16) too."""
+
+    lists: dict[str, dict[str, list[Any]]]
+
+    def to_wire(self) -> Wire:
+        return {"lists": self.lists}
+
+    @classmethod
+    def from_wire(cls, m: Wire) -> VectorsReply:
+        lists = _map(m, "lists") or {}
+        out: dict[str, dict[str, list[Any]]] = {}
+        for key, cols in lists.items():
+            if not isinstance(cols, dict):
+                raise InvalidInputError("a vector list is an object of columns")
+            ids = _list(cols, "ids")
+            got = {c: _list(cols, c) for c in VECTOR_COLUMNS if c in cols}
+            if any(len(v) != len(ids) for v in got.values()):
+                raise InvalidInputError("a vector list's columns differ in length")
+            out[str(key)] = {"ids": [str(i) for i in ids], **got}
+        return cls(out)
+
+
+#: The columns of a vector list in a VectorsReply besides its ids.
+VECTOR_COLUMNS = ("scores", "created", "subjects", "tf", "length", "vectors")
+#: The most postings a Vectors request may ask for per list.
+MAX_VECTOR_K = 1000
+
+
+@dataclass(frozen=True)
+class Vectors(Request):
+    """The ``k`` postings of each vector list ``keys`` nearest to ``query`` (float32 bytes
+    of a unit vector, base64 on the wire), scored exactly by cosine from the stored values
+    (vectors.similarity); with no query, every posting of the lists, vectors included (to
+    read the centroids, and to re-file vectors under new ones), ``k`` at a time by id after
+    ``after[key]``."""
+
+    op = "vectors"
+    reply = VectorsReply
+    reads = True
+    keys: list[str] = field(default_factory=list)
+    query: bytes | None = None
+    k: int = 10
+    after: dict[str, str] | None = None
+
+    def fields(self) -> Wire:
+        m: Wire = {"keys": self.keys, "k": self.k}
+        if self.query is not None:
+            m["query"] = encode_bytes(self.query)
+        if self.after:
+            m["after"] = self.after
+        return m
+
+    @classmethod
+    def from_fields(cls, m: Wire) -> Vectors:
+        k = _int(m.get("k", 10), "k")
+        if not 1 <= k <= MAX_VECTOR_K:
+            raise InvalidInputError(f"k must be from 1 to {MAX_VECTOR_K}, got {k}")
+        query = m.get("query")
+        raw = decode_vector(query, width=4) if query is not None else None
+        after = _map(m, "after")
+        return cls(
+            [str(t) for t in _list(m, "keys", bounded=True)],
+            raw,
+            k,
+            {str(key): str(fid) for key, fid in after.items()} if after else None,
         )
 
 
@@ -718,6 +799,7 @@ REQUESTS: dict[str, type[Request]] = {
     for cls in (
         Put,
         Postings,
+        Vectors,
         Facts,
         Forget,
         Corpus,

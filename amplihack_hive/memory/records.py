@@ -6,6 +6,8 @@ content twice is one fact and a retried write never duplicates.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import time
@@ -116,6 +118,29 @@ def check_fact_id(fact_id: object) -> str:
 
 #: The most context one fact may carry (indexed beside the fact, and returned beside it).
 MAX_CONTEXT_BYTES = 16384
+#: The most dimensions a vector may have (float16: two bytes each).
+MAX_DIMENSIONS = 4096
+
+
+def encode_bytes(data: bytes) -> str:
+    """Bytes in the wire's JSON: base64 (a vector of 384 float16 is 1,024 characters)."""
+    return base64.b64encode(data).decode("ascii")
+
+
+def decode_vector(value: object, width: int = 2) -> bytes:
+    """A vector's bytes (float16: ``width`` 2; a query's float32: 4) from their wire form,
+    or InvalidInputError."""
+    if not isinstance(value, str):
+        raise InvalidInputError("a vector must be base64 text")
+    try:
+        data = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidInputError("a vector must be base64 text") from None
+    if not data or len(data) % width or len(data) > width * MAX_DIMENSIONS:
+        raise InvalidInputError(
+            f"a vector is 1 to {MAX_DIMENSIONS} values of {width} bytes, not {len(data)} bytes"
+        )
+    return data
 
 
 def normalize_context(context: object) -> str:
@@ -176,6 +201,10 @@ class Fact:
     #: Who may see it (memory/scopes.py): "hive", "agent:NAME" or "group:NAME". Part of
     #: the fact's id (outside "hive") and of its postings' keys.
     scope: str = HIVE
+    #: Its embedding (memory/semantic.py) as float16 bytes, when the hive recalls by
+    #: meaning too: kept with the body so that forget, escalate and a retraining of the
+    #: centroids find the vector's list without an embedder. None without one.
+    vector: bytes | None = None
 
     @classmethod
     def new(
@@ -243,6 +272,8 @@ class Fact:
         if self.scope != HIVE:
             # likewise: a hive-wide fact is sent as before scopes existed
             d["scope"] = self.scope
+        if self.vector is not None:
+            d["vector"] = encode_bytes(self.vector)
         return d
 
     @classmethod
@@ -260,6 +291,7 @@ class Fact:
             length=int(d.get("length", 0)),
             context=str(d.get("context") or ""),
             scope=check_scope(d.get("scope") or HIVE),
+            vector=decode_vector(d["vector"]) if d.get("vector") is not None else None,
         )
 
 
@@ -281,10 +313,16 @@ class Posting:
     #: fact without one): the second field of BM25F (memory/index.py)
     ctx_tf: int = 0
     ctx_length: int = 0
+    #: On a vector list (memory/semantic.py): the fact's embedding, float16 bytes.
+    vector: bytes | None = None
 
     def to_list(self) -> list[Any]:
         row = [self.term, self.fact_id, self.tf, self.length, self.created, self.subject]
-        if self.ctx_tf or self.ctx_length:
+        if self.vector is not None:
+            # nine fields with a vector: agents from before vectors refuse those (they
+            # read six or eight) rather than keep the posting without its vector
+            row += [self.ctx_tf, self.ctx_length, encode_bytes(self.vector)]
+        elif self.ctx_tf or self.ctx_length:
             # eight fields only with a context: agents of the last version refuse those
             # (they read six) rather than drop the context's terms unnoticed
             row += [self.ctx_tf, self.ctx_length]
@@ -293,7 +331,8 @@ class Posting:
     @classmethod
     def from_list(cls, v: list[Any]) -> Posting:
         ctx = (int(v[6]), int(v[7])) if len(v) > 6 else (0, 0)
-        return cls(str(v[0]), str(v[1]), int(v[2]), int(v[3]), float(v[4]), v[5], *ctx)
+        vector = decode_vector(v[8]) if len(v) > 8 else None
+        return cls(str(v[0]), str(v[1]), int(v[2]), int(v[3]), float(v[4]), v[5], *ctx, vector)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,10 @@ versions. Moving a hive to a new version is this rebuild, done while no agent ru
    the hive's ring, as a coordinator would place them;
 3. every store records the new version.
 
+Vector lists (memory/semantic.py) are not made of words: the centroids are written back as
+they were, and every fact with a vector is filed under them again (a rebuild stopped before
+they were written back files vectors in the one untrained list; train again then).
+
 The bodies are the source of truth: nothing but postings is written, and the rebuild can be
 run again at any point with the same result.
 """
@@ -26,6 +30,7 @@ from amplihack_hive.memory.coordinator import corpus_posting, index_fact
 from amplihack_hive.memory.records import Posting
 from amplihack_hive.memory.ring import HashRing
 from amplihack_hive.memory.scopes import place
+from amplihack_hive.memory.semantic import CENTROIDS, filed, read_centroids, served
 from amplihack_hive.memory.store import Store
 from amplihack_hive.memory.text import check_tokenizer
 
@@ -64,8 +69,21 @@ def reindex_stores(
         raise InvalidInputError(
             f"a rebuild needs the store of every agent on the ring; missing: {', '.join(missing)}"
         )
+    # the vector lists and centroids are not built from words (memory/semantic.py): the
+    # centroids are kept as they are, and each fact's vector is filed again under them
+    centroids = {
+        p.fact_id: p for store in stores.values() for p in store.postings([CENTROIDS])[CENTROIDS]
+    }
+    sets = served(
+        read_centroids(
+            (p.fact_id, p.tf, p.length, p.created, p.subject, p.vector) for p in centroids.values()
+        )
+    )
     for store in stores.values():
         store.reset_index()
+    for agent in ring.owners(place(CENTROIDS), replication):
+        if centroids:
+            stores[agent].put_postings(list(centroids.values()))
     dead = {t.fact_id for store in stores.values() for t in store.tombstones()}
     held = {name: store.fact_ids() for name, store in stores.items()}
     total = len({fid for ids in held.values() for fid in ids} - dead)
@@ -81,7 +99,8 @@ def reindex_stores(
             out: dict[str, list[Posting]] = {}
             for fact in stores[name].get_facts(chunk).values():
                 fact, postings = index_fact(fact, version)
-                for p in (*postings, corpus_posting(fact, postings)):
+                vectors = filed(fact, sets) if fact.vector is not None else []
+                for p in (*postings, corpus_posting(fact, postings), *vectors):
                     where = owners.get(p.term)
                     if where is None:
                         where = owners[p.term] = ring.owners(place(p.term), replication)
