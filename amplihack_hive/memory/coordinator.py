@@ -106,6 +106,9 @@ RESTATE_TOP = 100
 #: and how close to the fact they may restate their score must be.
 RESTATE_WINDOW = 5
 RESTATE_SCORE = 0.8
+#: Candidates of each ranking, lexical and vector, fused when recall uses vectors
+#: (memory/semantic.py): bench_semantic chose the fusion with 50 of each.
+FUSED_CANDIDATES = 50
 #: Times content may be forgotten and remembered again (each life has its own id).
 MAX_INCARNATIONS = 64
 #: The fields a remember item (a dict) may carry.
@@ -968,6 +971,9 @@ class Coordinator:
             if not held or (not keys and self.semantic is None):
                 return hits, op  # nothing in any scope asked for
             want = limit * 2 + 5
+            if self.semantic is not None:
+                # each ranking's candidates for the fusion, as bench_semantic fused them
+                want = max(want, FUSED_CANDIDATES)
             # the vectors' lists, asked while the lexical lists are (memory/semantic.py)
             near = (
                 asyncio.ensure_future(self._vector_hits(op, question, held, want))
