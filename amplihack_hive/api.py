@@ -398,6 +398,12 @@ class Hive(_Client):
             agent="client",
         )
         coordinator.access = _access(cfg.groups, as_agent)
+        if cfg.semantic is not None:
+            from amplihack_hive.memory.embed import embedder_from_spec
+
+            coordinator.semantic = Semantic(
+                embedder_from_spec(cfg.semantic.embedder), nprobe=cfg.semantic.nprobe
+            )
 
         def newer_ring() -> HashRing | None:
             # the membership the supervisor published last (agents adopt it within ~1 s)

