@@ -11,7 +11,6 @@ from amplihack_hive.errors import InvalidInputError
 from amplihack_hive.memory.vectors import (
     IVFIndex,
     centroid_version,
-    coverage,
     fuse,
     list_count,
     nearest,
@@ -115,5 +114,3 @@ def test_fusion_methods() -> None:
         fuse(lex, vec, method="max")
     with pytest.raises(InvalidInputError, match="within"):
         fuse(lex, vec, weight=1.5)
-    assert coverage(["cto", "cobalt"], [["cobalt", "food"], ["x"]]) == 0.5
-    assert coverage([], []) == 1.0 and coverage(["a"], []) == 0.0

@@ -187,16 +187,6 @@ class IVFIndex:
 FUSIONS = ("rrf", "weighted", "fill", "adaptive")
 
 
-def coverage(asked: Iterable[str], held: Iterable[Iterable[str]]) -> float:
-    """The largest share of the question's terms ``asked`` that one of the lexical hits
-    holds (``held``: each hit's terms): 1.0 when some hit has every word of the question,
-    and lower the more of it only other words could match."""
-    want = set(asked)
-    if not want:
-        return 1.0
-    return max((len(want & set(h)) / len(want) for h in held), default=0.0)
-
-
 def fuse(
     lexical: Sequence[tuple[str, float]],
     semantic: Sequence[tuple[str, float]],
@@ -216,9 +206,10 @@ def fuse(
     - ``weighted``: ``(1 - weight)`` times the BM25 score over the best BM25 score, plus
       ``weight`` times the cosine (clipped at 0);
     - ``fill``: the lexical ranking as it is, then vector hits it does not hold;
-    - ``adaptive``: ``weighted``, with ``weight`` when some lexical hit holds every term of
-      the question (``covered`` 1.0, from :func:`coverage`) and ``weight_uncovered`` when
-      none does: the vectors count for more when the words of the question are not found.
+    - ``adaptive``: ``weighted``, with ``weight`` when the question's words are found
+      (``covered`` 1.0; the caller decides how: bench_semantic asks whether the index knows
+      every one) and ``weight_uncovered`` when they are not (0.0): the vectors count for
+      more when the words of the question are not found.
 
     With ``floor`` (weighted and adaptive), a lexical hit outside the vector ranking (a
     top few of the probed lists) scores the lowest cosine in it: its own is at most that if
