@@ -36,6 +36,9 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     # no test may reach a real model: the LLM answerer is enabled by these keys
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     monkeypatch.delenv("AMPLIHACK_HIVE_API_KEY", raising=False)
+    # nor a real embeddings endpoint (memory/embed.py)
+    monkeypatch.delenv("AMPLIHACK_HIVE_EMBED_KEY", raising=False)
+    monkeypatch.delenv("AMPLIHACK_HIVE_EMBED_URL", raising=False)
     yield hive_home
 
 

@@ -28,7 +28,13 @@ from pycep import BicepParser
 from typer.testing import Result
 
 from amplihack_hive.azure import deploy, plan_hive, render_hive
-from amplihack_hive.azure.deployment import API_KEY_ENV, MASK, TOKEN_ENV
+from amplihack_hive.azure.deployment import (
+    API_KEY_ENV,
+    EMBED_KEY_ENV,
+    EMBED_URL_ENV,
+    MASK,
+    TOKEN_ENV,
+)
 from amplihack_hive.azure.plan import app_size
 from amplihack_hive.cli.commands_azure import start_azure
 from amplihack_hive.errors import (
@@ -47,7 +53,7 @@ Cli = Callable[..., Result]
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden" / "azure-small"
 IMAGE = "hiveacr.azurecr.io/amplihack-hive:0.1.0"
-SECURE = ("hiveToken", "apiKey")
+SECURE = ("hiveToken", "apiKey", "embedKey")
 
 
 def make_hive(
@@ -647,6 +653,36 @@ def test_deploy_prefers_the_token_from_the_environment(
     assert record["secure"]["parameters"] == {"hiveToken": {"value": "token-from-ci-secret"}}
 
 
+def test_a_semantic_hive_deploys_with_its_embedder_and_the_key_as_a_secret(
+    hive_home: Path, deployable: str, fake_az: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = hive_config.load_hive(hive_home, deployable)
+    cfg.semantic = hive_config.SemanticConfig("openai:text-embedding-3-small", nprobe=12)
+    hive_config.save(config_path(hive_dir(hive_home, deployable)), cfg)
+    monkeypatch.setenv(TOKEN_ENV, "token-from-ci-secret")
+    monkeypatch.delenv(EMBED_URL_ENV, raising=False)
+    with pytest.raises(ConfigError, match=r"set \$AMPLIHACK_HIVE_EMBED_URL"):
+        deploy(hive_home, deployable)
+    monkeypatch.setenv(EMBED_URL_ENV, "https://my-openai.openai.azure.com/openai/v1")
+    monkeypatch.setenv(EMBED_KEY_ENV, "embed-secret")
+    result = deploy(hive_home, deployable)
+    record = json.loads(fake_az.read_text())
+    assert "embed-secret" not in " ".join(record["argv"])
+    assert record["secure"]["parameters"] == {
+        "hiveToken": {"value": "token-from-ci-secret"},
+        "embedKey": {"value": "embed-secret"},
+        "embedUrl": {"value": "https://my-openai.openai.azure.com/openai/v1"},
+    }
+    # the agents are started with it, and the key reaches them through a secretRef only
+    text = result.plan.template_file.read_text()
+    assert "embedder: 'openai:text-embedding-3-small'" in text and "nprobe: 12" in text
+    module = parse(result.plan.template_file.parent / "modules" / "agent-app.bicep")
+    env = module["variables"]["embedEnv"]["value"]["function"]["parameters"]["arg_1"]
+    assert env["operator"]["operands"]["false_value"] == [
+        {"name": "AMPLIHACK_HIVE_EMBED_KEY", "secretRef": "embed-key"}
+    ]
+
+
 def test_failing_az_is_one_clear_error(
     hive_home: Path, deployable: str, fake_az: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -684,7 +720,19 @@ def test_the_bicep_container_args_are_what_the_agent_process_accepts(tmp_path: P
         assert isinstance(arg, str)
         return values.get(arg, arg)
 
-    options = parse_args([value(arg) for arg in container["args"]])
+    # args: concat(the fixed ones, embedArgs), embedArgs empty without an embedder
+    call = container["args"]["function"]
+    assert call["type"] == "concat"
+    fixed, extra = call["parameters"].values()
+    assert extra == "embedArgs"
+    chosen = module["variables"]["embedArgs"]["value"]["operator"]["operands"]
+    assert chosen["condition"]["function"]["parameters"] == {"item_to_test": "embedder"}
+    assert chosen["true_value"] == []
+    without = parse_args([value(arg) for arg in fixed])
+    assert without.embedder is None
+    values.update(embedder="openai:text-embedding-3-small", nprobe="12")
+    options = parse_args([value(arg) for arg in [*fixed, *chosen["false_value"]]])
+    assert (options.embedder, options.nprobe) == ("openai:text-embedding-3-small", 12)
     assert options.agents == ["agent-5", "agent-6"]
     assert options.tokenizer == 2
     assert len(options.all_agents) == 10

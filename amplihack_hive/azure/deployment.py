@@ -46,6 +46,12 @@ TOKEN_ENV = "AMPLIHACK_HIVE_TOKEN"
 API_KEY_ENV = "AMPLIHACK_HIVE_API_KEY"
 TOKEN_PARAMETER = "hiveToken"
 API_KEY_PARAMETER = "apiKey"
+#: Semantic recall's embeddings endpoint and its key (memory/embed.py): deploy-time values,
+#: passed with the secure parameters (the key is one; the endpoint is not secret)
+EMBED_KEY_ENV = "AMPLIHACK_HIVE_EMBED_KEY"
+EMBED_URL_ENV = "AMPLIHACK_HIVE_EMBED_URL"
+EMBED_KEY_PARAMETER = "embedKey"
+EMBED_URL_PARAMETER = "embedUrl"
 MASK = "****"
 SECURE_PARAMETERS_FILE = "secure.parameters.json"
 
@@ -130,6 +136,13 @@ def _secrets(home: HomeArg, name: str, environ: Mapping[str, str]) -> dict[str, 
     api_key = environ.get(API_KEY_ENV, "").strip()
     if api_key:
         values[API_KEY_PARAMETER] = api_key
+    for env, parameter in (
+        (EMBED_KEY_ENV, EMBED_KEY_PARAMETER),
+        (EMBED_URL_ENV, EMBED_URL_PARAMETER),
+    ):
+        value = environ.get(env, "").strip()
+        if value:
+            values[parameter] = value
     return values
 
 
@@ -181,7 +194,24 @@ def plan_deploy(
         home, name, out_dir, location=location or cfg.azure.location, image=chosen_image
     )
     by_name = {path.name: path for path in files}
-    secure = [TOKEN_PARAMETER] + ([API_KEY_PARAMETER] if env.get(API_KEY_ENV, "").strip() else [])
+    secure = [TOKEN_PARAMETER] + [
+        parameter
+        for variable, parameter in (
+            (API_KEY_ENV, API_KEY_PARAMETER),
+            (EMBED_KEY_ENV, EMBED_KEY_PARAMETER),
+            (EMBED_URL_ENV, EMBED_URL_PARAMETER),
+        )
+        if env.get(variable, "").strip()
+    ]
+    if (
+        cfg.semantic is not None
+        and cfg.semantic.embedder.lower().startswith("openai:")
+        and not env.get(EMBED_URL_ENV, "").strip()
+    ):
+        raise ConfigError(
+            f"hive {name!r} embeds with {cfg.semantic.embedder}: set ${EMBED_URL_ENV} to the "
+            f"embeddings endpoint (and ${EMBED_KEY_ENV} to its key) before deploying"
+        )
     return DeployPlan(
         hive=name,
         resource_group=group,

@@ -70,6 +70,10 @@ class HivePlan:
     allowed_ips: tuple[str, ...] = ()
     #: the hive's groups (memory/scopes.py): (name, agents), sorted
     groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    #: semantic recall (memory/semantic.py): the embedder (``<backend>:<model>``, "" for
+    #: none) and the vector lists a question asks
+    embedder: str = ""
+    nprobe: int = 8
 
     @property
     def peers(self) -> list[tuple[str, str]]:
@@ -156,4 +160,6 @@ def plan_hive(
         image=check_image(chosen_image) if chosen_image is not None else None,
         allowed_ips=tuple(cfg.azure.allowed_ips),
         groups=tuple((g, tuple(m)) for g, m in sorted(cfg.groups.items())),
+        embedder=cfg.semantic.embedder if cfg.semantic is not None else "",
+        nprobe=cfg.semantic.nprobe if cfg.semantic is not None else 8,
     )

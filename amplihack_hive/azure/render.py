@@ -65,6 +65,8 @@ def _context(plan: HivePlan) -> dict[str, Any]:
         "buffer_pool_mb": plan.buffer_pool_mb,
         "tokenizer": plan.tokenizer,
         "groups": ";".join(f"{g}={','.join(m)}" for g, m in plan.groups),
+        "embedder": plan.embedder,
+        "nprobe": plan.nprobe,
         "memory_rule": MEMORY_RULE,
         "location": plan.location,
         "image": plan.image,

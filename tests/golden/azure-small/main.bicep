@@ -36,6 +36,13 @@ param hiveToken string
 @secure()
 param apiKey string = ''
 
+@description('Key of the embeddings endpoint of semantic recall ($AMPLIHACK_HIVE_EMBED_KEY); empty for none.')
+@secure()
+param embedKey string = ''
+
+@description('The embeddings endpoint of an openai:MODEL embedder ($AMPLIHACK_HIVE_EMBED_URL); empty for none.')
+param embedUrl string = ''
+
 @description('Client address ranges (CIDR) let into the hive\'s entry app; empty for any (every request still needs the hive token).')
 param allowedIps array = []
 
@@ -129,6 +136,10 @@ module agentApps 'modules/agent-app.bicep' = [for app in apps: {
     bufferPoolMb: 256
     tokenizer: 2
     groups: ''
+    embedder: ''
+    nprobe: 8
+    embedKey: embedKey
+    embedUrl: embedUrl
     cpu: app.cpu
     memory: app.memory
     hiveToken: hiveToken

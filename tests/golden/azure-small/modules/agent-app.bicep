@@ -73,6 +73,20 @@ param tokenizer int = 1
 @description('The hive\'s groups of agents (scopes group:NAME): NAME=AGENT,AGENT;... or empty.')
 param groups string = ''
 
+@description('Semantic recall: the embedder, <backend>:<model> (amplihack-hive create --embedder); empty for none.')
+param embedder string = ''
+
+@description('Semantic recall: the vector lists a question asks.')
+@minValue(1)
+param nprobe int = 8
+
+@description('Key of the embeddings endpoint (an openai:MODEL embedder); empty for none.')
+@secure()
+param embedKey string = ''
+
+@description('The embeddings endpoint of an openai:MODEL embedder; empty for none.')
+param embedUrl string = ''
+
 @description('vCPU of the container, as a decimal string (e.g. \'1.5\').')
 param cpu string
 
@@ -115,6 +129,29 @@ var apiKeySecrets = empty(apiKey) ? [] : [
     name: 'api-key'
     value: apiKey
   }
+]
+var embedKeySecrets = empty(embedKey) ? [] : [
+  {
+    name: 'embed-key'
+    value: embedKey
+  }
+]
+var embedEnv = concat(empty(embedKey) ? [] : [
+  {
+    name: 'AMPLIHACK_HIVE_EMBED_KEY'
+    secretRef: 'embed-key'
+  }
+], empty(embedUrl) ? [] : [
+  {
+    name: 'AMPLIHACK_HIVE_EMBED_URL'
+    value: embedUrl
+  }
+])
+var embedArgs = empty(embedder) ? [] : [
+  '--embedder'
+  embedder
+  '--nprobe'
+  string(nprobe)
 ]
 var apiKeyEnv = empty(apiKey) ? [] : [
   {
@@ -166,7 +203,7 @@ resource app 'Microsoft.App/containerApps@2024-03-01' = {
           identity: pullIdentityId
         }
       ]
-      secrets: concat(tokenSecrets, apiKeySecrets)
+      secrets: concat(tokenSecrets, apiKeySecrets, embedKeySecrets)
     }
     template: {
       terminationGracePeriodSeconds: 30
@@ -174,7 +211,7 @@ resource app 'Microsoft.App/containerApps@2024-03-01' = {
         {
           name: 'agents'
           image: image
-          args: [
+          args: concat([
             '--hive-dir'
             '${dataDir}/hive'
             '--agents'
@@ -195,7 +232,7 @@ resource app 'Microsoft.App/containerApps@2024-03-01' = {
             string(port)
             '--public-url'
             publicUrl
-          ]
+          ], embedArgs)
           env: concat([
             {
               name: 'AMPLIHACK_HIVE_TOKEN'
@@ -209,7 +246,7 @@ resource app 'Microsoft.App/containerApps@2024-03-01' = {
               name: 'AMPLIHACK_HIVE_GROUPS'
               value: groups
             }
-          ], apiKeyEnv)
+          ], apiKeyEnv, embedEnv)
           resources: {
             cpu: json(cpu)
             memory: memory
