@@ -316,3 +316,55 @@ def test_a_question_of_no_indexed_words_is_answered_by_the_vectors_alone() -> No
         assert list(lexical.recall("the of", 5)) == []
         hits = hive.recall("the of", 5)
         assert len(hits) == 2 and hits.complete
+
+
+def held_vectors(hive: Hive) -> dict[str, set[str]]:
+    """Vector postings per agent: key -> ids, over every store."""
+    out: dict[str, set[str]] = {}
+    for name, node in hive._transport.nodes.items():  # type: ignore[attr-defined]
+        for term, fid in node.store.posting_keys():
+            if term.startswith("\x00vec:"):
+                out.setdefault(name, set()).add(f"{term}|{fid}")
+    return out
+
+
+def test_vectors_written_around_down_owners_are_handed_back_and_a_wiped_agent_is_rebuilt() -> None:
+    from amplihack_hive.memory.assembly import AgentSettings, build_node
+    from amplihack_hive.memory.store import InMemoryStore
+
+    emb = WordVectors()
+    docs = [f"w{i % 30} w{(i * 11) % 30} office" for i in range(80)]
+    with (
+        Hive.in_process(1, 1, embedder=emb, nprobe=3) as one,
+        Hive.in_process(6, 3, embedder=emb, nprobe=3) as hive,
+    ):
+        one.remember_many(docs[:40])
+        one.train_vectors(4, seed=1)
+        one.remember_many(docs[40:])
+        hive.remember_many(docs[:40])
+        hive.train_vectors(4, seed=1)
+        transport = hive._transport
+        transport.down |= {"agent-1", "agent-4"}  # type: ignore[attr-defined]
+        hive.remember_many(docs[40:])  # acknowledged through hinted stand-ins
+        transport.down.clear()  # type: ignore[attr-defined]
+        for _ in range(3):
+            hive.repair()
+        # every vector posting is on exactly its list's R owners now
+        coord = hive._coordinator
+        for agent, keys in held_vectors(hive).items():
+            for key in keys:
+                term = key.split("|")[0]
+                assert agent in coord.owners(term), (agent, term)
+        for q in ("w3 office", "w17 w5", "office"):
+            assert vector_top(hive, q) == vector_top(one, q)
+            assert ranking(hive, q) == ranking(one, q)
+        # an agent that comes back empty gets its vectors back from its replicas
+        held = held_vectors(hive)
+        wiped = max(held, key=lambda a: len(held[a]))
+        transport.nodes[wiped] = build_node(  # type: ignore[attr-defined]
+            wiped, InMemoryStore(), AgentSettings(), lambda: coord.ring
+        )
+        assert wiped not in held_vectors(hive)
+        for _ in range(3):
+            hive.repair()
+        assert held_vectors(hive)[wiped] == held[wiped]

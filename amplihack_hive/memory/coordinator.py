@@ -494,21 +494,24 @@ class Coordinator:
     async def _centroid_sets(self, op: _Op, *, fresh: bool = False) -> list[CentroidSet]:
         """The centroid versions served (memory/semantic.py), read from a read quorum of
         the centroid list's owners (one that missed a write cannot hide a version), kept
-        for CENTROIDS_TTL seconds."""
+        for CENTROIDS_TTL seconds. With fewer owners up, what those hold (a write must not
+        fail because two of the list's three owners are down; at worst a vector written
+        then is filed under the older version only, and found by its words)."""
         now = time.monotonic()
         if not fresh and self._sets is not None and now - self._sets_at < CENTROIDS_TTL:
             return self._sets
-        rows = (await self._read_lists(op, [CENTROIDS]))[CENTROIDS]
+        rows = (await self._read_lists(op, [CENTROIDS], quorum=False))[CENTROIDS]
         self._sets = served(read_centroids(rows))
         self._sets_at = now
         return self._sets
 
     async def _read_lists(
-        self, op: _Op, keys: Sequence[str]
+        self, op: _Op, keys: Sequence[str], *, quorum: bool = True
     ) -> dict[str, list[tuple[str, int, int, float, str | None, bytes | None]]]:
         """Every posting of the lists ``keys`` as (id, tf, length, created, subject,
         vector): the union of what a read quorum of each list's owners holds (R - W + 1:
-        it meets every write quorum), page by page."""
+        it meets every write quorum), page by page; without ``quorum``, of what the owners
+        that answer hold (at least one)."""
 
         async def one(key: str) -> list[tuple[str, int, int, float, str | None, bytes | None]]:
             owners = sorted(self.owners(key), key=lambda a: a in op.suspects)
@@ -545,7 +548,14 @@ class Coordinator:
                     logger.info("agent %s failed: %s; trying the next owner", agent, exc)
                     continue
                 answered += 1
-            if answered < need:
+            if 0 < answered < need and not quorum:
+                logger.warning(
+                    "only %d of the %d owners of the vector list %r needed answered",
+                    answered,
+                    need,
+                    key,
+                )
+            if answered < need and not (answered and not quorum):
                 raise AgentUnavailableError(
                     f"too few owners of the vector list {key!r} answered "
                     f"({answered} of the {need} needed)"
