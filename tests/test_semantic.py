@@ -368,3 +368,16 @@ def test_vectors_written_around_down_owners_are_handed_back_and_a_wiped_agent_is
         for _ in range(3):
             hive.repair()
         assert held_vectors(hive)[wiped] == held[wiped]
+
+
+def test_a_recall_whose_vectors_cannot_be_reached_answers_by_its_words_and_says_so() -> None:
+    emb = WordVectors()
+    with Hive.in_process(4, 3, embedder=emb) as hive:
+        hive.remember_many(["cobalt office lease", "falcon lease"])
+        coord = hive._coordinator
+        down = set(coord.owners("\x00centroids"))
+        hive._transport.down |= down  # type: ignore[attr-defined]
+        coord._sets = None
+        hits = hive.recall("cobalt lease", 5)
+        assert hits and not hits.complete
+        assert hits[0].content == "cobalt office lease"

@@ -1057,8 +1057,14 @@ class Coordinator:
         """The ``k`` facts of ``scopes`` nearest to the question by their vectors: the
         ``nprobe`` nearest lists of each centroid version served, one owner each."""
         assert self.semantic is not None
-        sets = await self._centroid_sets(op)
-        (vec,) = await embed_off_loop(self.semantic.embedder, [question])
+        try:
+            sets = await self._centroid_sets(op)
+            (vec,) = await embed_off_loop(self.semantic.embedder, [question])
+        except TransportError as exc:
+            # the embedder's endpoint or every owner of the centroids is unreachable: the
+            # words still answer, and the result says it is incomplete
+            logger.warning("recall without vectors: %s", exc)
+            return [], {CENTROIDS}
         query = np.asarray(vec, dtype="<f4")
         keys = [
             vector_key(scope, s.version, int(c))
