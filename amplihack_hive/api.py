@@ -133,6 +133,20 @@ class _Client:
         new = self._loop.run(self._coordinator.train_vectors(lists, seed=seed, settle=wait))
         return new.version
 
+    @property
+    def semantic(self) -> Semantic | None:
+        """How this client recalls by meaning (memory/semantic.py), or None: lexical only."""
+        return self._coordinator.semantic
+
+    def train_vectors_if_due(self) -> str | None:
+        """:meth:`train_vectors` when the hive has outgrown its centroids (memory/semantic.py:
+        one list still, at 2,000 facts; or four times the facts they were trained on);
+        returns the new version, or None when none was due (or no embedder is configured)."""
+        self._check()
+        wait = 0.0 if isinstance(self._transport, InProcessTransport) else CENTROIDS_TTL
+        new = self._loop.run(self._coordinator.train_vectors_if_due(settle=wait))
+        return new.version if new is not None else None
+
     def forget(self, fact_id: str) -> bool:
         """Forget a fact everywhere; it is never recalled again. True if it existed."""
         self._check()

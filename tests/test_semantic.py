@@ -263,7 +263,7 @@ def test_centroid_sets_are_served_only_when_complete() -> None:
     assert read_centroids(rows[:-1]) == []  # a centroid missing: still being written
     # not done: the untrained list is served beside it; done: it alone
     assert [x.version for x in served(read_centroids(rows))] == [UNTRAINED, s.version]
-    done = s.done_posting(2.0)
+    done = s.done_posting(2.0, 10)
     rows.append((done.fact_id, done.tf, done.length, done.created, done.subject, None))
     assert [x.version for x in served(read_centroids(rows))] == [s.version]
 
@@ -381,3 +381,28 @@ def test_a_recall_whose_vectors_cannot_be_reached_answers_by_its_words_and_says_
         hits = hive.recall("cobalt lease", 5)
         assert hits and not hits.complete
         assert hits[0].content == "cobalt office lease"
+
+
+def test_centroids_are_trained_when_due_and_again_when_the_hive_outgrew_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from amplihack_hive.memory import semantic
+
+    monkeypatch.setattr(semantic, "AUTO_TRAIN_MIN", 20)
+    emb = WordVectors()
+    with Hive.in_process(4, 3, embedder=emb) as hive:
+        hive.remember_many([f"w{i} office" for i in range(19)])
+        assert hive.train_vectors_if_due() is None  # 19 facts, one list: not yet
+        hive.remember_many(["w19 office"])
+        first = hive.train_vectors_if_due()
+        assert first is not None
+        (trained,) = centroid_sets(hive)
+        assert trained.version == first and trained.trained_on == 20
+        hive.remember_many([f"w{i % 30} lease {i}" for i in range(50)])  # 70 < 4 x 20
+        assert hive.train_vectors_if_due() is None
+        hive.remember_many([f"w{i % 30} falcon {i}" for i in range(10)])  # 80 = 4 x 20
+        second = hive.train_vectors_if_due()
+        assert second not in (None, first)
+    with Hive.in_process(2, 2) as lexical:  # no embedder: never
+        lexical.remember_many([f"w{i} office" for i in range(30)])
+        assert lexical.train_vectors_if_due() is None

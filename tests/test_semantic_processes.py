@@ -97,8 +97,11 @@ def test_a_local_hive_with_the_real_model_answers_a_question_in_other_words(
     sup = Supervisor(hive_home, "sem")
     sup.start(timeout=90)
     try:
-        with Hive.connect("sem", hive_home) as client:  # the client embeds what it writes
-            client.remember_many(FACTS)
+        notes = tmp_path / "notes.txt"
+        notes.write_text("\n\n".join(FACTS) + "\n")
+        learned = cli("learn", "sem", str(notes), "--json")  # the client embeds what it writes
+        assert learned.exit_code == 0, learned.stderr
+        assert json.loads(learned.stdout) == {"stored": len(FACTS), "failed": 0}  # none due
         trained = cli("train", "sem", "--lists", "2", "--json")
         assert trained.exit_code == 0, trained.stderr
         assert len(json.loads(trained.stdout)["version"]) == 16

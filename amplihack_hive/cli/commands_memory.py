@@ -420,6 +420,7 @@ def learn(
             except KeyboardInterrupt:
                 interrupted = True
                 stored += _settle(pool, window)
+        trained = None if interrupted else _train_if_due(client, quiet or json_output)
     if interrupted:
         # what failed after the interrupt is the interrupt's doing, not the agents'
         _report(problems)
@@ -434,11 +435,24 @@ def learn(
     _report(problems)
     count = len(problems)
     if json_output:
-        print_json({"stored": stored, "failed": count})
+        print_json({"stored": stored, "failed": count, **({"trained": trained} if trained else {})})
     else:
         say(Text(f"stored {stored} item{'s' if stored != 1 else ''} ({count} failed)"))
     if count:
         raise typer.Exit(1)
+
+
+def _train_if_due(client: Hive | RemoteHive, quiet: bool) -> str | None:
+    """After learning, through a client that embeds (a local hive made with --embedder):
+    train the centroids when the hive has outgrown them (memory/semantic.py); their
+    version, or None."""
+    train = getattr(client, "train_vectors_if_due", None)
+    if train is None or getattr(client, "semantic", None) is None:
+        return None
+    version: str | None = train()
+    if version is not None and not quiet:
+        say(Text(f"trained the centroids of semantic recall for the facts held: {version}"))
+    return version
 
 
 def _settle(pool: ThreadPoolExecutor, window: deque[tuple[int, Future[int]]]) -> int:
@@ -619,10 +633,11 @@ def train(
 ) -> None:
     """Train the centroids semantic recall files vectors by, on the vectors the hive holds.
 
-    A hive made with --embedder keeps every vector in one list until this runs (exact,
-    but one list's owners answer every question); run it once the hive holds its facts,
-    and again when it has grown several times over. Writes and recalls go on meanwhile:
-    vectors are re-filed under the new centroids while the old ones are still served.
+    A hive made with --embedder keeps every vector in one list until it is trained
+    (exact, but one list's owners answer every question). learn trains it when due (at
+    2,000 facts, then at four times the facts of the last training); this trains now.
+    Writes and recalls go on meanwhile: vectors are re-filed under the new centroids
+    while the old ones are still served.
     """
     from amplihack_hive.api import Hive
 

@@ -80,6 +80,7 @@ from amplihack_hive.memory.semantic import (
     CentroidSet,
     Semantic,
     VectorHit,
+    due,
     embed_text,
     filed,
     from_f16,
@@ -607,12 +608,7 @@ class Coordinator:
             raise ForbiddenError("training the centroids takes the hive token")
         op = self._op()
         base = (await self._centroid_sets(op, fresh=True))[0]
-        scopes = [
-            HIVE,
-            *(group_scope(g) for g in self.access.groups),
-            *(agent_scope(a) for a in self.ring.nodes),
-        ]
-        held = (await self.corpus(op, scopes))[2]
+        held = (await self.corpus(op, self._every_scope()))[2]
         keys = [vector_key(s, base.version, c) for s in held for c in range(len(base))]
         found = await self._read_lists(op, keys)
         vectors = [r[5] for rows in found.values() for r in rows if r[5] is not None]
@@ -666,9 +662,32 @@ class Coordinator:
             ]
         for start in range(0, len(refiled), pr.MAX_BATCH):
             await self._put_postings(refiled[start : start + pr.MAX_BATCH])
-        await self._put_postings([new.done_posting(at)])
+        await self._put_postings([new.done_posting(at, len(vectors))])
         self._sets = None
-        return dataclasses.replace(new, done=True)
+        return dataclasses.replace(new, done=True, trained_on=len(vectors))
+
+    def _every_scope(self) -> list[str]:
+        """Every scope facts may be in: the hive's, each group's, each agent's."""
+        return [
+            HIVE,
+            *(group_scope(g) for g in self.access.groups),
+            *(agent_scope(a) for a in self.ring.nodes),
+        ]
+
+    async def train_vectors_if_due(
+        self, *, seed: int = 0, settle: float = CENTROIDS_TTL
+    ) -> CentroidSet | None:
+        """:meth:`train_vectors` when the hive outgrew its centroids (semantic.due: one list
+        still at AUTO_TRAIN_MIN facts, or RETRAIN_GROWTH times what they were trained on),
+        else None. The admin's, with an embedder only."""
+        if self.semantic is None or not self.access.is_admin:
+            return None
+        op = self._op()
+        sets = await self._centroid_sets(op, fresh=True)
+        facts = (await self.corpus(op, self._every_scope()))[0]
+        if not due(sets, facts):
+            return None
+        return await self.train_vectors(seed=seed, settle=settle)
 
     def _reincarnate(
         self, pair: tuple[Fact, list[Posting]], incarnation: int

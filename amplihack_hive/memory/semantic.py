@@ -55,6 +55,11 @@ _DONE = -1
 #: a retraining waits this long between writing new centroids and re-filing, so that every
 #: writer files under both versions by the time it reads the old lists.
 CENTROIDS_TTL = 5.0
+#: ``learn`` trains the centroids once the hive holds this many facts and still has one list
+#: (one list's owners would score every vector of every question) ...
+AUTO_TRAIN_MIN = 2000
+#: ... and trains them again when it holds this many times what they were trained on.
+RETRAIN_GROWTH = 4
 
 
 def vector_term(version: str, centroid: int) -> str:
@@ -96,6 +101,8 @@ class CentroidSet:
     matrix: np.ndarray | None = None
     trained: float = 0.0
     done: bool = False
+    #: how many vectors they were trained on (the done record says it)
+    trained_on: int = 0
 
     def __len__(self) -> int:
         return 1 if self.matrix is None else len(self.matrix)
@@ -116,9 +123,11 @@ class CentroidSet:
             for i, row in enumerate(to_f16(c) for c in self.matrix)
         ]
 
-    def done_posting(self, at: float) -> Posting:
+    def done_posting(self, at: float, trained_on: int) -> Posting:
+        """The record that says this version holds every vector (``length``: how many
+        vectors it was trained on)."""
         return Posting(
-            CENTROIDS, _centroid_id(self.version, _DONE), _DONE, len(self), at, self.version
+            CENTROIDS, _centroid_id(self.version, _DONE), _DONE, trained_on, at, self.version
         )
 
 
@@ -138,12 +147,12 @@ def read_centroids(
     created, subject, vector), oldest first."""
     by_version: dict[str, dict[int, bytes]] = {}
     meta: dict[str, tuple[int, float]] = {}
-    done: set[str] = set()
+    done: dict[str, int] = {}
     for _fid, index, count, created, version, vector in rows:
         if version is None:
             continue
         if index == _DONE:
-            done.add(version)
+            done[version] = count
             continue
         if vector is None or not 0 <= index < count:
             continue
@@ -156,8 +165,19 @@ def read_centroids(
         if len(rows_) != count or len(sizes) != 1:
             continue  # still being written (or torn): not served
         matrix = np.stack([from_f16(rows_[i]) for i in range(count)]).astype(np.float32)
-        out.append(CentroidSet(version, matrix, created, version in done))
+        out.append(CentroidSet(version, matrix, created, version in done, done.get(version, 0)))
     return sorted(out, key=lambda s: (s.trained, s.version))
+
+
+def due(sets: Sequence[CentroidSet], facts: int) -> bool:
+    """Whether centroids should be trained for a hive of ``facts`` facts, whose versions
+    served are ``sets``: never while a training is under way (two versions served)."""
+    if len(sets) != 1:
+        return False
+    (only,) = sets
+    if only.matrix is None:
+        return facts >= AUTO_TRAIN_MIN
+    return facts >= RETRAIN_GROWTH * max(1, only.trained_on)
 
 
 def served(sets: Sequence[CentroidSet]) -> list[CentroidSet]:
