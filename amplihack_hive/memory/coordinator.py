@@ -977,6 +977,7 @@ class Coordinator:
         if not counts and self.semantic is None:
             return hits, op
         keys: dict[str, str] = {}
+        near: asyncio.Future[tuple[list[VectorHit], set[str]]] | None = None
         weights: dict[str, int] = {}
 
         def ranked(lists: dict[str, TermList]) -> Ranking:
@@ -1011,12 +1012,7 @@ class Coordinator:
             )
             # counters that lag the postings (an update lost while their owners were down)
             # never hide facts: idf uses at least each list's length (rank() floors N by df)
-            try:
-                lists, lost = await self._term_lists(op, list(keys), avgdl, self.first_cut)
-            except BaseException:
-                if near is not None:
-                    near.cancel()
-                raise
+            lists, lost = await self._term_lists(op, list(keys), avgdl, self.first_cut)
             ranking = ranked(lists)
             for _ in range(32):
                 asked = ranking.needs_exact(want)
@@ -1067,6 +1063,8 @@ class Coordinator:
             hits.unreachable = tuple(sorted(op.failed))
             return hits, op
         finally:
+            if near is not None and not near.done():
+                near.cancel()  # the lexical part failed: nobody waits for the vectors
             self.fanout.recalls += 1
             self.fanout.recall_agents += len(op.contacted)
 
