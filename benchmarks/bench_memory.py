@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from amplihack_hive.memory.embed import Embedder
 from benchmarks.bm25_baseline import BM25, found
 from benchmarks.corpus import Corpus, Question, filler_facts, generate
 
@@ -111,15 +112,21 @@ def run_bm25(corpus: Corpus, repeats: int) -> Run:
     return run
 
 
-def run_hive(corpus: Corpus, agents: int, repeats: int) -> Run:
+def run_hive(corpus: Corpus, agents: int, repeats: int, embedder: Embedder | None = None) -> Run:
+    """The hive's recall of ``corpus``; with ``embedder``, vectors fused in (memory/
+    semantic.py: centroids trained once everything is learned)."""
     from amplihack_hive import Hive
 
-    label = f"{agents} agent{'s' if agents > 1 else ''}"
-    with Hive.in_process(agents=agents, replication=REPLICATION, backend="memory") as hive:
+    label = f"{agents} agent{'s' if agents > 1 else ''}" + (", vectors" if embedder else "")
+    with Hive.in_process(
+        agents=agents, replication=REPLICATION, backend="memory", embedder=embedder
+    ) as hive:
         t = time.perf_counter()
         hive.remember_many(
             corpus.turns, progress=_progress(f"{label}: remember", len(corpus.turns))
         )
+        if embedder is not None:
+            hive.train_vectors()
         run = Run(label, time.perf_counter() - t, len(corpus.turns))
         _ask_all(label, hive.recall, corpus.questions, repeats, run)
         fanout = hive.stats()["fanout"]
@@ -183,6 +190,7 @@ def build_rows(
     runs: dict[int, Run],
     balance: Balance | None,
     bare: Run | None = None,
+    bare_vectors: Run | None = None,
 ) -> list[Row]:
     qs = corpus.questions
     one = runs[1]
@@ -220,11 +228,14 @@ def build_rows(
     rows.append(
         Row("changed facts: newest @1, 1 agent", f"BM25 {ch_b:.3f}", f"{ch_1:.3f}", _pp(ch_1, ch_b))
     )
-    if bare is not None:
-        ch_n = bare.recall(1, qs, "changed")
+    # without subjects: by words alone, and (--semantic) with vectors fused in
+    for run, label in ((bare, ""), (bare_vectors, ", with vectors")):
+        if run is None:
+            continue
+        ch_n = run.recall(1, qs, "changed")
         rows.append(
             Row(
-                "changed facts: newest @1, 1 agent, no subjects given",
+                f"changed facts: newest @1, 1 agent, no subjects given{label}",
                 f"BM25 {ch_b:.3f}",
                 f"{ch_n:.3f}",
                 _pp(ch_n, ch_b),
@@ -236,7 +247,7 @@ def build_rows(
         for paraphrased, how in ((False, "in the facts' words"), (True, "paraphrased")):
             got = [
                 f
-                for f, q in zip(bare.found1, qs, strict=True)
+                for f, q in zip(run.found1, qs, strict=True)
                 if q.category == "changed" and q.paraphrased is paraphrased
             ]
             share = sum(got) / len(got) if got else float("nan")
@@ -346,6 +357,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=None, help="latency passes (default 3)")
     parser.add_argument("--balance-facts", type=int, default=None, help="default 100000")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument(
+        "--semantic",
+        action="store_true",
+        help="also newest@1 without subjects with vectors fused in (the semantic extra)",
+    )
     args = parser.parse_args(argv)
     turns = args.turns or (2000 if args.quick else 5000)
     repeats = args.repeats or (1 if args.quick else 3)
@@ -363,7 +379,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         corpus, turns=[{k: v for k, v in t.items() if k != "subject"} for t in corpus.turns]
     )
     bare = run_hive(bare_corpus, 1, 1)
-    rows = build_rows(corpus, bm25, runs, balance, bare)
+    bare_vectors = None
+    if args.semantic:
+        from amplihack_hive.memory.embed import PACKAGED_MINILM, SentenceTransformerEmbedder
+
+        bare_vectors = run_hive(bare_corpus, 1, 1, SentenceTransformerEmbedder(PACKAGED_MINILM))
+    rows = build_rows(corpus, bm25, runs, balance, bare, bare_vectors)
 
     c = corpus.counts
     print(
