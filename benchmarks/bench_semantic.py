@@ -108,6 +108,8 @@ def officers(seed: int) -> tuple[list[dict[str, object]], list[Question]]:
 # -- systems -------------------------------------------------------------------------------
 
 CANDIDATES = 50
+#: (weight when every question word is indexed, weight when one is not) of the adaptive rows
+ADAPTIVE = ((0.1, 0.8), (0.2, 0.8), (0.3, 0.8), (0.2, 0.6))
 
 
 @dataclass
@@ -239,6 +241,9 @@ def conversation_part(embedder: Embedder, seed: int, nprobe: int) -> list[str]:
     chosen = f"fused: weighted {DEFAULT_WEIGHT}"
     runs: dict[str, list[list[str]]] = {"lexical": [], "vector": []}
     runs.update({f"fused: weighted {w}": [] for w in weights})
+    runs.update({f"fused: adaptive {lo}/{hi}": [] for lo, hi in ADAPTIVE})
+    from amplihack_hive.memory.text import tokenize
+
     with Hive.in_process(agents=1, replication=1, backend="memory") as hive:
         ids = hive.remember_many(items)
         contents = {fid: str(item["content"]) for fid, item in zip(ids, items, strict=True)}
@@ -250,7 +255,10 @@ def conversation_part(embedder: Embedder, seed: int, nprobe: int) -> list[str]:
         ivf = IVFIndex(train_centroids(vectors, list_count(len(fact_ids)), seed=seed))
         ivf.add(fact_ids, vectors)
         qvecs = embedder.embed([q.question for q in talk.questions])
+        # what the index knows: the words of the turns and of their contexts
+        vocab = {t for f in fact_ids for t in tokenize(f"{contexts[f]} {contents[f]}")}
         for i, q in enumerate(talk.questions):
+            covered = float(all(t in vocab for t in tokenize(q.question)))
             lex = [(h.id, h.score) for h in hive.recall(q.question, CANDIDATES)]
             vec = [(h.fact_id, h.score) for h in ivf.search(qvecs[i], CANDIDATES, nprobe)]
             runs["lexical"].append([f for f, _ in lex[:10]])
@@ -258,6 +266,17 @@ def conversation_part(embedder: Embedder, seed: int, nprobe: int) -> list[str]:
             for w in weights:
                 fused = fuse(lex, vec, limit=10, method="weighted", weight=w)
                 runs[f"fused: weighted {w}"].append([f for f, _ in fused])
+            for lo, hi in ADAPTIVE:
+                fused = fuse(
+                    lex,
+                    vec,
+                    limit=10,
+                    method="adaptive",
+                    weight=lo,
+                    weight_uncovered=hi,
+                    covered=covered,
+                )
+                runs[f"fused: adaptive {lo}/{hi}"].append([f for f, _ in fused])
     note(f"conversation: {len(items)} turns, {len(talk.questions)} questions")
     order = ["single", "reply", "inflected", "multi", "changed"]
     cats = sorted({q.category for q in talk.questions}, key=order.index)
@@ -274,12 +293,12 @@ def conversation_part(embedder: Embedder, seed: int, nprobe: int) -> list[str]:
         f"conversation corpus (bench_conversation, 300 sessions, {len(items)} turns, "
         f"{len(talk.questions)} questions, each turn embedded with its context): recall@10 = "
         "share of evidence turns in the top 10",
-        "| system               | " + " | ".join(cats) + " | overall |",
-        "|----------------------|" + "|".join("-" * (len(c) + 2) for c in cats) + "|---------|",
+        "| system                   | " + " | ".join(cats) + " | overall |",
+        "|--------------------------|" + "|".join("-" * (len(c) + 2) for c in cats) + "|---------|",
     ]
     for name, run in runs.items():
         cells = [f"{share(run, c):.3f}".ljust(len(c)) for c in cats]
-        lines.append(f"| {name:<20} | " + " | ".join(cells) + f" | {share(run, None):.3f}   |")
+        lines.append(f"| {name:<24} | " + " | ".join(cells) + f" | {share(run, None):.3f}   |")
     worst = min(share(runs[chosen], c) - share(runs["lexical"], c) for c in cats)
     verdict = "PASS" if worst >= -0.01 else "FAIL"
     lines.append(
@@ -399,13 +418,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     for w in (0.3, 0.4, 0.5, 0.7):
         variants.append((f"fused: weighted {w}", {"method": "weighted", "weight": w}, vector_runs))
-    variants.append(
-        (
-            "fused: adaptive 0.2/0.8",
-            {"method": "adaptive", "weight": 0.2, "weight_uncovered": 0.8},
-            vector_runs,
+    for low, high in ADAPTIVE:
+        variants.append(
+            (
+                f"fused: adaptive {low}/{high}",
+                {"method": "adaptive", "weight": low, "weight_uncovered": high},
+                vector_runs,
+            )
         )
-    )
     variants.append(
         (
             "ref: weighted 0.7, exact cos",

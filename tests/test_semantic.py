@@ -88,10 +88,15 @@ docs_ = st.lists(
     nprobe=st.integers(1, 4),
     train_at=st.floats(0.0, 1.0),
     forget=st.lists(st.integers(0, 39), max_size=4),
-    queries=st.lists(st.lists(st.sampled_from(VOCAB), min_size=1, max_size=3), max_size=4),
+    # words no fact has too ("zebra"): the fusion's weight depends on whether all are known
+    queries=st.lists(
+        st.lists(st.sampled_from([*VOCAB, "zebra", "quokka"]), min_size=1, max_size=3),
+        max_size=4,
+    ),
+    uncovered=st.sampled_from([None, 0.8]),
 )
 def test_a_hive_of_n_recalls_by_meaning_exactly_as_one_agent(
-    docs, n, r, lists, nprobe, train_at, forget, queries
+    docs, n, r, lists, nprobe, train_at, forget, queries, uncovered
 ) -> None:
     emb = WordVectors()
     with (
@@ -100,6 +105,8 @@ def test_a_hive_of_n_recalls_by_meaning_exactly_as_one_agent(
     ):
         cut = int(len(docs) * train_at)
         for hive in (one, many):
+            assert hive.semantic is not None
+            hive.semantic.weight_uncovered = uncovered
             hive.remember_many(docs[:cut] or docs[:1])
             hive.train_vectors(lists, seed=3)
             hive.remember_many(docs[cut:])  # filed under the trained centroids on arrival
@@ -406,3 +413,19 @@ def test_centroids_are_trained_when_due_and_again_when_the_hive_outgrew_them(
     with Hive.in_process(2, 2) as lexical:  # no embedder: never
         lexical.remember_many([f"w{i} office" for i in range(30)])
         assert lexical.train_vectors_if_due() is None
+
+
+def test_the_vectors_weigh_more_when_a_word_of_the_question_is_in_no_fact() -> None:
+    emb = WordVectors()
+    with Hive.in_process(3, 3, embedder=emb) as hive:
+        assert hive.semantic is not None
+        hive.semantic.weight, hive.semantic.weight_uncovered = 0.0, 1.0
+        hive.remember_many([f"w{i} w{i + 1} office" for i in range(20)])
+        lexical = [h.id for h in hive.recall("w3 office", 5)]
+        by_vector = [f for f, _ in vector_top(hive, "w3 office zebra", 5)]
+        # every word known: the lexical ranking; "zebra" in no fact: the vector ranking
+        hive.semantic.weight_uncovered = 0.0
+        assert [h.id for h in hive.recall("w3 office", 5)] == lexical
+        hive.semantic.weight_uncovered = 1.0
+        got = [h.id for h in hive.recall("w3 office zebra", 5)]
+        assert set(got) == set(by_vector) and got != lexical

@@ -1039,7 +1039,9 @@ class Coordinator:
             if near is not None:
                 vector_hits, vector_lost = await near
                 lost |= vector_lost
-                top = self._fused(top, vector_hits, want)
+                # whether the index knows every word of the question (fuse's "adaptive")
+                known = {keys[k] for k, tl in lists.items() if tl.df > 0}
+                top = self._fused(top, vector_hits, want, covered=set(counts) <= known)
             ordered = apply_supersession(top)
             # at least COVER_TOP bodies, which covering_first orders: the first fact of a
             # short result is the first of a long one
@@ -1096,9 +1098,12 @@ class Coordinator:
         tops = [served_[key][1].lists[key] for key in keys if key in served_]
         return merge_tops(tops, k), lost
 
-    def _fused(self, lexical: list[Any], vector: list[VectorHit], k: int) -> list[Any]:
-        """The best ``k`` of both rankings by :func:`vectors.fuse` (the method and weight
-        bench_semantic chose), as candidates with their fused scores."""
+    def _fused(
+        self, lexical: list[Any], vector: list[VectorHit], k: int, *, covered: bool = True
+    ) -> list[Any]:
+        """The best ``k`` of both rankings by :func:`vectors.fuse` (the method and weights
+        bench_semantic chose: ``weight_uncovered`` when some word of the question is in no
+        fact, when set), as candidates with their fused scores."""
         assert self.semantic is not None
         info = {c.fact_id: (c.created, c.subject) for c in lexical}
         for h in vector:
@@ -1107,7 +1112,7 @@ class Coordinator:
             [(c.fact_id, c.score) for c in lexical],
             [(h.fact_id, h.score) for h in vector],
             limit=k,
-            weight=self.semantic.weight,
+            **self.semantic.fusion(covered),
         )
         return [
             Candidate(fid, score, created=info[fid][0], subject=info[fid][1])

@@ -34,13 +34,20 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from amplihack_hive.memory.embed import Embedder
 from amplihack_hive.memory.records import Fact, Posting, encode_bytes
 from amplihack_hive.memory.scopes import scoped, split_key
-from amplihack_hive.memory.vectors import DEFAULT_NPROBE, DEFAULT_WEIGHT, nearest, similarity
+from amplihack_hive.memory.vectors import (
+    DEFAULT_NPROBE,
+    DEFAULT_WEIGHT,
+    DEFAULT_WEIGHT_UNCOVERED,
+    nearest,
+    similarity,
+)
 
 #: How every vector list's term starts: NUL, so no word (and no other list) is one.
 VECTOR_PREFIX = "\x00vec:"
@@ -198,12 +205,27 @@ class Semantic:
     embedder: Embedder
     nprobe: int = DEFAULT_NPROBE
     weight: float = DEFAULT_WEIGHT
+    #: the vectors' share when some word of the question is in no fact (fuse's
+    #: "adaptive"); None: ``weight`` always (fuse's "weighted")
+    weight_uncovered: float | None = DEFAULT_WEIGHT_UNCOVERED
     #: the most a coordinator embeds at once (a batch of learn is split into these)
     batch: int = 256
     name: str = field(init=False, default="")
 
     def __post_init__(self) -> None:
         self.name = str(getattr(self.embedder, "name", ""))
+
+    def fusion(self, covered: bool) -> dict[str, Any]:
+        """:func:`vectors.fuse`'s arguments for a question whose words the index knows
+        (``covered``) or not."""
+        if self.weight_uncovered is None:
+            return {"method": "weighted", "weight": self.weight}
+        return {
+            "method": "adaptive",
+            "weight": self.weight,
+            "weight_uncovered": self.weight_uncovered,
+            "covered": 1.0 if covered else 0.0,
+        }
 
 
 def top_columns(postings: Sequence[Posting], query: np.ndarray, k: int) -> dict[str, list[object]]:

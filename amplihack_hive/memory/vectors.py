@@ -32,6 +32,9 @@ DEFAULT_NPROBE = 8
 #: corpora and two seeds: 0.3 gains too little where the words differ; 0.5 and more lose
 #: conversation turns that only their context finds.
 DEFAULT_WEIGHT = 0.4
+#: The vectors' share when a word of the question is in no fact (``fuse``'s "adaptive");
+#: None: DEFAULT_WEIGHT whatever the question (chosen by bench_semantic).
+DEFAULT_WEIGHT_UNCOVERED: float | None = None
 
 
 def list_count(n_vectors: int) -> int:
