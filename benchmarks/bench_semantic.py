@@ -227,6 +227,7 @@ def conversation_part(embedder: Embedder, seed: int, nprobe: int) -> list[str]:
     from amplihack_hive import Hive
     from amplihack_hive.memory.vectors import (
         DEFAULT_WEIGHT,
+        DEFAULT_WEIGHT_UNCOVERED,
         IVFIndex,
         fuse,
         list_count,
@@ -238,7 +239,7 @@ def conversation_part(embedder: Embedder, seed: int, nprobe: int) -> list[str]:
     talk = conversation(300, 40, seed)
     items = chat_learn_items(talk)
     weights = (0.3, 0.4, 0.5, 0.7)
-    chosen = f"fused: weighted {DEFAULT_WEIGHT}"
+    chosen = f"fused: adaptive {DEFAULT_WEIGHT}/{DEFAULT_WEIGHT_UNCOVERED}"
     runs: dict[str, list[list[str]]] = {"lexical": [], "vector": []}
     runs.update({f"fused: weighted {w}": [] for w in weights})
     runs.update({f"fused: adaptive {lo}/{hi}": [] for lo, hi in ADAPTIVE})
@@ -329,6 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from amplihack_hive.memory.text import tokenize
     from amplihack_hive.memory.vectors import (
         DEFAULT_WEIGHT,
+        DEFAULT_WEIGHT_UNCOVERED,
         FUSIONS,
         IVFIndex,
         fuse,
@@ -440,12 +442,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             for lex, vec, cov in zip(lexical_runs, sem_runs, covered, strict=True)
         ]
         results[label] = Result(label, judge(runs))
-    chosen = f"fused: weighted {DEFAULT_WEIGHT}"
-    default = fuse(lexical_runs[0], vector_runs[0], limit=10)
-    explicit = fuse(
-        lexical_runs[0], vector_runs[0], limit=10, method="weighted", weight=DEFAULT_WEIGHT
-    )
-    assert default == explicit, "the table's chosen row must be fuse()'s defaults"
+    chosen = f"fused: adaptive {DEFAULT_WEIGHT}/{DEFAULT_WEIGHT_UNCOVERED}"
+    assert chosen in results, "ADAPTIVE must hold fuse()'s defaults"
+    for lex, vec, cov in zip(lexical_runs, vector_runs, covered, strict=True):
+        default = fuse(lex, vec, limit=10, covered=cov)
+        explicit = fuse(
+            lex,
+            vec,
+            limit=10,
+            method="adaptive",
+            weight=DEFAULT_WEIGHT,
+            weight_uncovered=DEFAULT_WEIGHT_UNCOVERED,
+            covered=cov,
+        )
+        assert default == explicit, "the table's chosen row must be fuse()'s defaults"
 
     # how well the IVF lists are probed: share of the exact top 10 inside the probed lists
     probed = nearest(centroids, qvecs, args.nprobe)
