@@ -245,6 +245,7 @@ class _Op:
                     put.postings[i : i + size],
                     tokenizer=put.tokenizer,
                     rows=None if put.rows is None else put.rows[i : i + size],
+                    fact_rows=None if put.fact_rows is None else put.fact_rows[i : i + size],
                 )
                 reply = expect(await self.send(agent, part), pr.PutReply)
                 inserted += reply.inserted
@@ -736,7 +737,7 @@ class Coordinator:
         def batch(agent: str) -> pr.Put:
             b = batches.get(agent)
             if b is None:
-                b = batches[agent] = pr.Put([], [], tokenizer=self.tokenizer, rows=[])
+                b = batches[agent] = pr.Put([], [], tokenizer=self.tokenizer, rows=[], fact_rows=[])
             return b
 
         # postings grouped by their owners first, then handed to each owner's batch in one
@@ -745,8 +746,11 @@ class Coordinator:
         for fact, postings in prepared:
             owners = fact_owners[fact.id] = self.owners(fact.id)
             reached = set(owners)
+            wire = fact.to_dict()  # once, for all of its owners
             for a in owners:
-                batch(a).facts.append(fact)
+                b = batch(a)
+                b.facts.append(fact)
+                b.fact_rows.append(wire)  # type: ignore[union-attr]
             for p in (*postings, corpus_posting(fact, postings)):
                 towners = term_owners.get(p.term)
                 if towners is None:
