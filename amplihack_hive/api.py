@@ -127,9 +127,7 @@ class _Client:
         seconds other coordinators get to see the new centroids (None: 0 for a hive in this
         process, which has no other; else the time they keep centroids)."""
         self._check()
-        wait = settle
-        if wait is None:
-            wait = 0.0 if isinstance(self._transport, InProcessTransport) else CENTROIDS_TTL
+        wait = self._settle() if settle is None else settle
         new = self._loop.run(self._coordinator.train_vectors(lists, seed=seed, settle=wait))
         return new.version
 
@@ -138,13 +136,17 @@ class _Client:
         """How this client recalls by meaning (memory/semantic.py), or None: lexical only."""
         return self._coordinator.semantic
 
+    def _settle(self) -> float:
+        """How long a training waits for other coordinators to see new centroids: none in
+        this process's own hive (there is no other), else as long as they keep them."""
+        return 0.0 if isinstance(self._transport, InProcessTransport) else CENTROIDS_TTL
+
     def train_vectors_if_due(self) -> str | None:
         """:meth:`train_vectors` when the hive has outgrown its centroids (memory/semantic.py:
         one list still, at 2,000 facts; or four times the facts they were trained on);
         returns the new version, or None when none was due (or no embedder is configured)."""
         self._check()
-        wait = 0.0 if isinstance(self._transport, InProcessTransport) else CENTROIDS_TTL
-        new = self._loop.run(self._coordinator.train_vectors_if_due(settle=wait))
+        new = self._loop.run(self._coordinator.train_vectors_if_due(settle=self._settle()))
         return new.version if new is not None else None
 
     def forget(self, fact_id: str) -> bool:

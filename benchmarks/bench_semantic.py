@@ -159,7 +159,7 @@ def hive_part(
     questions: Sequence[Question],
     seed: int,
     nprobe: int,
-) -> tuple[list[str], dict[str, Result], dict[str, float]]:
+) -> tuple[dict[str, Result], dict[str, float]]:
     """The hive's own recall (memory/semantic.py: vectors on the ring, fused in the
     coordinator), lexical and fused, with 1, 100 and 400 agents: recall@10 per category,
     agents contacted per recall, ingest CPU per fact, and bytes per fact in Kuzu."""
@@ -169,7 +169,6 @@ def hive_part(
     cached = CachedEmbedder(embedder)
     results: dict[str, Result] = {}
     figures: dict[str, float] = {}
-    lines: list[str] = []
     systems = (
         ("hive lexical, 1 agent", 1, False),
         ("hive fused, 1 agent", 1, True),
@@ -217,7 +216,7 @@ def hive_part(
             shutil.rmtree(root, ignore_errors=True)
     figures["kuzu bytes per fact, lexical"] = sizes[False] / len(part)
     figures["kuzu bytes per fact, with vectors"] = sizes[True] / len(part)
-    return lines, results, figures
+    return results, figures
 
 
 def conversation_part(embedder: Embedder, seed: int, nprobe: int) -> list[str]:
@@ -467,7 +466,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     figures: dict[str, float] = {}
     if not args.no_hive:
-        _, in_hive, figures = hive_part(embedder, items, questions, args.seed, args.nprobe)
+        in_hive, figures = hive_part(embedder, items, questions, args.seed, args.nprobe)
         results.update(in_hive)
 
     cats = ["identifier", "person", "number", "changed", "multiword", "paraphrase"]

@@ -123,8 +123,6 @@ def test_a_hive_of_n_recalls_by_meaning_exactly_as_one_agent(
         for i in forget:
             if i < len(ids):
                 live.pop(ids[i], None)
-        facts = many._loop.run(many._coordinator.fact(next(iter(live)))) if live else None
-        assert facts is None or facts.vector is not None
         if live:
             stored = np.stack(
                 [from_f16(many.fact(f).vector).astype(np.float32) for f in live]  # type: ignore[union-attr]
@@ -167,7 +165,6 @@ def test_a_forgotten_fact_leaves_its_vector_list_even_through_a_coordinator_with
         assert hive.forget(gone)  # forget needs the centroids only, not a model
         hive._coordinator.semantic = semantic
         assert gone not in [f for f, _ in vector_top(hive, "w5 cobalt lease", 20)]
-        assert gone in ids
         # the tombstone reached the vector list's owners: a copy pushed back is refused
         again = hive.remember(f"w{ids.index(gone)} cobalt lease")
         assert again != gone

@@ -78,11 +78,12 @@ from amplihack_hive.memory.semantic import (
     CENTROIDS,
     CENTROIDS_TTL,
     CentroidSet,
+    NearFact,
     Semantic,
-    VectorHit,
     due,
     embed_text,
     filed,
+    filed_all,
     from_f16,
     merge_tops,
     new_centroids,
@@ -107,6 +108,9 @@ RESTATE_TOP = 100
 #: and how close to the fact they may restate their score must be.
 RESTATE_WINDOW = 5
 RESTATE_SCORE = 0.8
+#: A posting of a list as read whole (the centroids, vectors to re-file): id, tf, length,
+#: created, subject, vector.
+ListRow = tuple[str, int, int, float, "str | None", "bytes | None"]
 #: Candidates of each ranking, lexical and vector, fused when recall uses vectors
 #: (memory/semantic.py): bench_semantic chose the fusion with 50 of each.
 FUSED_CANDIDATES = 50
@@ -488,9 +492,11 @@ class Coordinator:
         if not any(f.vector is not None for f, _ in out):
             return out
         sets = await self._centroid_sets(self._op())
-        for i, (fact, postings) in enumerate(out):
-            if fact.vector is not None:
-                out[i] = (fact, [*postings, *filed(fact, sets)])
+        have = [i for i, (f, _) in enumerate(out) if f.vector is not None]
+        for i, vector_postings in zip(
+            have, filed_all([out[i][0] for i in have], sets), strict=True
+        ):
+            out[i] = (out[i][0], [*out[i][1], *vector_postings])
         return out
 
     async def _centroid_sets(self, op: _Op, *, fresh: bool = False) -> list[CentroidSet]:
@@ -509,63 +515,63 @@ class Coordinator:
 
     async def _read_lists(
         self, op: _Op, keys: Sequence[str], *, quorum: bool = True
-    ) -> dict[str, list[tuple[str, int, int, float, str | None, bytes | None]]]:
-        """Every posting of the lists ``keys`` as (id, tf, length, created, subject,
-        vector): the union of what a read quorum of each list's owners holds (R - W + 1:
-        it meets every write quorum), page by page; without ``quorum``, of what the owners
-        that answer hold (at least one)."""
-
-        async def one(key: str) -> list[tuple[str, int, int, float, str | None, bytes | None]]:
-            owners = sorted(self.owners(key), key=lambda a: a in op.suspects)
-            need = len(owners) - self._quorum(owners) + 1
-            rows: dict[str, tuple[str, int, int, float, str | None, bytes | None]] = {}
-            answered = 0
-            for agent in owners:
-                if answered >= need:
-                    break
-                after: str | None = None
-                try:
-                    while True:
-                        request = pr.Vectors(
-                            [key], None, pr.MAX_VECTOR_K, {key: after} if after else None
-                        )
-                        reply = expect(await op.send(agent, request), pr.VectorsReply)
-                        cols = reply.lists.get(key) or {"ids": []}
-                        ids = cols["ids"]
-                        for j, fid in enumerate(ids):
-                            raw = cols["vectors"][j]
-                            rows[fid] = (
-                                fid,
-                                int(cols["tf"][j]),
-                                int(cols["length"][j]),
-                                float(cols["created"][j]),
-                                cols["subjects"][j],
-                                decode_vector(raw) if raw else None,
-                            )
-                        if len(ids) < pr.MAX_VECTOR_K:
-                            break
-                        after = ids[-1]
-                except (HiveError, ValueError) as exc:
-                    op.failed.add(agent)
-                    logger.info("agent %s failed: %s; trying the next owner", agent, exc)
-                    continue
-                answered += 1
-            if 0 < answered < need and not quorum:
-                logger.warning(
-                    "only %d of the %d owners of the vector list %r needed answered",
-                    answered,
-                    need,
-                    key,
-                )
-            if answered < need and not (answered and not quorum):
-                raise AgentUnavailableError(
-                    f"too few owners of the vector list {key!r} answered "
-                    f"({answered} of the {need} needed)"
-                )
-            return list(rows.values())
-
-        got = await asyncio.gather(*(one(k) for k in keys))
+    ) -> dict[str, list[ListRow]]:
+        """Every posting of the lists ``keys``: the union of what a read quorum of each
+        list's owners holds (R - W + 1: it meets every write quorum); without ``quorum``,
+        of what the owners that answer hold (at least one)."""
+        got = await asyncio.gather(*(self._read_list(op, k, quorum) for k in keys))
         return dict(zip(keys, got, strict=True))
+
+    async def _read_list(self, op: _Op, key: str, quorum: bool) -> list[ListRow]:
+        owners = sorted(self.owners(key), key=lambda a: a in op.suspects)
+        need = len(owners) - self._quorum(owners) + 1
+        rows: dict[str, ListRow] = {}
+        answered = 0
+        for agent in owners:
+            if answered >= need:
+                break
+            try:
+                await self._page_list(op, agent, key, rows)
+            except (HiveError, ValueError) as exc:
+                op.failed.add(agent)
+                logger.info("agent %s failed: %s; trying the next owner", agent, exc)
+                continue
+            answered += 1
+        if answered < need and (quorum or not answered):
+            raise AgentUnavailableError(
+                f"too few owners of the vector list {key!r} answered ({answered} of the "
+                f"{need} needed)"
+            )
+        if answered < need:
+            logger.warning(
+                "only %d of the %d owners of the vector list %r needed answered",
+                answered,
+                need,
+                key,
+            )
+        return list(rows.values())
+
+    async def _page_list(self, op: _Op, agent: str, key: str, rows: dict[str, ListRow]) -> None:
+        """Add every posting ``agent`` holds on list ``key`` to ``rows``, page by page."""
+        after: str | None = None
+        while True:
+            request = pr.Vectors([key], None, pr.MAX_VECTOR_K, {key: after} if after else None)
+            reply = expect(await op.send(agent, request), pr.VectorsReply)
+            cols = reply.lists.get(key) or {"ids": []}
+            ids = cols["ids"]
+            for j, fid in enumerate(ids):
+                raw = cols["vectors"][j]
+                rows[fid] = (
+                    fid,
+                    int(cols["tf"][j]),
+                    int(cols["length"][j]),
+                    float(cols["created"][j]),
+                    cols["subjects"][j],
+                    decode_vector(raw) if raw else None,
+                )
+            if len(ids) < pr.MAX_VECTOR_K:
+                return
+            after = ids[-1]
 
     async def _put_postings(self, postings: Sequence[Posting]) -> None:
         """Write postings without facts (centroids, re-filed vectors) to their lists'
@@ -981,7 +987,7 @@ class Coordinator:
         if not counts and self.semantic is None:
             return hits, op
         keys: dict[str, str] = {}
-        near: asyncio.Future[tuple[list[VectorHit], set[str]]] | None = None
+        near: asyncio.Future[tuple[list[NearFact], set[str]]] | None = None
         weights: dict[str, int] = {}
 
         def ranked(lists: dict[str, TermList]) -> Ranking:
@@ -1076,7 +1082,7 @@ class Coordinator:
 
     async def _vector_hits(
         self, op: _Op, question: str, scopes: Sequence[str], k: int
-    ) -> tuple[list[VectorHit], set[str]]:
+    ) -> tuple[list[NearFact], set[str]]:
         """The ``k`` facts of ``scopes`` nearest to the question by their vectors: the
         ``nprobe`` nearest lists of each centroid version served, one owner each."""
         assert self.semantic is not None
@@ -1103,7 +1109,7 @@ class Coordinator:
         return merge_tops(tops, k), lost
 
     def _fused(
-        self, lexical: list[Any], vector: list[VectorHit], k: int, *, covered: bool = True
+        self, lexical: list[Any], vector: list[NearFact], k: int, *, covered: bool = True
     ) -> list[Any]:
         """The best ``k`` of both rankings by :func:`vectors.fuse` (the method and weights
         bench_semantic chose: ``weight_uncovered`` when some word of the question is in no

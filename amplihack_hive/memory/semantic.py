@@ -33,14 +33,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from amplihack_hive.memory.embed import Embedder
 from amplihack_hive.memory.records import Fact, Posting, encode_bytes
-from amplihack_hive.memory.scopes import scoped, split_key
+from amplihack_hive.memory.scopes import scoped
 from amplihack_hive.memory.vectors import (
     DEFAULT_NPROBE,
     DEFAULT_WEIGHT,
@@ -75,10 +75,6 @@ def vector_term(version: str, centroid: int) -> str:
 
 def vector_key(scope: str, version: str, centroid: int) -> str:
     return scoped(scope, vector_term(version, centroid))
-
-
-def is_vector_key(key: str) -> bool:
-    return split_key(key)[1].startswith(VECTOR_PREFIX) or key == CENTROIDS
 
 
 def to_f16(vector: np.ndarray) -> bytes:
@@ -210,10 +206,6 @@ class Semantic:
     weight_uncovered: float | None = DEFAULT_WEIGHT_UNCOVERED
     #: the most a coordinator embeds at once (a batch of learn is split into these)
     batch: int = 256
-    name: str = field(init=False, default="")
-
-    def __post_init__(self) -> None:
-        self.name = str(getattr(self.embedder, "name", ""))
 
     def fusion(self, covered: bool) -> dict[str, Any]:
         """:func:`vectors.fuse`'s arguments for a question whose words the index knows
@@ -264,42 +256,59 @@ def page_columns(postings: Sequence[Posting], after: str | None, k: int) -> dict
 
 
 @dataclass(frozen=True, slots=True)
-class VectorHit:
+class NearFact:
+    """A fact on a vector list near the question: its cosine, and what supersession needs
+    (vectors.VectorHit is the one-agent reference's, with the id and score only)."""
+
     fact_id: str
     score: float
     created: float
     subject: str | None
 
 
-def merge_tops(lists: Iterable[dict[str, list[object]]], k: int) -> list[VectorHit]:
+def merge_tops(lists: Iterable[dict[str, list[object]]], k: int) -> list[NearFact]:
     """The best ``k`` of several lists' tops, by (score desc, id); a fact on several lists
     (filed under two versions) once."""
-    best: dict[str, VectorHit] = {}
+    best: dict[str, NearFact] = {}
     for cols in lists:
         for fid, score, created, subject in zip(
             cols["ids"], cols["scores"], cols["created"], cols["subjects"], strict=True
         ):
-            hit = VectorHit(str(fid), float(score), float(created), subject)  # type: ignore[arg-type]
+            hit = NearFact(str(fid), float(score), float(created), subject)  # type: ignore[arg-type]
             if hit.fact_id not in best or hit.score > best[hit.fact_id].score:
                 best[hit.fact_id] = hit
     return sorted(best.values(), key=lambda h: (-h.score, h.fact_id))[:k]
 
 
+def filed_all(facts: Sequence[Fact], sets: Sequence[CentroidSet]) -> list[list[Posting]]:
+    """Per fact (each has a vector), its vector postings under every set of ``sets``: the
+    nearest centroids of the whole batch at once per set (``nearest`` is row-wise, so a
+    vector is filed the same alone or in a batch)."""
+    if not facts:
+        return []
+    stack = np.stack([from_f16(f.vector) for f in facts if f.vector is not None])
+    if len(stack) != len(facts):
+        raise ValueError("every fact filed needs a vector")
+    lists = [s.lists(stack.astype(np.float32))[:, 0].tolist() for s in sets]
+    return [
+        [
+            Posting(
+                vector_key(fact.scope, s.version, int(chosen[i])),
+                fact.id,
+                1,
+                fact.length,
+                fact.created,
+                fact.subject,
+                0,
+                0,
+                fact.vector,
+            )
+            for s, chosen in zip(sets, lists, strict=True)
+        ]
+        for i, fact in enumerate(facts)
+    ]
+
+
 def filed(fact: Fact, sets: Sequence[CentroidSet]) -> list[Posting]:
     """The vector postings of ``fact`` (which has a vector) under every set of ``sets``."""
-    assert fact.vector is not None
-    vec = from_f16(fact.vector).astype(np.float32)[None, :]
-    return [
-        Posting(
-            vector_key(fact.scope, s.version, int(s.lists(vec)[0, 0])),
-            fact.id,
-            1,
-            fact.length,
-            fact.created,
-            fact.subject,
-            0,
-            0,
-            fact.vector,
-        )
-        for s in sets
-    ]
+    return filed_all([fact], sets)[0]
