@@ -340,3 +340,61 @@ def test_of_two_statements_scored_alike_the_newer_comes_first(newer: str) -> Non
     hits = recall([(older, T0), (newer, T0 + 3600)], "What is the Condor hosting vendor now?")
     assert hits[0].score == hits[1].score
     assert [h.content for h in hits[:2]] == [newer, older]
+
+
+def test_a_turn_that_only_names_its_speaker_comes_after_a_fact_about_them() -> None:
+    """ "Julia Nguyen: that works" is said by her, not about her: short, it outscores the
+    fact that holds her role, and its label counts only half toward the question."""
+    role = "Update: Julia Nguyen was promoted, so Julia Nguyen's role is now product manager."
+    filler = "Julia Nguyen: that works"
+    facts = [(role, T0), (filler, T0 + 60)]
+    hits = recall(facts, "What does Julia Nguyen do these days?")
+    assert [h.content for h in hits] == [role, filler]
+    # a label that is a heading, not a speaker, still counts whole
+    assert recall([("Update: the Heron budget is 1.5 M.", T0)], "Heron update")[0].content
+
+
+def test_a_speaker_saying_what_they_need_is_asking() -> None:
+    value = "The deadline for PRJ-7983 slipped to 2026-02-15."
+    need = "Miguel: I need the deadline for PRJ-7983 before the planning call."
+    hits = recall([(value, T0), (need, T0 + 60)], "What is the deadline for PRJ-7983 now?")
+    assert [h.content for h in hits] == [value, need]
+    # with a value of its own beside the question's, it states something
+    move = "Miguel: I need the deadline for PRJ-7983 moved to May 3."
+    hits = recall([(move, T0), (need, T0 + 60)], "What is the deadline for PRJ-7983?")
+    assert hits[0].content == move
+
+
+def test_an_update_may_drop_the_verb_the_older_fact_matched() -> None:
+    old = "For the record, the weekly mobile demo is held in room Altair on Thursdays."
+    new = "The weekly mobile demo has moved to room Mira."
+    hits = recall([(old, T0), (new, T0 + 60)], "Where is the weekly mobile demo held now?")
+    assert [h.content for h in hits] == [new, old] and hits[1].superseded_by == hits[0].id
+
+
+def test_an_update_of_another_thing_of_the_same_shape_supersedes_nothing() -> None:
+    payments = "The quarterly payments review has moved to room Spica."
+    design = "The quarterly design review has moved to room Sirius."
+    hits = recall([(payments, T0), (design, T0 + 60)], "Where is the payments review held now?")
+    assert hits[0].content == payments and all(h.superseded_by is None for h in hits)
+    lucia = "Quick note: Lucia Mensah's role is senior engineer."
+    zara = "Update: Zara Mensah was promoted, so Zara Mensah's role is now engineering manager."
+    hits = recall([(lucia, T0), (zara, T0 + 60)], "What is Lucia Mensah's role?")
+    assert hits[0].content == lucia and all(h.superseded_by is None for h in hits)
+
+
+SPEAKERS = ("Hugo", "Ravi", "Emeka", "Mei", "Noor", "Ivan", "Ana", "Li", "Omar", "Sara", "Tom")
+
+
+def test_an_update_ranked_below_a_full_result_still_comes_first() -> None:
+    """Questions about a value crowd its update out of the first ten: the first fact's
+    restatements are looked for below them."""
+    old = "Priya Iyer is based in Prague."
+    new = "Priya Iyer relocated and is now based in Kyoto."
+    asks = [
+        (f"{who}: Has Priya Iyer moved? I lost track of where Priya Iyer is based.", T0 + i)
+        for i, who in enumerate(SPEAKERS, 1)
+    ]
+    hits = recall([(old, T0), *asks, (new, T0 + 100)], "Where is Priya Iyer based now?")
+    assert len(hits) == 10 and hits[0].content == new
+    assert next(h for h in hits if h.content == old).superseded_by == hits[0].id

@@ -5,13 +5,16 @@ Explicit ``subject`` and ``supersedes`` decide first (:func:`~amplihack_hive.mem
 apply_supersession`); this step looks at the facts a recall returns, with their text. A
 newer fact B restates an older fact A, for the question asked, when all of these hold:
 
-- both cover the same question terms (they are about what the question asks);
+- both cover the same question terms (they are about what the question asks), or B covers
+  more of them, or B says a change A does not and drops one verb of at least three ("is
+  held in room 4", later "has moved to room 9"); never a name or number in one only;
 - they share at least two terms and at least half of A's (mostly the same words);
 - B has terms A lacks (a new value: a number, a name, a place, a date);
 - B says that something changed ("now", "raised", "moved", "replaced", "correction", ...)
   and at most three of A's terms are gone from it, or only A's numbers gave way to others
   ("is 1.2 M", later "is 1.5 M"; not "Heron is 1.2 M", later "Falcon is 2 M");
 - B is a statement, not a question ("What is Heron's budget now?" restates nothing);
+- an opener that says nothing ("For the record, ", "Fyi, ") is no term of either;
 - A and B do not both carry a subject (then the subjects have decided already).
 
 It is a heuristic: two true facts of the same shape ("Alice speaks French", later "Alice
@@ -67,6 +70,11 @@ class _Text:
     asks: bool
     #: speaks of the speaker ("my desk", "I lead"): true of whoever says it
     first_person: bool
+    #: says what the speaker lacks ("I need the deadline for ..."): a question in effect
+    wants: bool
+    #: terms of a speaker label the text seems to start with ("Julia Nguyen: that works",
+    #: but maybe "Heron Budget: 1.2 M"): they count half toward covering a question
+    label: set[str] = dataclasses.field(default_factory=set)
 
 
 #: A capitalised word (a name, or a sentence's first word: stop words drop out).
@@ -83,18 +91,38 @@ def _read(content: str) -> _Text:
     parts = {p for t in terms if _JOINED.search(t) for p in _JOINED.split(t) if p}
     if parts:
         terms -= parts - _own_words(content)
+    words = set(_WORDS.findall(content.lower()))
     return _Text(
         terms=terms,
         numbers={t for t in terms if _NUMBER.fullmatch(t)},
         names={t for m in _NAME.findall(content.strip()) for t in tokenize(m)} & terms,
-        changes=bool(CHANGE_WORDS & set(_WORDS.findall(content.lower()))),
+        changes=bool(CHANGE_WORDS & words),
         question=content.rstrip().endswith("?"),
         asks=content.rstrip().endswith("?") or "? " in content,
-        first_person=bool(_FIRST_PERSON & set(_WORDS.findall(content.lower()))),
+        first_person=bool(_FIRST_PERSON & words),
+        wants=bool(_FIRST_PERSON & words) and bool(WANT_WORDS & words),
     )
 
 
 _FIRST_PERSON = frozenset(["i", "my", "me", "mine", "myself"])
+#: Words by which a speaker says what they lack or seek ("I need ...", "I keep forgetting
+#: ...", "remind me ..."), beside a first-person word.
+WANT_WORDS = frozenset(
+    """need forget forgot forgetting forgotten wonder wondering remind unsure""".split()  # noqa: SIM905
+)
+
+
+def _alike(older: frozenset[str], newer: frozenset[str], changes: bool) -> bool:
+    """Whether facts matching the question's terms ``older`` and ``newer`` can be about
+    the same thing: the newer matches all the older does, or (``changes``: the newer says
+    that something changed and the older does not) all but one of at least three ("The
+    demo is held in room 4 on Mondays", later "The demo has moved to room 9", for "Where
+    is the demo held now?")."""
+    if not older or not newer:
+        return False
+    if older <= newer:
+        return True
+    return changes and len(older - newer) == 1 and len(older & newer) >= 2
 
 
 def restates(newer: Hit, older: Hit, question: set[str], texts: dict[str, _Text]) -> bool:
@@ -108,9 +136,11 @@ def restates(newer: Hit, older: Hit, question: set[str], texts: dict[str, _Text]
         return False  # a question holds no value to replace, nor gives one
     if (a.first_person or b.first_person) and _speaker(newer) != _speaker(older):
         return False  # "Aisha: my desk is in room 12", "Ben: my desk is in room 14"
-    asked = question & a.terms
-    if not asked or asked != question & b.terms:
+    asked_a, asked_b = frozenset(question & a.terms), frozenset(question & b.terms)
+    if not _alike(asked_a, asked_b, b.changes and not a.changes):
         return False
+    if (asked_a ^ asked_b) & (a.names | a.numbers | b.names | b.numbers):
+        return False  # a name or number of the question in one only: two things
     shared = a.terms & b.terms
     if len(shared) < 2 or 2 * len(shared) < len(a.terms):
         return False
@@ -127,19 +157,66 @@ def restates(newer: Hit, older: Hit, question: set[str], texts: dict[str, _Text]
     return bool(gone) and gone <= a.numbers and bool(b.numbers - a.numbers)
 
 
+#: A turn's leading speaker label in text learned without chat metadata ("Julia Nguyen:
+#: that works", "Hugo: has it moved?"): one to three capitalised words and a colon.
+_LABEL = re.compile(r"([A-Z][\w'’-]*(?: [A-Z][\w'’-]*){0,2}): (?=\S)")
+#: Capitalised words that head a line as a label, not as a speaker ("Update: ...").
+LABEL_WORDS = frozenset(
+    """
+    note notes update updates correction fyi reminder important warning summary decision
+    action question answer re ps nb edit todo status news tip info context background
+    """.split()  # noqa: SIM905
+)
+
+
 def _speaker(hit: Hit) -> str | None:
-    """Who said a conversation's turn (its metadata, as learn --format chat records it)."""
+    """Who said a conversation's turn: its metadata (as learn --format chat records it),
+    else the speaker label its text seems to start with ("Julia Nguyen: ...")."""
     speaker = hit.metadata.get("speaker") if isinstance(hit.metadata, dict) else None
-    return speaker if isinstance(speaker, str) and speaker else None
+    if isinstance(speaker, str) and speaker:
+        return speaker
+    return _label(hit.content)
+
+
+def _label(content: str) -> str | None:
+    """The speaker label ``content`` seems to start with: "Julia Nguyen" in "Julia Nguyen:
+    that works" (not "Update" in "Update: ..."; "Heron Budget" in "Heron Budget: 1.2 M",
+    for there is no telling)."""
+    label = _LABEL.match(content)
+    if label is None or label.group(1).lower() in LABEL_WORDS | CHANGE_WORDS:
+        return None
+    return label.group(1)
+
+
+#: How a statement may open without saying anything ("For the record, the budget ...").
+_OPENER = re.compile(
+    r"(?:fyi|btw|for the record|just so you know|quick note|heads up|note|reminder)"
+    r"\s*[,:;-]\s+",
+    re.IGNORECASE,
+)
 
 
 def _said(hit: Hit) -> str:
     """What a fact says, without the speaker a conversation's turn starts with ("Aisha:
-    ..."): two speakers can state one value and its update."""
-    speaker = _speaker(hit)
-    if speaker is not None and hit.content.startswith(f"{speaker}: "):
-        return hit.content[len(speaker) + 2 :]
-    return hit.content
+    ..."): two speakers can state one value and its update; and without an opener that
+    says nothing ("For the record, ...")."""
+    said = hit.content
+    speaker = hit.metadata.get("speaker") if isinstance(hit.metadata, dict) else None
+    if isinstance(speaker, str) and speaker and said.startswith(f"{speaker}: "):
+        said = said[len(speaker) + 2 :]
+    opener = _OPENER.match(said)
+    return said[opener.end() :] if opener else said
+
+
+def _read_hit(hit: Hit) -> _Text:
+    """:func:`_read` of what ``hit`` says (:func:`_said`), with the terms of a speaker
+    label it seems to start with."""
+    said = _said(hit)
+    text = _read(said)
+    label = _label(said) if said == hit.content else None
+    if label is not None:
+        text.label = set(tokenize(label)) - set(tokenize(said[len(label) + 1 :]))
+    return text
 
 
 def head_first(hits: Sequence[Hit], question: str) -> list[Hit]:
@@ -148,7 +225,7 @@ def head_first(hits: Sequence[Hit], question: str) -> list[Hit]:
     if len(hits) < 2:
         return list(hits)
     asked = _read(question).terms
-    texts = {h.id: _read(_said(h)) for h in hits}
+    texts = {h.id: _read_hit(h) for h in hits}
     return covering_first(newest_first(hits, question, asked, texts), question, asked, texts)
 
 
@@ -165,22 +242,26 @@ def newest_first(
     if len(hits) < 2:
         return list(hits)
     asked = _read(question).terms if asked is None else asked
-    texts = {h.id: _read(_said(h)) for h in hits} if texts is None else texts
-    # only facts covering the same question terms can restate one another
+    texts = {h.id: _read_hit(h) for h in hits} if texts is None else texts
+    by_key = {h.id: (h.created, h.id) for h in hits}
+    # only facts covering alike question terms can restate one another (_alike)
     alike: dict[frozenset[str], list[Hit]] = {}
     for h in hits:
         alike.setdefault(frozenset(asked & texts[h.id].terms), []).append(h)
+    pairs = [(ka, kb) for ka in alike for kb in alike if _alike(ka, kb, True)]
     # each fact's newest restatement (chains of updates A -> B -> C all end at C)
     newest: dict[str, str] = {}
-    for group in alike.values():
-        for older in group:
+    for ka, kb in pairs:
+        for older in alike[ka]:
             best: Hit | None = None
-            for newer in group:
+            for newer in alike[kb]:
                 if restates(newer, older, asked, texts) and (
                     best is None or (newer.created, newer.id) > (best.created, best.id)
                 ):
                     best = newer
-            if best is not None:
+            if best is not None and (
+                older.id not in newest or (best.created, best.id) > by_key[newest[older.id]]
+            ):
                 newest[older.id] = best.id
     if not newest:
         return list(hits)
@@ -204,6 +285,13 @@ def newest_first(
             placed.add(h.id)
             out.append(dataclasses.replace(h, superseded_by=top) if h.id in newest else h)
     return out
+
+
+def _asks(text: _Text, asked: set[str]) -> bool:
+    """Whether a fact asks rather than states: a question, or a speaker saying what they
+    lack with no value beside the question's ("I need the deadline for PRJ-1 before the
+    call"; not "I need the deadline moved to May 3")."""
+    return text.asks or (text.wants and not (text.numbers | text.names) - asked - text.label)
 
 
 #: How many of a result's best facts :func:`covering_first` orders.
@@ -232,15 +320,19 @@ def covering_first(
     if len(head) < 2:
         return list(hits)
     asked = _read(question).terms if asked is None else asked
-    read = [_read(_said(h)) if texts is None else texts[h.id] for h in head]
+    read = [_read_hit(h) if texts is None else texts[h.id] for h in head]
+    # a question term counts once in what a fact says or in its context, half in a
+    # speaker label only: "Julia Nguyen: that works" is by her, not about her
     covers = [
-        len(asked & (t.terms | set(tokenize(h.context)))) for h, t in zip(head, read, strict=True)
+        len(asked & ((t.terms - t.label) | set(tokenize(h.context))))
+        + 0.5 * len(asked & t.label - set(tokenize(h.context)))
+        for h, t in zip(head, read, strict=True)
     ]
     # equal coverage and an equal score: the newer fact first (two statements of a value
     # in the same words score alike, and the later one is what holds now)
     order = sorted(
         range(len(head)),
-        key=lambda i: (-covers[i], read[i].asks, -head[i].score, -head[i].created, i),
+        key=lambda i: (-covers[i], _asks(read[i], asked), -head[i].score, -head[i].created, i),
     )
     out = [head[i] for i in order]
 
