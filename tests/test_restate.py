@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from amplihack_hive import Hive
+from amplihack_hive.memory import restate
 
 T0 = 1_764_000_000.0
 
@@ -350,8 +351,10 @@ def test_a_turn_that_only_names_its_speaker_comes_after_a_fact_about_them() -> N
     facts = [(role, T0), (filler, T0 + 60)]
     hits = recall(facts, "What does Julia Nguyen do these days?")
     assert [h.content for h in hits] == [role, filler]
-    # a label that is a heading, not a speaker, still counts whole
-    assert recall([("Update: the Heron budget is 1.5 M.", T0)], "Heron update")[0].content
+    # a heading is no speaker: its words count whole
+    assert restate._label(filler) == "Julia Nguyen"
+    assert restate._label("Update: the Heron budget is 1.5 M.") is None
+    assert restate._label("Correction: the Heron budget is 1.5 M.") is None
 
 
 def test_a_speaker_saying_what_they_need_is_asking() -> None:
