@@ -172,10 +172,13 @@ LABEL_WORDS = frozenset(
 def _speaker(hit: Hit) -> str | None:
     """Who said a conversation's turn: its metadata (as learn --format chat records it),
     else the speaker label its text seems to start with ("Julia Nguyen: ...")."""
+    return _recorded_speaker(hit) or _label(hit.content)
+
+
+def _recorded_speaker(hit: Hit) -> str | None:
+    """The speaker in ``hit``'s metadata (as learn --format chat records it), if any."""
     speaker = hit.metadata.get("speaker") if isinstance(hit.metadata, dict) else None
-    if isinstance(speaker, str) and speaker:
-        return speaker
-    return _label(hit.content)
+    return speaker if isinstance(speaker, str) and speaker else None
 
 
 def _label(content: str) -> str | None:
@@ -201,8 +204,8 @@ def _said(hit: Hit) -> str:
     ..."): two speakers can state one value and its update; and without an opener that
     says nothing ("For the record, ...")."""
     said = hit.content
-    speaker = hit.metadata.get("speaker") if isinstance(hit.metadata, dict) else None
-    if isinstance(speaker, str) and speaker and said.startswith(f"{speaker}: "):
+    speaker = _recorded_speaker(hit)
+    if speaker is not None and said.startswith(f"{speaker}: "):
         said = said[len(speaker) + 2 :]
     opener = _OPENER.match(said)
     return said[opener.end() :] if opener else said
@@ -243,7 +246,7 @@ def newest_first(
         return list(hits)
     asked = _read(question).terms if asked is None else asked
     texts = {h.id: _read_hit(h) for h in hits} if texts is None else texts
-    by_key = {h.id: (h.created, h.id) for h in hits}
+    by_id = {h.id: h for h in hits}
     # only facts covering alike question terms can restate one another (_alike)
     alike: dict[frozenset[str], list[Hit]] = {}
     for h in hits:
@@ -260,7 +263,8 @@ def newest_first(
                 ):
                     best = newer
             if best is not None and (
-                older.id not in newest or (best.created, best.id) > by_key[newest[older.id]]
+                older.id not in newest
+                or (best.created, best.id) > (by_id[newest[older.id]].created, newest[older.id])
             ):
                 newest[older.id] = best.id
     if not newest:
@@ -273,7 +277,6 @@ def newest_first(
             seen.add(fid)
         return fid
 
-    by_id = {h.id: h for h in hits}
     out: list[Hit] = []
     placed: set[str] = set()
     for h in hits:
@@ -323,10 +326,10 @@ def covering_first(
     read = [_read_hit(h) if texts is None else texts[h.id] for h in head]
     # a question term counts once in what a fact says or in its context, half in a
     # speaker label only: "Julia Nguyen: that works" is by her, not about her
+    contexts = [set(tokenize(h.context)) for h in head]
     covers = [
-        len(asked & ((t.terms - t.label) | set(tokenize(h.context))))
-        + 0.5 * len(asked & t.label - set(tokenize(h.context)))
-        for h, t in zip(head, read, strict=True)
+        len(asked & ((t.terms - t.label) | ctx)) + 0.5 * len(asked & t.label - ctx)
+        for t, ctx in zip(read, contexts, strict=True)
     ]
     # equal coverage and an equal score: the newer fact first (two statements of a value
     # in the same words score alike, and the later one is what holds now)
