@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +19,13 @@ if os.environ.get("CI"):
 
 if TYPE_CHECKING:
     from typer.testing import Result
+
+# A shell without job control starts a background job (``make test &``, a CI step run that
+# way) with SIGINT ignored, and every process it execs inherits that: the tests that send
+# Ctrl-C to a command would then see it ignored, as the command rightly does. Take SIGINT
+# back here, so the commands the tests start get the default disposition a terminal gives.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
