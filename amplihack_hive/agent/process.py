@@ -29,6 +29,7 @@ from aiohttp import web
 from amplihack_hive.agent.brain import AgentBrain
 from amplihack_hive.agent.detector import FailureDetector
 from amplihack_hive.agent.llm import LlmAnswerer
+from amplihack_hive.agent.malloc import tune_malloc
 from amplihack_hive.agent.runstate import (
     MembersFile,
     PeerDirectory,
@@ -479,6 +480,9 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s",
     )
     opts = parse_args(argv)
+    tuned = tune_malloc()  # before the store's threads exist
+    if tuned:
+        logger.debug("allocator tuned: %s", ", ".join(tuned))
 
     async def run() -> str | None:
         stop = asyncio.Event()
