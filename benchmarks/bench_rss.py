@@ -82,8 +82,9 @@ def _child(kind: str, seconds: float, root: Path, pool_mb: int) -> None:
         from amplihack_hive.memory.engine import load_engine
 
         kuzu = load_engine("kuzu")
+        # a larger cap than ours: its postings as nodes outgrow 4 GB within minutes
         db = kuzu.Database(
-            str(root / "raw"), buffer_pool_size=pool_mb * 2**20, max_db_size=4096 * 2**20
+            str(root / "raw"), buffer_pool_size=pool_mb * 2**20, max_db_size=65536 * 2**20
         )
         conn = kuzu.Connection(db, num_threads=1)
         conn.execute(
