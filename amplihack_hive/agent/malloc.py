@@ -4,9 +4,10 @@ Under steady writes most of an agent's memory growth was not data but glibc hold
 freed memory (benchmarks/bench_rss.py breaks RSS down by mapping):
 
 - glibc raises its mmap threshold each time a large block is freed, up to 32 MB, so the
-  large temporary buffers of every write batch and segment merge (numpy columns, Kuzu's
-  vectors) end up on the main heap instead of in mappings of their own, and the heap stays at
-  its high-water mark: 100-200 MB of ``[heap]`` in a store that holds 13 MB of live objects;
+  large temporary buffers of every write batch and segment merge (numpy columns, query
+  parameters and results) end up on the main heap instead of in mappings of their own, and
+  the heap stays at its high-water mark: 100-200 MB of ``[heap]`` where the same writes
+  keep it at 13 MB with the settings below;
 - each thread that allocates may get an arena of its own (up to 8 per core), each kept at
   its own high-water mark.
 
@@ -15,7 +16,7 @@ trim threshold at 128 kB, and allows two arenas: large blocks go back to the sys
 freed, and the top of the heap is trimmed. A variable of glibc's own set in the environment
 (``MALLOC_ARENA_MAX``, ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``) is the
 operator's choice and is left as it is. Nothing is done where the C library has no
-``mallopt`` (macOS) or ignores it (musl: every call returns 0, and is logged).
+``mallopt`` (macOS); a call it refuses (returns 0) is logged.
 
 Only an agent process calls this: a program that embeds the library keeps its allocator as
 it has it.
