@@ -235,6 +235,49 @@ def test_http_api_refuses_bad_requests_and_stays_up(hive: Supervisor) -> None:
     assert http(hive, "GET", "/health")[0] == 200
 
 
+def _send_and_hang_up(sup: Supervisor, path: str, body: bytes, sent: int) -> None:
+    """POST ``body`` (its full length announced) to agent-0, send only its first ``sent``
+    bytes, and close the connection without reading a reply."""
+    rec = next(r for r in read_records(sup.dir) if "agent-0" in r.agents)
+    host, port = rec.url.removeprefix("http://").split(":")
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {read_token(sup.dir)}\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(head + body[:sent])
+
+
+def _recalled(sup: Supervisor, question: str) -> list[str]:
+    status, body = http(sup, "POST", "/recall", {"question": question, "limit": 200})
+    assert status == 200 and body["complete"] is True, body
+    return [h["content"] for h in body["hits"]]
+
+
+def test_a_client_that_hangs_up_mid_batch_leaves_no_half_written_batch(hive: Supervisor) -> None:
+    """A learn cut off while its body is sent stores nothing of it; one whose client hangs
+    up after sending it all is finished (no write is left on some replicas only); the agent
+    serves on, and sending the batch again stores each fact once."""
+    cut = [f"the quokka census {i} counted animals near lake Ustar" for i in range(150)]
+    body = json.dumps({"items": cut}).encode()
+    _send_and_hang_up(hive, "/learn", body, len(body) // 2)
+    assert http(hive, "GET", "/health")[0] == 200
+    assert _recalled(hive, "quokka census Ustar") == []
+
+    whole = [f"the wombat survey {i} counted burrows near lake Ivar" for i in range(150)]
+    _send_and_hang_up(hive, "/learn", json.dumps({"items": whole}).encode(), 10**9)
+    deadline = time.monotonic() + 30
+    while len(found := _recalled(hive, "wombat survey Ivar")) < len(whole):
+        assert time.monotonic() < deadline, f"{len(found)} of {len(whole)} stored"
+        time.sleep(0.2)
+    assert sorted(found) == sorted(whole)
+
+    status, reply = http(hive, "POST", "/learn", {"items": whole})
+    assert status == 200 and reply["stored"] == len(whole) and reply["failed"] == 0
+    assert sorted(_recalled(hive, "wombat survey Ivar")) == sorted(whole)
+    assert http(hive, "GET", "/health")[0] == 200
+
+
 def test_everything_in_the_hive_is_its_owners_alone(hive: Supervisor) -> None:
     http(hive, "POST", "/learn", {"items": ["a fact about owls", "a fact about larks"]})
     seen = 0
