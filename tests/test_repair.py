@@ -632,3 +632,83 @@ def test_an_idle_hives_rounds_back_off_and_a_write_brings_the_pace_back(
     assert 3 <= idle_rounds <= 12, idle_rounds
     # the round it was waiting for was 0.8 s or more away
     assert woke < 0.6, woke
+
+
+# -- the cost of listing under a write load ---------------------------------------------------
+
+
+def test_a_store_written_to_lists_itself_for_repair_at_most_its_share_of_the_time() -> None:
+    """Each write makes a store's listing stale. A peer starting an exchange sooner than the
+    share allows is told when to come back, and nothing is listed; the later requests of an
+    exchange, and /stats, read the listing it started against; once the wait is over, a
+    current listing again."""
+    from amplihack_hive.errors import BusyError
+    from amplihack_hive.memory import protocol as p
+    from amplihack_hive.memory.repair import LISTING_SHARE
+    from amplihack_hive.memory.ring import HashRing
+
+    now = [100.0]
+    listings = [0]
+
+    class SlowToList(InMemoryStore):
+        def fact_ids(self) -> list[str]:  # listing this store takes a second
+            listings[0] += 1
+            now[0] += 1.0
+            return super().fact_ids()
+
+    store = SlowToList()
+    ring = HashRing(["a", "b", "c"])
+    svc = RepairService("a", store, lambda: ring, 3, clock=lambda: now[0])
+    first, later = Fact.new("an otter fact"), Fact.new("a heron fact")
+    root = p.RepairDigest("b", [(0, 0, 0, 0)])
+
+    def keys_seen() -> list[str]:
+        reply = svc.answer(p.RepairKeys("b", [(0, 0)]))
+        assert isinstance(reply, p.RepairKeysReply)
+        return reply.keys
+
+    store.import_(ShardExport(facts=[first]))
+    svc.touched(by_client=True)
+    assert svc.answer(root) and listings[0] == 1  # listed, in one second
+    assert keys_seen() == [f"f\x1f{first.id}"]
+
+    store.import_(ShardExport(facts=[later]))
+    svc.touched(by_client=True)
+    with pytest.raises(BusyError) as refused:
+        svc.answer(root)
+    assert refused.value.retry_after == pytest.approx(1.0 / LISTING_SHARE - 1.0)
+    # the rest of an exchange, and the count of misplaced records, use the last listing
+    deeper = svc.answer(p.RepairDigest("b", [(6, 0, 0, 0)]))
+    assert isinstance(deeper, p.RepairDigestReply)
+    assert keys_seen() == [f"f\x1f{first.id}"] and svc.misplaced_count() == 0
+    assert listings[0] == 1
+
+    now[0] += refused.value.retry_after
+    svc.answer(root)
+    assert listings[0] == 2
+    assert sorted(keys_seen()) == sorted(f"f\x1f{f.id}" for f in (first, later))
+
+
+def test_a_round_under_a_write_load_waits_past_its_bound_for_the_listing_share() -> None:
+    """While clients write, an agent defers its rounds up to MAX_REPAIR_DEFER_S; past it, a
+    round still waits while listing again would exceed a store's share of the time."""
+    import time
+
+    from amplihack_hive.agent.brain import MAX_REPAIR_DEFER_S, AgentBrain
+    from amplihack_hive.memory.repair import LISTING_SHARE
+
+    with Hive.in_process(3, 3) as hive:
+        t = transport(hive)
+        brain = AgentBrain(dict(t.nodes), hive._coordinator)
+        for node in t.nodes.values():
+            node.ready = True  # in step (a rebuilding agent never defers)
+        svc = t.nodes["agent-1"].repair
+        assert svc is not None
+        assert not brain._defer_repair(since_last=0.0)  # nobody writes: no reason to wait
+        svc.touched(by_client=True)
+        assert brain._defer_repair(since_last=0.0)
+        assert not brain._defer_repair(since_last=MAX_REPAIR_DEFER_S)  # listing is cheap
+        svc._listing_s, svc._listed_at = 2.0, time.monotonic()  # 2 s, just ended
+        assert brain._defer_repair(since_last=MAX_REPAIR_DEFER_S)
+        svc._listed_at -= 2.0 * (1.0 / LISTING_SHARE - 1.0)  # as long ago as the share asks
+        assert not brain._defer_repair(since_last=MAX_REPAIR_DEFER_S)

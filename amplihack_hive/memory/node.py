@@ -252,7 +252,7 @@ class MemoryNode:
             self.store.posting_count(),
             self.ready,
             # records held for an owner that was down, or left after a membership change
-            len(self.repair.holdings().misplaced) if self.repair is not None else 0,
+            self.repair.misplaced_count() if self.repair is not None else 0,
         )
 
     def _export(self, r: p.Export) -> p.ExportReply:
