@@ -35,13 +35,10 @@ from amplihack_hive.errors import (
     WriteQuorumError,
 )
 from amplihack_hive.memory.hits import Hit, Hits
+from amplihack_hive.transport.busy import BUSY_ATTEMPTS, busy_pause
 
 #: Items per ``POST /learn`` (the agents take at most this many at once).
 BATCH = 200
-#: Attempts of one request an agent refuses as busy (503 + Retry-After), and the longest
-#: pause between two (as the agents' own transport does).
-BUSY_ATTEMPTS = 6
-BUSY_MAX_PAUSE_S = 2.0
 
 
 def _hit(data: dict[str, Any]) -> Hit:
@@ -225,16 +222,13 @@ class RemoteHive:
         ``read``: the request changes nothing, so one that got no answer may go to the
         next URL too (a write goes elsewhere only when it never reached the first)."""
         payload = json.dumps(body, separators=(",", ":")).encode()
-        pause = 0.05
         for attempt in range(BUSY_ATTEMPTS):
             try:
                 return self._first_answer(path, payload, read)
             except BusyError as exc:
                 if attempt == BUSY_ATTEMPTS - 1:
                     raise
-                wait = min(max(exc.retry_after, pause), BUSY_MAX_PAUSE_S)
-                time.sleep(wait * random.uniform(1.0, 1.5))
-                pause *= 2
+                time.sleep(busy_pause(exc, attempt))
         raise AssertionError("unreachable")
 
     def _first_answer(self, path: str, payload: bytes, read: bool) -> dict[str, Any]:

@@ -712,3 +712,27 @@ def test_a_round_under_a_write_load_waits_past_its_bound_for_the_listing_share()
         assert brain._defer_repair(since_last=MAX_REPAIR_DEFER_S)
         svc._listed_at -= 2.0 * (1.0 / LISTING_SHARE - 1.0)  # as long ago as the share asks
         assert not brain._defer_repair(since_last=MAX_REPAIR_DEFER_S)
+
+
+def test_an_agent_in_process_that_is_busy_listing_is_asked_again_after_its_wait() -> None:
+    """The in-process transport treats a busy agent as HTTP does: it waits the pause the
+    agent asked for and asks again, instead of counting the agent as down."""
+    import time
+
+    from amplihack_hive.memory import protocol as p
+    from amplihack_hive.memory.repair import LISTING_FREE_S, LISTING_SHARE
+
+    with Hive.in_process(3, 3) as hive:
+        hive.remember_many(["a fact about kestrels", "a fact about plovers"])
+        t = transport(hive)
+        svc = t.nodes["agent-1"].repair
+        assert svc is not None
+        # its last listing took LISTING_FREE_S and the share lets it list again in 0.2 s
+        svc._listing_s = LISTING_FREE_S
+        svc._listed_at = time.monotonic() - LISTING_FREE_S * (1 / LISTING_SHARE - 1) + 0.2
+        svc.touched(by_client=True)
+        before, asked = t.requests["agent-1"], time.monotonic()
+        reply = hive._loop.run(t.request("agent-1", p.RepairDigest("agent-0", [(0, 0, 0, 0)])))
+        assert isinstance(reply, p.RepairDigestReply) and reply.digests[0] is not None
+        assert time.monotonic() - asked >= 0.15
+        assert t.requests["agent-1"] - before >= 2  # refused, then answered

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import aiohttp
@@ -21,6 +20,7 @@ from amplihack_hive import wirejson
 from amplihack_hive.errors import BusyError, HiveError, IndexVersionError, TransportError
 from amplihack_hive.memory.node import MemoryNode
 from amplihack_hive.memory.protocol import Ping, Reply, Request, decode_reply, encode
+from amplihack_hive.transport.busy import with_backoff
 
 logger = logging.getLogger(__name__)
 
@@ -28,10 +28,6 @@ Message = dict[str, Any]
 T = TypeVar("T")
 MEMORY_PATH = "/v1/memory/{agent}"
 TOKEN_HEADER = "Authorization"
-#: Attempts of one request an agent refuses as busy (503) before the sender gives up.
-BUSY_ATTEMPTS = 6
-#: Longest pause between two attempts, seconds.
-BUSY_MAX_PAUSE_S = 2.0
 #: An agent that did not answer is suspected (coordinators ask it last and write around
 #: it) until a ping answers; pings go at most this often, seconds...
 SUSPECT_PROBE_S = 1.0
@@ -131,13 +127,13 @@ class HttpTransport:
         self.requests += 1
         node = self.local.get(agent)
         if node is not None:
-            return await _with_backoff(lambda: self._local(node, agent, message))
+            return await with_backoff(lambda: self._local(node, agent, message))
         base = self._resolve(agent)
         if not base:
             raise TransportError(f"agent {agent} has no known address (is it running?)")
         url = base + MEMORY_PATH.format(agent=agent)
         wire = encode(message)
-        data, epoch = await _with_backoff(lambda: self._send(url, wire, agent))
+        data, epoch = await with_backoff(lambda: self._send(url, wire, agent))
         try:
             reply = decode_reply(message, data)
         except ValueError as exc:
@@ -208,24 +204,6 @@ class HttpTransport:
         if self._session is not None and not self._session.closed:
             await self._session.close()
         self._session = None
-
-
-async def _with_backoff(send: Callable[[], Awaitable[T]]) -> T:
-    """Send; when the agent says it is busy, wait what it asked (at least, growing with each
-    refusal, with jitter so refused senders do not return together) and send again. The
-    last refusal is raised: BusyError is a TransportError, so callers treat an agent that
-    stays saturated as one that did not answer (a write goes to a hinted stand-in)."""
-    pause = 0.05
-    for attempt in range(BUSY_ATTEMPTS):
-        try:
-            return await send()
-        except BusyError as exc:
-            if attempt == BUSY_ATTEMPTS - 1:
-                raise
-            wait = min(max(exc.retry_after, pause), BUSY_MAX_PAUSE_S)
-            await asyncio.sleep(wait * random.uniform(1.0, 1.5))
-            pause *= 2
-    raise AssertionError("unreachable")
 
 
 def _seconds(value: str) -> float:
