@@ -257,7 +257,7 @@ def _recalled(sup: Supervisor, question: str) -> list[str]:
 def test_a_client_that_hangs_up_mid_batch_leaves_no_half_written_batch(hive: Supervisor) -> None:
     """A learn cut off while its body is sent stores nothing of it; one whose client hangs
     up after sending it all is finished (no write is left on some replicas only); the agent
-    serves on, and sending the batch again stores each fact once."""
+    serves on, and sending the batch again is acknowledged whole."""
     cut = [f"the quokka census {i} counted animals near lake Ustar" for i in range(150)]
     body = json.dumps({"items": cut}).encode()
     _send_and_hang_up(hive, "/learn", body, len(body) // 2)

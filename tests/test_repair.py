@@ -688,13 +688,23 @@ def test_a_store_written_to_lists_itself_for_repair_at_most_its_share_of_the_tim
     assert listings[0] == 2
     assert sorted(keys_seen()) == sorted(f"f\x1f{f.id}" for f in (first, later))
 
+    # no client has written for a while: a change (repair's own) is listed whenever asked
+    svc.touched()
+    assert svc.listing_wait() > 0
+    svc.answer(root)
+    assert listings[0] == 3
+
 
 def test_a_round_under_a_write_load_waits_past_its_bound_for_the_listing_share() -> None:
     """While clients write, an agent defers its rounds up to MAX_REPAIR_DEFER_S; past it, a
     round still waits while listing again would exceed a store's share of the time."""
     import time
 
-    from amplihack_hive.agent.brain import MAX_REPAIR_DEFER_S, AgentBrain
+    from amplihack_hive.agent.brain import (
+        MAX_REPAIR_DEFER_LOADED_S,
+        MAX_REPAIR_DEFER_S,
+        AgentBrain,
+    )
     from amplihack_hive.memory.repair import LISTING_SHARE
 
     with Hive.in_process(3, 3) as hive:
@@ -710,6 +720,7 @@ def test_a_round_under_a_write_load_waits_past_its_bound_for_the_listing_share()
         assert not brain._defer_repair(since_last=MAX_REPAIR_DEFER_S)  # listing is cheap
         svc._listing_s, svc._listed_at = 2.0, time.monotonic()  # 2 s, just ended
         assert brain._defer_repair(since_last=MAX_REPAIR_DEFER_S)
+        assert not brain._defer_repair(since_last=MAX_REPAIR_DEFER_LOADED_S)  # the last bound
         svc._listed_at -= 2.0 * (1.0 / LISTING_SHARE - 1.0)  # as long ago as the share asks
         assert not brain._defer_repair(since_last=MAX_REPAIR_DEFER_S)
 
@@ -727,12 +738,39 @@ def test_an_agent_in_process_that_is_busy_listing_is_asked_again_after_its_wait(
         t = transport(hive)
         svc = t.nodes["agent-1"].repair
         assert svc is not None
-        # its last listing took LISTING_FREE_S and the share lets it list again in 0.2 s
+        # its last listing took LISTING_FREE_S and the share lets it list again in 1 s
         svc._listing_s = LISTING_FREE_S
-        svc._listed_at = time.monotonic() - LISTING_FREE_S * (1 / LISTING_SHARE - 1) + 0.2
+        svc._listed_at = time.monotonic() - LISTING_FREE_S * (1 / LISTING_SHARE - 1) + 1.0
         svc.touched(by_client=True)
         before, asked = t.requests["agent-1"], time.monotonic()
         reply = hive._loop.run(t.request("agent-1", p.RepairDigest("agent-0", [(0, 0, 0, 0)])))
         assert isinstance(reply, p.RepairDigestReply) and reply.digests[0] is not None
-        assert time.monotonic() - asked >= 0.15
+        assert time.monotonic() - asked >= 0.8
         assert t.requests["agent-1"] - before >= 2  # refused, then answered
+
+
+def test_a_rebuilding_agent_waits_for_a_peer_that_is_busy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rebuilding agent goes on without peers that do not answer after three rounds, but
+    not without one that said it is busy: that peer holds what it holds."""
+    import time
+
+    from amplihack_hive.agent.brain import AgentBrain
+    from amplihack_hive.transport import busy
+
+    monkeypatch.setattr(busy, "BUSY_ATTEMPTS", 1)  # refused is refused, at once
+    with Hive.in_process(3, 3) as hive:
+        hive.remember_many(["a fact about avocets", "a fact about dunlins"])
+        t = transport(hive)
+        brain = AgentBrain({"agent-0": t.nodes["agent-0"]}, hive._coordinator)
+        assert not t.nodes["agent-0"].ready  # a hive of several: it catches up first
+        peer = t.nodes["agent-1"].repair
+        assert peer is not None
+        peer._listing_s, peer._listed_at = 10.0, time.monotonic()  # listed for 10 s, just now
+        peer.touched(by_client=True)  # and is being written to
+        for _ in range(4):
+            reports = hive._loop.run(brain.repair_now())
+            assert reports["agent-0"]["busy_peers"] == ["agent-1"]
+        assert not t.nodes["agent-0"].ready
+        peer.last_client_write = -float("inf")  # the load is over
+        hive._loop.run(brain.repair_now())
+        assert t.nodes["agent-0"].ready

@@ -43,6 +43,8 @@ MAX_LEARN_BATCH = 5000
 WRITE_QUIET_S = 2.0
 #: ... but never longer than this since the last round.
 MAX_REPAIR_DEFER_S = 60.0
+#: ... and, waiting for the listing share of its stores, never longer than this.
+MAX_REPAIR_DEFER_LOADED_S = 300.0
 #: An idle hive's rounds back off: after a round that found every replica in step, with no
 #: write served here and no peer's state changed since, the next waits twice as long, up to
 #: this. A write or a change brings back the usual pace. Measured (100 agents, 5 per
@@ -181,7 +183,11 @@ class AgentBrain:
                     synced.update(set(peers) - set(report.failed_peers))
                 if not node.ready:
                     pulled = self._pulled[name] = self._pulled.get(name, 0) + report.pulled
-                if not node.ready and (not report.failed_peers or self._rounds >= 3):
+                # peers that did not answer may be down for good: after three rounds, go on
+                # without them; a peer that said it is busy is waited for
+                if not node.ready and (
+                    not report.failed_peers or (self._rounds >= 3 and not report.busy_peers)
+                ):
                     node.ready = True
                     if pulled:
                         logger.info(
@@ -327,8 +333,9 @@ class AgentBrain:
         through learn into 10 agents, against 423 without them). Repair exists for faults:
         hints and missed writes wait until the load pauses. Past that bound, a round under
         the load still waits until every store may list itself again within its share of
-        the time (memory/repair.py, ``LISTING_SHARE``): the bigger the stores, the rarer
-        the rounds. An agent that is rebuilding never defers (it refuses reads until it has
+        the time (memory/repair.py, ``LISTING_SHARE``), up to
+        :data:`MAX_REPAIR_DEFER_LOADED_S`: the bigger the stores, the rarer the rounds.
+        An agent that is rebuilding never defers (it refuses reads until it has
         caught up)."""
         if not self.ready:
             return False
@@ -338,6 +345,8 @@ class AgentBrain:
             return False
         if since_last < MAX_REPAIR_DEFER_S:
             return True
+        if since_last >= MAX_REPAIR_DEFER_LOADED_S:
+            return False
         return any(r.listing_wait() > 0 for r in services)
 
     async def upkeep_forever(self) -> None:

@@ -69,6 +69,9 @@ LISTING_SHARE = 0.1
 #: A listing shorter than this is always made afresh: stores of up to about 10k facts never
 #: wait (a busy machine's tests included).
 LISTING_FREE_S = 0.5
+#: A store counts as written to while a client wrote to it within this many seconds (as
+#: agent/brain.py's WRITE_QUIET_S); otherwise it lists itself whenever asked.
+WRITTEN_TO_S = 2.0
 
 
 def record_hash(key: str) -> int:
@@ -240,7 +243,7 @@ class RepairService:
         if self._cache is not None and self._cache[0] == stamp:
             return self._cache[1]
         wait = self.listing_wait()
-        if bounded and wait > 0:
+        if bounded and wait > 0 and self.written_to():
             raise BusyError(
                 f"agent {self.me} is being written to, and listing its records for repair "
                 f"took {self._listing_s:.1f} s; ask again in {wait:.1f} s",
@@ -252,6 +255,10 @@ class RepairService:
         self._listing_s = self._listed_at - started
         self._cache = (stamp, held)
         return held
+
+    def written_to(self) -> bool:
+        """Whether a client wrote to this store in the last :data:`WRITTEN_TO_S`."""
+        return self.clock() - self.last_client_write < WRITTEN_TO_S
 
     def listing_wait(self) -> float:
         """Seconds until listing again keeps listing within :data:`LISTING_SHARE` of the
@@ -311,6 +318,8 @@ class RepairService:
 class RepairReport:
     peers: int = 0
     failed_peers: list[str] = field(default_factory=list)
+    #: of those, the peers that said they were busy (they hold what they hold)
+    busy_peers: list[str] = field(default_factory=list)
     pushed: int = 0
     pulled: int = 0
     handed_off: int = 0
@@ -324,6 +333,7 @@ class RepairReport:
         return {
             "peers": self.peers,
             "failed_peers": self.failed_peers,
+            "busy_peers": self.busy_peers,
             "pushed": self.pushed,
             "pulled": self.pulled,
             "handed_off": self.handed_off,
@@ -381,10 +391,13 @@ class Repairer:
                     raise result
                 logger.info("repair with %s failed: %s", peer, result)
                 report.failed_peers.append(peer)
+                if isinstance(result, BusyError):
+                    report.busy_peers.append(peer)
         now = self.service.ring()
-        # the listing the round began with, while the ring is the same (one listing a round)
+        # the listing the round began with, while the ring is the same and no guards are
+        # due (tombstones sent during the round must be guarded too): one listing a round
         same = (now.vnodes, now.nodes) == (ring.vnodes, ring.nodes)
-        await self.handoff(report, held if same else None)
+        await self.handoff(report, held if same and self._guarded_for == now.nodes else None)
         report.seconds = time.monotonic() - started
         report.finished = time.time()
         self.last = report
