@@ -39,9 +39,8 @@ BACKFILL_CHUNK = 20_000
 BACKFILL_RETRY_S = 30.0
 #: Items accepted in one learn request.
 MAX_LEARN_BATCH = 5000
-#: Background repair waits while a client wrote to this agent in the last this many s...
-WRITE_QUIET_S = 2.0
-#: ... but never longer than this since the last round.
+#: Background repair waits while a client is writing to this agent (a write in the last
+#: repair.WRITTEN_TO_S), but never longer than this since the last round...
 MAX_REPAIR_DEFER_S = 60.0
 #: ... and, waiting for the listing share of its stores, never longer than this.
 MAX_REPAIR_DEFER_LOADED_S = 300.0
@@ -326,7 +325,7 @@ class AgentBrain:
 
     def _defer_repair(self, since_last: float) -> bool:
         """Whether to skip a background repair round now: while clients are writing to this
-        agent (a write in the last :data:`WRITE_QUIET_S`), for at most
+        agent (a write in the last ``repair.WRITTEN_TO_S``), for at most
         :data:`MAX_REPAIR_DEFER_S` since the last round. A round lists and hashes every
         record held, in proportion to the store and holding the GIL, and each write makes
         the listing stale, so rounds under a bulk load starve the agent (measured: 89 items/s
@@ -340,8 +339,7 @@ class AgentBrain:
         if not self.ready:
             return False
         services = [n.repair for n in self.nodes.values() if n.repair is not None]
-        newest = max((r.last_client_write for r in services), default=-float("inf"))
-        if time.monotonic() - newest >= WRITE_QUIET_S:
+        if not any(r.written_to() for r in services):
             return False
         if since_last < MAX_REPAIR_DEFER_S:
             return True

@@ -69,8 +69,9 @@ LISTING_SHARE = 0.1
 #: A listing shorter than this is always made afresh: stores of up to about 10k facts never
 #: wait (a busy machine's tests included).
 LISTING_FREE_S = 0.5
-#: A store counts as written to while a client wrote to it within this many seconds (as
-#: agent/brain.py's WRITE_QUIET_S); otherwise it lists itself whenever asked.
+#: A store counts as written to while a client wrote to it within this many seconds:
+#: otherwise it lists itself whenever asked, and its agent's rounds do not wait
+#: (agent/brain.py).
 WRITTEN_TO_S = 2.0
 
 
@@ -131,6 +132,15 @@ class Holdings:
     shared: dict[str, Shared]
     misplaced: dict[str, list[str]]  # record key -> its owners
     guards: dict[str, list[str]]  # tombstones held here for facts owned elsewhere -> owners
+
+    def with_peer(self, peer: str) -> Shared:
+        """The records shared with ``peer`` (none when it shares nothing)."""
+        return self.shared.get(peer) or Shared.of([])
+
+
+def ring_key(ring: HashRing) -> tuple[int, tuple[str, ...]]:
+    """What decides where records belong: a listing made under another is void."""
+    return ring.vnodes, ring.nodes
 
 
 def holdings(me: str, store: Store, ring: HashRing, replication: int) -> Holdings:
@@ -220,7 +230,8 @@ class RepairService:
         self.ring = ring
         self.replication = replication
         self.clock = clock
-        self._cache: tuple[tuple[int, int, tuple[str, ...]], Holdings] | None = None
+        #: (store version, ring_key) of the listing, and the listing
+        self._cache: tuple[tuple[int, tuple[int, tuple[str, ...]]], Holdings] | None = None
         #: when the last listing ended (clock seconds) and how long it took
         self._listed_at = -float("inf")
         self._listing_s = 0.0
@@ -239,11 +250,11 @@ class RepairService:
         ``bounded``: raise BusyError instead when listing again now would take more than
         :data:`LISTING_SHARE` of the store's time."""
         ring = self.ring()
-        stamp = (self.version, ring.vnodes, ring.nodes)
+        stamp = (self.version, ring_key(ring))
         if self._cache is not None and self._cache[0] == stamp:
             return self._cache[1]
         wait = self.listing_wait()
-        if bounded and wait > 0 and self.written_to():
+        if bounded and wait > 0:
             raise BusyError(
                 f"agent {self.me} is being written to, and listing its records for repair "
                 f"took {self._listing_s:.1f} s; ask again in {wait:.1f} s",
@@ -262,8 +273,9 @@ class RepairService:
 
     def listing_wait(self) -> float:
         """Seconds until listing again keeps listing within :data:`LISTING_SHARE` of the
-        time (0 when it does now, and always for a listing under :data:`LISTING_FREE_S`)."""
-        if self._listing_s < LISTING_FREE_S:
+        time: 0 when it does now, when no client is writing to the store, and always for a
+        listing under :data:`LISTING_FREE_S`."""
+        if self._listing_s < LISTING_FREE_S or not self.written_to():
             return 0.0
         due = self._listed_at + self._listing_s * (1.0 / LISTING_SHARE - 1.0)
         return max(0.0, due - self.clock())
@@ -271,38 +283,36 @@ class RepairService:
     def latest(self) -> Holdings:
         """The latest listing, though records were written since (a new one only when the
         ring changed or none was made): what the later requests of an exchange compare."""
-        ring = self.ring()
-        if self._cache is not None and self._cache[0][1:] == (ring.vnodes, ring.nodes):
+        if self._cache is not None and self._cache[0][1] == ring_key(self.ring()):
             return self._cache[1]
         return self.holdings()
 
     def misplaced_count(self) -> int:
         """Records held here for other owners (hints, or left by a membership change), as of
         the latest listing when listing again now would exceed the share."""
-        return len((self.holdings() if self.listing_wait() <= 0 else self.latest()).misplaced)
+        return len((self.latest() if self.listing_wait() > 0 else self.holdings()).misplaced)
 
     def answer(self, r: p.Request) -> p.Reply:
         """Answer one of repair's requests (protocol.REPAIR_REQUESTS) from ``r.peer``."""
-        empty = Shared.of([])
         if isinstance(r, p.RepairDigest):
             # per bucket (bits, prefix, count, xor) as the peer sees it: None when this side
             # agrees, else the digests of its 64 children. The root starts an exchange: it
             # is compared with a current listing, the deeper levels with the same one.
             starts = any(b == 0 for b, _, _, _ in r.buckets)
             held = self.holdings(bounded=True) if starts else self.latest()
-            shared = held.shared.get(r.peer) or empty
+            shared = held.with_peer(r.peer)
             out: list[list[tuple[int, int]] | None] = []
             for b, pre, count, x in r.buckets:
                 same = shared.digest(b, pre) == [count, x]
                 out.append(None if same else [(c[0], c[1]) for c in shared.children(b, pre)])
             return p.RepairDigestReply(out)
         if isinstance(r, p.RepairKeys):
-            shared = self.latest().shared.get(r.peer) or empty
+            shared = self.latest().with_peer(r.peer)
             return p.RepairKeysReply(
                 [k for b, pre in r.buckets for k in shared.bucket_keys(b, pre)]
             )
         if isinstance(r, p.RepairGet):
-            shared = self.latest().shared.get(r.peer) or empty
+            shared = self.latest().with_peer(r.peer)
             keys = list(r.keys)
             for b, pre in r.buckets:
                 keys += shared.bucket_keys(b, pre)
@@ -373,7 +383,7 @@ class Repairer:
     async def round(self, peers: Iterable[str] | None = None) -> RepairReport:
         started = time.monotonic()
         report = RepairReport()
-        ring = self.service.ring()
+        began_under = ring_key(self.service.ring())
         held = await self.run(self.service.holdings)
         targets = sorted(
             peer
@@ -382,7 +392,7 @@ class Repairer:
         )
         report.peers = len(targets)
         results = await asyncio.gather(
-            *(self._with(q, held.shared.get(q) or Shared.of([]), report) for q in targets),
+            *(self._with(q, held.with_peer(q), report) for q in targets),
             return_exceptions=True,
         )
         for peer, result in zip(targets, results, strict=True):
@@ -396,8 +406,8 @@ class Repairer:
         now = self.service.ring()
         # the listing the round began with, while the ring is the same and no guards are
         # due (tombstones sent during the round must be guarded too): one listing a round
-        same = (now.vnodes, now.nodes) == (ring.vnodes, ring.nodes)
-        await self.handoff(report, held if same and self._guarded_for == now.nodes else None)
+        same = ring_key(now) == began_under and self._guarded_for == now.nodes
+        await self.handoff(report, held if same else None)
         report.seconds = time.monotonic() - started
         report.finished = time.time()
         self.last = report
