@@ -401,3 +401,40 @@ def test_an_update_ranked_below_a_full_result_still_comes_first() -> None:
     hits = recall([(old, T0), *asks, (new, T0 + 100)], "Where is Priya Iyer based now?")
     assert len(hits) == 10 and hits[0].content == new
     assert next(h for h in hits if h.content == old).superseded_by == hits[0].id
+
+
+def test_a_question_for_what_holds_now_takes_the_update_in_other_words_first() -> None:
+    """ "How much money ... now?" shares only the project's name with its facts: of those,
+    the one that updates another (the revised budget) answers it, though shorter facts
+    about the project score higher; asked without "now", the ranking is BM25's."""
+    facts = [
+        ("The budget of PRJ-5391 is 223000 dollars.", T0),
+        ("PRJ-5391 is led by Fatima Santos.", T0 + 10),
+        ("The headcount of PRJ-5391 is 62 engineers.", T0 + 20),
+        ("Heads up: the budget of PRJ-5391 was revised to 654000 dollars.", T0 + 30),
+    ]
+    revised = facts[3][0]
+    now = recall(facts, "How much money does PRJ-5391 have now?")
+    assert now[0].content == revised
+    assert next(h for h in now if h.content == facts[0][0]).superseded_by == now[0].id
+    assert len(now) == 4  # nothing dropped
+    then = recall(facts, "How much money was allocated to PRJ-5391?")
+    assert then[0].content != revised and len(then) == 4
+    # a fact holding more of the question's terms still comes first
+    lead = recall(facts, "Who is PRJ-5391 led by now?")
+    assert lead[0].content == facts[1][0]
+
+
+@pytest.mark.parametrize(
+    ("question", "current"),
+    [
+        ("Who leads PRJ-1 now?", True),
+        ("What is her current role?", True),
+        ("What does Ana do these days?", True),
+        ("Is the demo still in room 4 today?", True),
+        ("Who leads PRJ-1?", False),
+        ("It is nowhere near done, days late.", False),
+    ],
+)
+def test_what_asks_for_what_holds_now(question: str, current: bool) -> None:
+    assert restate.asks_current(question) is current

@@ -299,6 +299,17 @@ def _asks(text: _Text, asked: set[str]) -> bool:
 
 #: How many of a result's best facts :func:`covering_first` orders.
 COVER_TOP = 5
+#: Words by which a question asks for what holds now ("Who leads PRJ-1 now?", "What is
+#: her current role?", "... these days?"): an update of a value answers it before a fact
+#: that updates nothing.
+_CURRENT = re.compile(
+    r"\b(?:now|currently|current|nowadays|latest|today|anymore|these days)\b", re.IGNORECASE
+)
+
+
+def asks_current(question: str) -> bool:
+    """Whether ``question`` asks what holds now ("now", "current", "these days", ...)."""
+    return _CURRENT.search(question) is not None
 
 
 def covering_first(
@@ -318,11 +329,37 @@ def covering_first(
     days?") above the statement of it. Ordering only the first few keeps which facts a
     result holds (recall@5 and @10 do not move); what comes first changes. A fact that
     something in the result supersedes (a restatement, :func:`newest_first`, or a newer
-    fact of its subject) stays below it. ``asked`` and ``texts`` as for newest_first."""
+    fact of its subject) stays below it. A question that asks what holds now
+    (:func:`asks_current`: "How much money does PRJ-1 have now?", in other words than
+    "the budget of PRJ-1 was revised to ...") takes, of facts that hold as many of its
+    terms, one that updates another fact of the result first: the fact that changed is
+    what such a question is about. ``asked`` and ``texts`` as for newest_first."""
     head = list(hits[:COVER_TOP])
     if len(head) < 2:
         return list(hits)
     asked = _read(question).terms if asked is None else asked
+    by_id = {h.id: h for h in hits}
+
+    def group(hit: Hit) -> str:
+        """``hit``'s subject key as apply_supersession (index.py) makes it: a fact written
+        with supersedes=X has subject X, which leads on to X's own subject."""
+        key, seen = hit.subject or hit.id, set()
+        while key in by_id and key not in seen and by_id[key].subject and by_id[key] is not hit:
+            seen.add(key)
+            key = by_id[key].subject or key
+        return key
+
+    # the facts of the result that update another of it (asked for by a "now" question)
+    updates: set[str] = set()
+    if asks_current(question):
+        oldest: dict[str, float] = {}
+        for h in hits:
+            if h.superseded_by:
+                updates.add(h.superseded_by)
+            if h.subject:
+                g = group(h)
+                oldest[g] = min(oldest.get(g, h.created), h.created)
+        updates |= {h.id for h in head if h.subject and h.created > oldest[group(h)]}
     read = [_read_hit(h) if texts is None else texts[h.id] for h in head]
     # a question term counts once in what a fact says or in its context, half in a
     # speaker label only: "Julia Nguyen: that works" is by her, not about her
@@ -335,21 +372,16 @@ def covering_first(
     # in the same words score alike, and the later one is what holds now)
     order = sorted(
         range(len(head)),
-        key=lambda i: (-covers[i], _asks(read[i], asked), -head[i].score, -head[i].created, i),
+        key=lambda i: (
+            -covers[i],
+            _asks(read[i], asked),
+            head[i].id not in updates,
+            -head[i].score,
+            -head[i].created,
+            i,
+        ),
     )
     out = [head[i] for i in order]
-
-    by_id = {h.id: h for h in hits}
-
-    def group(hit: Hit) -> str:
-        """``hit``'s subject key as apply_supersession (index.py) makes it: a fact written
-        with supersedes=X has subject X, which leads on to X's own subject."""
-        key, seen = hit.subject or hit.id, set()
-        while key in by_id and key not in seen and by_id[key].subject and by_id[key] is not hit:
-            seen.add(key)
-            key = by_id[key].subject or key
-        return key
-
     groups = {h.id: group(h) for h in head}
 
     def above(hit: Hit) -> list[Hit]:
