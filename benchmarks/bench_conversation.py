@@ -18,6 +18,11 @@ on the same turns and questions:
 recall@10 of a question is the share of its evidence turns in the top 10 (one turn for most
 categories, two for ``multi`` and ``changed``); a category's and the overall figure are means
 over questions. ``newest@1``: the later statement of a ``changed`` value is the top hit.
+
+``ask`` (systems e and f: ``Hive.ask``, the extractive answerer, on every question): an
+answer is *exact* when it quotes an evidence turn (for ``changed``, the newest) and every
+sentence of it lies inside the fact it cites; a *montage* is an answer with a sentence
+that is not in the fact it cites (issue 11: never). "I don't know" answers are counted.
 Progress and time per system go to stderr, the table to stdout.
 """
 
@@ -27,6 +32,7 @@ import argparse
 import math
 import os
 import platform
+import re
 import sqlite3
 import statistics
 import sys
@@ -67,6 +73,19 @@ class Result:
     seconds: float = 0.0
     agents: int = 0
     skipped: str = ""
+    #: per question (systems e and f): how ``ask`` answered (:func:`_judge`)
+    answers: list[str] = field(default_factory=list)
+
+    def answer_share(
+        self, verdict: str, questions: Sequence[Question] = (), category: str | None = None
+    ) -> float:
+        """The share of answers judged ``verdict`` (of ``category``'s questions only)."""
+        chosen = (
+            [v for v, q in zip(self.answers, questions, strict=True) if q.category == category]
+            if category is not None
+            else self.answers
+        )
+        return chosen.count(verdict) / len(chosen) if chosen else float("nan")
 
     def recall(self, questions: Sequence[Question], category: str | None = None) -> float:
         chosen = [
@@ -114,6 +133,30 @@ def _score(
         result.shares.append(sum(e in contents for e in q.evidence) / len(q.evidence))
         result.seen.append(sum(e in lines for e in q.evidence) / len(q.evidence))
         result.newest.append(bool(contents) and contents[0] == q.evidence[-1])
+
+
+#: "<sentence(s)> [<8 hex>, <date>]", one part per cited fact (agent/answer.py's cite)
+_CITED = re.compile(r"(.+?) \[([0-9a-f]{8})(?:, \d{4}-\d\d-\d\d)?\](?: |$)", re.DOTALL)
+EXACT, MONTAGE, UNKNOWN, OTHER = "exact", "montage", "don't know", "other"
+
+
+def _judge(answer: Any, question: Question) -> str:
+    """How one ``Answer`` answered ``question``: EXACT (an evidence turn quoted, every part
+    inside the fact it cites), MONTAGE (a part that is not inside the fact it cites, or
+    text outside any cited part), UNKNOWN ("I don't know") or OTHER (another fact quoted,
+    faithfully)."""
+    from amplihack_hive.agent.answer import NO_ANSWER, NOT_COVERED
+
+    if answer.answer in (NO_ANSWER, NOT_COVERED):
+        return UNKNOWN
+    by_short = {h.id[:8]: h.content for h in answer.sources}
+    parts = _CITED.findall(answer.answer)
+    if not parts or _CITED.sub("", answer.answer) != "":
+        return MONTAGE
+    if any(text not in by_short.get(short, "") for text, short in parts):
+        return MONTAGE
+    wanted = question.evidence[-1:] if question.category == "changed" else question.evidence
+    return EXACT if any(by_short[short] in wanted for _, short in parts) else OTHER
 
 
 def run_bm25(items: Sequence[dict[str, Any]], questions: Sequence[Question]) -> Result:
@@ -174,6 +217,8 @@ def run_hive(
         postings = sum(n or 0 for n in stats["postings_per_agent"].values())
         result.postings_per_fact = postings / facts if facts else float("nan")
         _score(result, questions, hive.recall)
+        if context and tokenizer == 2:
+            result.answers = [_judge(hive.ask(q.question), q) for q in questions]
     result.seconds = time.perf_counter() - started
     return result
 
@@ -309,6 +354,34 @@ def target_rows(by_key: dict[str, Result], questions: Sequence[Question]) -> lis
             f"{fe / fd:.2f}x" if fd else "n/a",
         )
     )
+    for r in (e, f):
+        montage = r.answer_share(MONTAGE)
+        rows.append(
+            Target(
+                f"ask: answers with a sentence not in the fact cited, ({r.key})",
+                "",
+                f"{montage:.3f} ({r.answers.count(MONTAGE)} of {len(r.answers)})",
+                "",
+                "0",
+                r.answers.count(MONTAGE) == 0,
+            )
+        )
+        rows.append(
+            Target(
+                f"ask: exact (quotes the evidence turn), ({r.key})",
+                "" if r is e else f"(e) {e.answer_share(EXACT):.3f}",
+                f"{r.answer_share(EXACT):.3f}",
+                "" if r is e else _pp(r.answer_share(EXACT), e.answer_share(EXACT)),
+            )
+        )
+        rows.append(
+            Target(
+                f"ask: another fact quoted / I don't know, ({r.key})",
+                "",
+                f"{r.answer_share(OTHER):.3f} / {r.answer_share(UNKNOWN):.3f}",
+                "",
+            )
+        )
     pe, pd = e.postings_per_fact, d.postings_per_fact
     rows.append(
         Target(
@@ -415,6 +488,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(systems_table(results, questions))
     print()
     print(render_targets(rows))
+    e = by_key["e"]
+    per_cat = ", ".join(f"{c} {_f(e.answer_share(EXACT, questions, c), '.2f')}" for c in CATEGORIES)
+    print(f"ask exact by category, (e): {per_cat}")
     missed = [r.figure for r in rows if r.ok is False]
     print("all targets met" if not missed else f"targets missed: {'; '.join(missed)}")
     note("done")
