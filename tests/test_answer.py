@@ -4,6 +4,7 @@ sentence covers the question."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from hypothesis import given, settings
@@ -186,3 +187,25 @@ def test_a_fact_that_covers_the_question_in_two_sentences_beats_one_found_by_its
     answer = extractive_answer("What is the budget of PRJ-4471?", [budget, next_one])
     assert answer.answer.startswith(budget.content + " [aaaaaaaa")
     assert [s.id for s in answer.sources] == [budget.id]
+
+
+def _turn(n: int, content: str, context: str = "") -> Hit:
+    return Hit(f"{n:x}" * 32, content, 10.0 - n, "chat", 1.0, None, {"speaker": "x"}, None, context)
+
+
+def test_a_reply_answers_through_the_question_beside_it_not_through_any_neighbour() -> None:
+    """A conversation's turn carries its neighbouring turns as context. "We're at 28
+    engineers." answers "What's the Otter headcount?" asked just before it; "The Otter room
+    is Opal." beside "The Puffin headcount is 14 engineers." is no answer about Otter's
+    headcount, though its context holds "headcount". The reply is found among the first
+    ten, not only the first five."""
+    question = "What is the headcount of Otter?"
+    tom = _turn(1, "Tom: The Otter standup room is Opal.", "Diego: The Puffin headcount is 14.")
+    reply = _turn(7, "Astrid: We're at 28 engineers.", "Priya: What's the Otter headcount?")
+    others = [_turn(n, f"Kim: the Otter retro {n} is on Friday.") for n in range(2, 7)]
+    answer = extractive_answer(question, [tom, *others, reply])
+    assert [s.content for s in answer.sources] == [reply.content]
+    assert [t for t, _ in parts(answer.answer)] == [reply.content]
+    # a document's context (a heading, the paragraph before) counts whole, as before
+    doc = dataclasses.replace(tom, metadata={})
+    assert extractive_answer(question, [doc, *others, reply]).sources == [doc]

@@ -2,13 +2,15 @@
 
 This is the answerer that always works (no model, no key). It never stitches sentences of
 different facts into one answer (two facts read as one can say what neither says): the
-answer is the sentence, of the best five facts, that covers the most of the question's
-terms (a better-ranked fact wins a tie), cited as ``[id, date]``. A second fact is added
-only as a sentence of its own, with its own citation, when it covers question terms the
-first does not. When no sentence covers at least half of the question's terms, or none
-covers any of the names it asks about ("Priya", "PRJ-4471"), the answer is "I don't
-know", with the closest facts as its sources. Sources are only facts that
-share a term with the question.
+answer is the sentence, of the best ten facts, that covers the most of the question's
+terms (a better-ranked fact wins a tie), cited as ``[id, date]``; a short turn whose own
+sentences cover nothing may answer whole through the question asked just before it (its
+context: a conversation's turn counts only the turns around it that ask something). A
+second fact is added only as a sentence of its own, with its own citation, when it covers
+question terms the first does not. When no sentence covers at least half of the question's
+terms, or none covers any of the names it asks about ("Priya", "PRJ-4471"), the answer is
+"I don't know", with the closest facts as its sources. Sources are only facts that share a
+term with the question.
 """
 
 from __future__ import annotations
@@ -107,6 +109,22 @@ def named_terms(question: str) -> set[str]:
     return {t for m in _NAMED.findall(question.strip()) for t in tokenize(m)}
 
 
+#: How many of the best facts the answer's sentence is chosen from.
+_TOP = 10
+
+
+def _answered(hit: Hit) -> str:
+    """What of ``hit``'s context it may answer: all of it (a document's heading, the
+    paragraph before); of a conversation's turn (a speaker recorded), only the turns around
+    it that ask something. "We're at 28 engineers." after "What's the Otter headcount?"
+    answers that; "The Otter room is Opal." beside "The Puffin headcount is 14." is no
+    answer about a headcount."""
+    speaker = hit.metadata.get("speaker") if isinstance(hit.metadata, dict) else None
+    if not speaker:
+        return hit.context
+    return "\n".join(line for line in hit.context.split("\n") if "?" in line)
+
+
 def extractive_answer(
     question: str,
     hits: list[Hit],
@@ -117,19 +135,19 @@ def extractive_answer(
     want = question_terms(question)
     # a fact's context (the turn before it, ...) says what it answers: "It went up to
     # 1.5 M." after "What is the Heron budget?" covers "heron" and "budget" through it
-    around = {h.id: want & set(tokenize(h.context)) for h in hits if h.context}
+    around = {h.id: want & set(tokenize(_answered(h))) for h in hits if h.context}
     matching = [h for h in hits if want & (set(tokenize(h.content)) | around.get(h.id, set()))]
     # per sentence of the best facts: (question terms covered, rank of its fact, index);
     # a question is not an answer
-    bounds = {h.id: _sentence_bounds(h.content) for h in matching[:5]}
-    sentences = {h.id: [h.content[a:b] for a, b in bounds[h.id]] for h in matching[:5]}
+    bounds = {h.id: _sentence_bounds(h.content) for h in matching[:_TOP]}
+    sentences = {h.id: [h.content[a:b] for a, b in bounds[h.id]] for h in matching[:_TOP]}
     spans: list[tuple[frozenset[str], int, int, Hit]] = []
     #: facts answered whole: a short turn whose sentences cover nothing of the question
     #: themselves but whose context does ("It went up to 1.5 M." after "What is the Heron
     #: budget?"); a sentence that covers nothing itself is never quoted alone ("Hi Aisha.")
     whole: set[str] = set()
     reach: dict[tuple[str, int], int] = {}
-    for rank_, hit in enumerate(matching[:5]):
+    for rank_, hit in enumerate(matching[:_TOP]):
         context = around.get(hit.id, set())
         says = [
             (i, frozenset(want & set(tokenize(s))))
