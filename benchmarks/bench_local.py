@@ -64,12 +64,12 @@ ROOT = Path(__file__).resolve().parents[1]
 def agent_processes(under: Path) -> list[psutil.Process]:
     """Live processes running the agent module with an argument at or below ``under`` (a
     hive directory, or a whole hive home)."""
-    from amplihack_hive.agent.runstate import AGENT_MODULE
+    from amplihack_hive.agent.runstate import AGENT_MODULE, command_of
 
     prefix = str(under)
     out = []
     for proc in psutil.process_iter(["cmdline"]):
-        cmd = proc.info["cmdline"] or []
+        cmd = command_of(proc.info["cmdline"] or [])
         if AGENT_MODULE in cmd and any(
             arg == prefix or arg.startswith(prefix + os.sep) for arg in cmd
         ):

@@ -57,12 +57,12 @@ def no_agent_left_behind(tmp_path: Path) -> Iterator[None]:
     yield
     import psutil
 
-    from amplihack_hive.agent.runstate import AGENT_MODULE
+    from amplihack_hive.agent.runstate import AGENT_MODULE, command_of
 
     root = str(tmp_path)
     leftovers = []
     for proc in psutil.process_iter(["cmdline"]):
-        cmd = proc.info["cmdline"] or []
+        cmd = command_of(proc.info["cmdline"] or [])
         if AGENT_MODULE in cmd and "--hive-dir" in cmd:
             where = cmd[cmd.index("--hive-dir") + 1]
             if where.startswith(root):

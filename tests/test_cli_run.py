@@ -28,7 +28,7 @@ import pytest
 from helpers import REPO_ROOT, assert_one_line_error, installed, run_module
 from typer.testing import CliRunner, Result
 
-from amplihack_hive.agent.runstate import AGENT_MODULE
+from amplihack_hive.agent.runstate import AGENT_MODULE, command_of
 from amplihack_hive.cli import commands_memory, commands_run
 from amplihack_hive.cli.app import app
 from amplihack_hive.errors import TransportError, WriteQuorumError
@@ -44,7 +44,7 @@ def agent_pids(directory: Path) -> set[int]:
     """Live agent processes of the hive in ``directory`` (zombies do not count)."""
     out = set()
     for proc in psutil.process_iter(["pid", "cmdline", "status"]):
-        cmd = proc.info["cmdline"] or []
+        cmd = command_of(proc.info["cmdline"] or [])
         if proc.info["status"] == psutil.STATUS_ZOMBIE:
             continue
         if AGENT_MODULE in cmd and str(directory) in cmd:

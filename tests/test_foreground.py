@@ -16,7 +16,7 @@ import psutil
 import pytest
 from helpers import REPO_ROOT, installed, run_module
 
-from amplihack_hive.agent.runstate import AGENT_MODULE
+from amplihack_hive.agent.runstate import AGENT_MODULE, command_of
 from amplihack_hive.hive.keeper import KEEPER_MODULE
 
 pytestmark = pytest.mark.slow
@@ -26,7 +26,7 @@ def hive_processes(directory: Path) -> set[int]:
     """Agent and keeper processes of the hive in ``directory`` (zombies do not count)."""
     found = set()
     for proc in psutil.process_iter(["pid", "cmdline", "status"]):
-        cmd = proc.info["cmdline"] or []
+        cmd = command_of(proc.info["cmdline"] or [])
         if proc.info["status"] == psutil.STATUS_ZOMBIE:
             continue
         if (AGENT_MODULE in cmd or KEEPER_MODULE in cmd) and str(directory) in cmd:

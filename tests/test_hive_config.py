@@ -186,7 +186,9 @@ def test_force_refuses_to_wipe_a_running_hive(hive_home: Path) -> None:
     # A stand-in agent process: its command line names the agent module and the hive, as
     # the supervisor's do, and it publishes a run record.
     code = "import time; time.sleep(60)"
-    proc = subprocess.Popen([sys.executable, "-c", code, AGENT_MODULE, str(directory)])
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, AGENT_MODULE, "--hive-dir", str(directory)]
+    )
     try:
         # until it has exec'd: before that its command line is still ours (pytest's), and a
         # loaded machine can take a while (this is what made the test flaky under load)

@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 from amplihack_hive import Hive
-from amplihack_hive.agent.runstate import AGENT_MODULE, read_records
+from amplihack_hive.agent.runstate import AGENT_MODULE, command_of, read_records
 from amplihack_hive.errors import HiveStateError
 from amplihack_hive.hive.config import create_hive
 from amplihack_hive.hive.supervisor import Supervisor
@@ -31,7 +31,7 @@ BACKEND = "memory"
 def agent_pids(directory: Path) -> set[int]:
     out = set()
     for proc in psutil.process_iter(["pid", "cmdline"]):
-        cmd = proc.info["cmdline"] or []
+        cmd = command_of(proc.info["cmdline"] or [])
         if AGENT_MODULE in cmd and str(directory) in cmd:
             out.add(proc.pid)
     return out

@@ -106,6 +106,27 @@ def process_of(record: ProcessRecord, hive: Path) -> psutil.Process | None:
     return our_process(record.pid, record.create_time, AGENT_MODULE, hive)
 
 
+def command_of(cmdline: list[str]) -> list[str]:
+    """A process's arguments from psutil's ``cmdline()``. A process forked from the
+    launcher (hive/launcher.py) names itself with one title string, padded with NULs
+    (psutil gives ``[title, "", "", ...]``): its arguments are the title's words (the
+    launcher forks only for hive paths without white space)."""
+    args = [a for a in cmdline if a]
+    if len(args) == 1 and " " in args[0]:
+        return args[0].split(" ")
+    return args
+
+
+def runs_for(cmdline: list[str], module: str, hive: Path) -> bool:
+    """Whether a process with ``cmdline`` (psutil's) runs ``module`` for the hive at
+    ``hive`` (``--hive-dir``, as agents and keepers are started)."""
+    args = command_of(cmdline)
+    if module not in args or "--hive-dir" not in args:
+        return False
+    at = args.index("--hive-dir") + 1
+    return at < len(args) and args[at] == str(hive)
+
+
 def our_process(pid: int, create_time: float, module: str, hive: Path) -> psutil.Process | None:
     """The live process ``pid`` if it started at ``create_time`` and runs ``module`` for
     ``hive``; None if it is gone, a zombie, or another program (a reused PID)."""
@@ -118,7 +139,7 @@ def our_process(pid: int, create_time: float, module: str, hive: Path) -> psutil
         cmdline = proc.cmdline()
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return None
-    if module not in cmdline or str(hive) not in cmdline:
+    if not runs_for(cmdline, module, hive):
         return None
     return proc
 

@@ -47,7 +47,7 @@ KEEPER_DIR = "keepers"
 #: (a clean exit under on-failure, any exit under no) or it was stopped.
 RUNNING, RESTARTING, CRASHED, EXITED = "running", "restarting", "crashed", "exited"
 
-Spawn = Callable[[Sequence[str]], subprocess.Popen[bytes]]
+Spawn = Callable[[Sequence[str]], "subprocess.Popen[bytes] | ForkedAgent"]
 
 
 @dataclass
@@ -193,7 +193,7 @@ class Keeper:
         self.clock = clock
         self.pause = pause or self._pause
         self.stopping = False
-        self.child: subprocess.Popen[bytes] | None = None
+        self.child: subprocess.Popen[bytes] | ForkedAgent | None = None
         self.path = keeper_path(hive, group)
         me = psutil.Process(os.getpid())
         self.state = KeeperState(group, agents, me.pid, me.create_time(), RUNNING, policy.policy)
@@ -271,7 +271,7 @@ class Keeper:
             if not self.stopping:
                 self._publish(restarts=self.state.restarts + 1)
 
-    def _wait(self, child: subprocess.Popen[bytes]) -> int:
+    def _wait(self, child: subprocess.Popen[bytes] | ForkedAgent) -> int:
         return child.wait()  # retried across signals (PEP 475); the handler only flags
 
     def _pause(self, seconds: float) -> None:
@@ -306,7 +306,74 @@ def _parse(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     return parser.parse_args(args[:cut]), args[cut + 1 :]
 
 
-def main(argv: list[str] | None = None) -> int:
+class ForkedAgent:
+    """An agent process forked from this keeper (hive/launcher.py: the keeper imported
+    the agent's modules once, before it forked), with what the keeper uses of a Popen:
+    ``pid``, ``poll``, ``wait``, ``send_signal`` and ``returncode`` (negative: a signal)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def _reap(self, flags: int) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, flags)
+            except ChildProcessError:
+                # reaped already (by poll from a signal handler, while wait waited)
+                if self.returncode is None:
+                    raise
+                return self.returncode
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def poll(self) -> int | None:
+        return self._reap(os.WNOHANG)
+
+    def wait(self) -> int:
+        code = self._reap(0)
+        assert code is not None
+        return code
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None:
+            os.kill(self.pid, sig)
+
+
+def fork_agent(command: Sequence[str]) -> ForkedAgent:
+    """Run the agent process of ``command`` (``python -m amplihack_hive.agent ...``) as a
+    fork of this process, named ``command`` (its title, for ``ps`` and for
+    :func:`~amplihack_hive.agent.runstate.our_process`)."""
+    from setproctitle import setproctitle
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        return ForkedAgent(pid)
+    code = 1
+    try:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)  # the agent sets its own
+        setproctitle(" ".join(command))
+        from amplihack_hive.agent.process import main as agent_main
+
+        code = agent_main(list(command[3:]))
+    except SystemExit as exc:  # argparse, or sys.exit in the agent
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        logger.exception("the agent process failed")
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def main(argv: list[str] | None = None, *, fork: bool = False) -> int:
+    """The keeper; with ``fork``, its agent processes are forks of it (it has imported
+    their modules: hive/launcher.py), not new interpreters."""
     os.umask(0o077)
     logging.basicConfig(
         level=os.environ.get("AMPLIHACK_HIVE_LOG_LEVEL", "INFO"),
@@ -317,7 +384,14 @@ def main(argv: list[str] | None = None) -> int:
     policy = RestartConfig(
         opts.policy, opts.max_restarts, opts.window, opts.backoff, opts.backoff_max
     )
-    keeper = Keeper(opts.hive_dir, opts.group, opts.agents.split(","), command, policy)
+    keeper = Keeper(
+        opts.hive_dir,
+        opts.group,
+        opts.agents.split(","),
+        command,
+        policy,
+        spawn=fork_agent if fork else None,
+    )
 
     def on_signal(signum: int, _frame: object) -> None:
         keeper.stop(signum)

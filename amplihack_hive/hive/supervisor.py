@@ -11,6 +11,7 @@ never mistaken for a running agent, and never signalled.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -20,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Union
 
 import psutil
 
@@ -29,6 +30,7 @@ from amplihack_hive.agent.runstate import (
     LOG_DIR,
     MembersFile,
     ProcessRecord,
+    command_of,
     log_path,
     process_of,
     read_records,
@@ -50,6 +52,7 @@ from amplihack_hive.hive.keeper import (
     read_keeper,
     read_keepers,
 )
+from amplihack_hive.hive.launcher import LAUNCHER_MODULE, can_fork
 from amplihack_hive.hive.token import read_token
 
 if TYPE_CHECKING:
@@ -222,7 +225,7 @@ class Supervisor:
         out = []
         for proc in psutil.process_iter(["pid", "cmdline"]):
             try:
-                cmd = proc.info["cmdline"] or []
+                cmd = command_of(proc.info["cmdline"] or [])
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
             if proc.pid in known or (AGENT_MODULE not in cmd and KEEPER_MODULE not in cmd):
@@ -242,7 +245,7 @@ class Supervisor:
         """Start the agents that are not running, ``agents_per_process`` per process (the
         config's value unless given), and wait until every agent is healthy."""
         hosted, missing, chunks = self.plan(agents_per_process)
-        children = [(chunk, self.launch(chunk)) for chunk in chunks]
+        children = self.launch_all(chunks)
         try:
             self._wait_healthy(children, timeout, progress)
         finally:
@@ -296,6 +299,52 @@ class Supervisor:
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         return os.fdopen(fd, "ab")
 
+    def launch_all(self, chunks: list[list[str]]) -> list[tuple[list[str], KeeperHandle]]:
+        """Start the keeper of each chunk, detached: all forked from one launcher that
+        imported the agent's modules once (hive/launcher.py), where that can be and the
+        default ``spawn`` is used; else one new interpreter each (:meth:`launch`)."""
+        if not chunks:
+            return []
+        if self.spawn is not subprocess.Popen or not can_fork(self.dir):
+            return [(chunk, self.launch(chunk)) for chunk in chunks]
+        specs = []
+        for chunk in chunks:
+            keeper_path(self.dir, chunk[0]).unlink(missing_ok=True)  # a crashed one's
+            options = agent_command(self.config, self.dir, chunk)[3:]
+            argv = keeper_command(self.dir, chunk[0], chunk, self.config.restart, options)
+            self.open_log(chunk).close()
+            specs.append({"argv": argv, "log": str(log_path(self.dir, chunk[0]))})
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", LAUNCHER_MODULE],
+                input=json.dumps({"backend": self.config.backend, "keepers": specs}).encode(),
+                capture_output=True,
+                cwd=self.dir,
+                env=_agent_env(),
+                start_new_session=True,
+                timeout=LAUNCH_TIMEOUT_S,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise HiveStateError(f"cannot start the agent processes: {exc}") from exc
+        try:
+            out = json.loads(done.stdout)
+            pids = [int(p) for p in out["pids"]]
+        except (ValueError, KeyError, TypeError):
+            why = done.stderr.decode(errors="replace").strip().splitlines()
+            raise HiveStateError(
+                "cannot start the agent processes: the launcher exited with code "
+                f"{done.returncode}: {why[-1] if why else 'no output'}"
+            ) from None
+        children: list[tuple[list[str], KeeperHandle]] = [
+            (chunk, _Forked(pid)) for chunk, pid in zip(chunks, pids, strict=False)
+        ]
+        if "error" in out or len(pids) != len(chunks):
+            for _, keeper in children:  # the ones forked before it failed
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    _signal_group(psutil.Process(keeper.pid), signal.SIGTERM)
+            raise HiveStateError(f"cannot start the agent processes: {out.get('error')}")
+        return children
+
     def launch(self, chunk: list[str], *, attached: bool = False) -> subprocess.Popen[bytes]:
         """Start the keeper of ``chunk`` (which starts its agent process): detached, in a
         session of its own and writing its log; or ``attached`` (the foreground mode): in
@@ -320,7 +369,7 @@ class Supervisor:
 
     def _wait_healthy(
         self,
-        children: list[tuple[list[str], subprocess.Popen[bytes]]],
+        children: list[tuple[list[str], KeeperHandle]],
         timeout: float,
         progress: Progress | None,
     ) -> None:
@@ -339,7 +388,13 @@ class Supervisor:
                     with contextlib.suppress(psutil.NoSuchProcess):
                         _signal_group(psutil.Process(keeper.pid), signal.SIGTERM)
                     keeper.wait(timeout=10)
-                how = str(ended) if ended else f"exited with code {keeper.returncode}"
+                how = (
+                    str(ended)
+                    if ended
+                    else "exited"
+                    if keeper.returncode is None
+                    else f"exited with code {keeper.returncode}"
+                )
                 raise HiveStateError(
                     f"agent process for {', '.join(chunk)} {how} while starting: "
                     f"{_last_line(log_path(self.dir, chunk[0]))} "
@@ -673,6 +728,53 @@ def _hive_view(stats: Iterable[dict[str, Any]]) -> dict[str, str]:
 #: Variables a container sets for its agent; a local agent takes its token from the hive's
 #: token file and its peers from the run dir, never from the user's shell.
 _CONTAINER_ONLY = ("AMPLIHACK_HIVE_TOKEN", "AMPLIHACK_HIVE_PEERS")
+
+
+#: How long the launcher may take to import the agent's modules and fork every keeper.
+LAUNCH_TIMEOUT_S = 120.0
+
+
+class _Forked:
+    """A keeper forked by the launcher: not our child (the launcher was its parent), so
+    what it exited with is not known; ``poll``, ``wait`` and ``pid`` as a Popen's."""
+
+    returncode: int | None = None
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        try:
+            self._proc: psutil.Process | None = psutil.Process(pid)
+        except psutil.NoSuchProcess:
+            self._proc = None
+
+    def poll(self) -> int | None:
+        """None while it runs, else 1: it has exited (with what, its log and its state
+        file say; ``returncode`` stays None)."""
+        return None if self.running() else 1
+
+    def running(self) -> bool:
+        try:
+            return (
+                self._proc is not None
+                and self._proc.is_running()
+                and self._proc.status() != psutil.STATUS_ZOMBIE
+            )
+        except psutil.NoSuchProcess:
+            return False
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        if self._proc is not None:
+            try:
+                self._proc.wait(timeout)
+            except psutil.NoSuchProcess:
+                pass
+            except psutil.TimeoutExpired as exc:
+                raise subprocess.TimeoutExpired(f"keeper {self.pid}", timeout or 0.0) from exc
+        return None
+
+
+#: A keeper being started: spawned by us, or forked by the launcher.
+KeeperHandle = Union["subprocess.Popen[bytes]", _Forked]
 
 
 def _agent_env() -> dict[str, str]:
