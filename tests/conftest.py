@@ -58,12 +58,13 @@ def no_agent_left_behind(tmp_path: Path) -> Iterator[None]:
     import psutil
 
     from amplihack_hive.agent.runstate import AGENT_MODULE, command_of
+    from amplihack_hive.hive.keeper import KEEPER_MODULE
 
     root = str(tmp_path)
     leftovers = []
     for proc in psutil.process_iter(["cmdline"]):
         cmd = command_of(proc.info["cmdline"] or [])
-        if AGENT_MODULE in cmd and "--hive-dir" in cmd:
+        if (AGENT_MODULE in cmd or KEEPER_MODULE in cmd) and "--hive-dir" in cmd[:-1]:
             where = cmd[cmd.index("--hive-dir") + 1]
             if where.startswith(root):
                 leftovers.append(proc)

@@ -24,7 +24,7 @@ from amplihack_hive.agent.runstate import (
 from amplihack_hive.hive.config import create_hive
 from amplihack_hive.hive.home import hive_dir
 from amplihack_hive.hive.keeper import KEEPER_MODULE, read_keepers
-from amplihack_hive.hive.launcher import FORK_ENV, LAUNCHER_MODULE, can_fork
+from amplihack_hive.hive.launcher import FORK_ENV, LAUNCHER_MODULE, can_fork, launcher_command
 from amplihack_hive.hive.supervisor import Supervisor
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forks on Linux")
@@ -139,24 +139,135 @@ def test_without_forking_each_process_is_a_new_interpreter(
         sup.stop(timeout=20)
 
 
-def test_the_launcher_reports_what_it_could_not_do(tmp_path: Path) -> None:
-    """Bad input, and a keeper whose log cannot be opened: the launcher says why (as JSON
-    on stdout, exit 1); a keeper that fails is reported by its state, not silently."""
-    bad = subprocess.run(
-        [sys.executable, "-m", LAUNCHER_MODULE], input=b"not json", capture_output=True
-    )
-    out = json.loads(bad.stdout)
-    assert bad.returncode == 1 and out["pids"] == [] and "JSONDecodeError" in out["error"]
-    spec = {"backend": "memory", "keepers": [{"argv": ["x"] * 3, "log": str(tmp_path / "no/such")}]}
+def _launcher(
+    spec: object, *, room: bool = True, env: dict[str, str] | None = None
+) -> tuple[list[str], bytes]:
+    command = launcher_command(["x" * 600]) if room else [sys.executable, "-m", LAUNCHER_MODULE]
     done = subprocess.run(
-        [sys.executable, "-m", LAUNCHER_MODULE],
-        input=json.dumps(spec).encode(),
+        command,
+        input=spec if isinstance(spec, bytes) else json.dumps(spec).encode(),
         capture_output=True,
         timeout=60,
+        env=env,
     )
-    pids = json.loads(done.stdout)["pids"]
-    assert done.returncode == 0 and len(pids) == 1
-    # the forked keeper could not open its log: it said why where it could, and exited
-    assert b"FileNotFoundError" in done.stderr
+    return done.stdout.decode().splitlines(), done.stderr
+
+
+def _keeper_spec(tmp_path: Path, log: Path) -> dict[str, object]:
+    hive = tmp_path / "hive"
+    argv = [sys.executable, "-m", KEEPER_MODULE, "--hive-dir", str(hive), "--group", "g"]
+    return {
+        "backend": "memory",
+        "keepers": [{"argv": [*argv, "--agents", "a", "--", "x"], "log": str(log)}],
+    }
+
+
+def _gone(pid: int) -> None:
     with contextlib.suppress(psutil.NoSuchProcess):
-        psutil.Process(pids[0]).wait(timeout=10)
+        psutil.Process(pid).wait(timeout=20)
+
+
+def test_the_launcher_reports_what_it_could_not_do(tmp_path: Path) -> None:
+    """Bad input: ``error: ...`` and exit 1, no pid. A keeper whose log cannot be opened:
+    forked (its pid given), it says why where it can and exits."""
+    lines, _ = _launcher(b"not json")
+    assert len(lines) == 1 and lines[0].startswith("error: JSONDecodeError")
+    lines, stderr = _launcher(_keeper_spec(tmp_path, tmp_path / "no" / "such.log"))
+    assert lines[-1] == "ok" and len(lines) == 2 and lines[0].isdigit()
+    _gone(int(lines[0]))
+    assert b"FileNotFoundError" in stderr
+
+
+def test_a_forked_process_whose_title_does_not_fit_exits_and_says_so(tmp_path: Path) -> None:
+    """A title can only be as long as the process's first command line (and, but for a
+    small environment, what follows it): without the room the supervisor gives it, a
+    keeper of a long command line under an empty environment cannot name itself, and
+    exits with why, rather than run where no check would recognise it."""
+    log = tmp_path / "keeper.log"
+    spec = _keeper_spec(tmp_path, log)
+    spec["keepers"][0]["argv"][-1] = "x" * 4000  # type: ignore[index]
+    lines, _ = _launcher(spec, room=False, env={"PATH": os.environ["PATH"]})
+    assert lines[-1] == "ok"
+    _gone(int(lines[0]))
+    assert "its title does not fit" in log.read_text()
+
+
+@pytest.mark.parametrize(("code", "status"), [("os._exit(3)", 3), ("os.kill(os.getpid(), 9)", -9)])
+def test_a_forked_agent_is_seen_exited_by_poll_and_reaped_only_by_wait(
+    code: str, status: int
+) -> None:
+    """poll (which Keeper.stop calls from a signal handler) never reaps: the status is
+    still there for wait, so the two never race for it."""
+    import time
+
+    from amplihack_hive.hive.keeper import ForkedAgent
+
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        exec(code)
+        os._exit(0)
+    child = ForkedAgent(pid)
+    deadline = time.monotonic() + 10
+    while child.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert child.poll() == status and psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert child.wait() == status and not psutil.pid_exists(pid)
+    assert child.poll() == status and child.wait() == status
+    child.send_signal(signal.SIGTERM)  # gone: nothing to signal, and no error
+
+
+@linux_only
+def test_start_under_a_bare_environment_forks_recognisable_processes(tmp_path: Path) -> None:
+    """cron, systemd and ``env -i`` give a process a small environment, so less room for
+    a title after its arguments: the launcher's own command line makes the room, for
+    whole titles (here longer than the launcher's arguments and environment together)."""
+    home = tmp_path / "home"
+    cli = [sys.executable, "-m", "amplihack_hive"]
+    env = {"AMPLIHACK_HIVE_HOME": str(home)}
+    if "PYTHONPATH" in os.environ:
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*cli, *args], env=env, capture_output=True, text=True, timeout=120)
+
+    created = run("create", "bare", "--agents", "12", "--backend", "memory")
+    assert created.returncode == 0, created.stderr
+    started = run("start", "bare", "--agents-per-process", "4")
+    try:
+        assert started.returncode == 0, started.stderr
+        directory = hive_dir(home, "bare")
+        records = read_records(directory)
+        assert len(records) == 3 and all(_titled(r.pid) for r in records)
+        for rec in records:  # the whole command line, to its last option
+            assert command_of(psutil.Process(rec.pid).cmdline())[-2] == "--tokenizer"
+        sup = Supervisor(home, "bare")
+        assert len(sup.live_records()) == 3 and len(sup.live_keepers()) == 3
+        assert "12 of 12 agents healthy" in run("status", "bare").stdout
+    finally:
+        stopped = run("stop", "bare")
+    assert stopped.returncode == 0, stopped.stderr
+    assert not [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if runs_for(p.info["cmdline"] or [], AGENT_MODULE, hive_dir(home, "bare"))
+        or runs_for(p.info["cmdline"] or [], KEEPER_MODULE, hive_dir(home, "bare"))
+    ]
+
+
+def test_the_supervisor_reads_what_the_launcher_forked_before_it_failed(hive_home: Path) -> None:
+    """Each pid is a line as soon as it is forked: a launcher that fails later still
+    names the keepers to stop (here a stand-in command prints two and an error)."""
+    create_hive(hive_home, "p", agents=2, replication=2, backend="memory")
+    sup = Supervisor(hive_home, "p")
+    script = "print(101); print(102, flush=True); print('error: OSError: no more processes')"
+    pids, why = sup._run_launcher([sys.executable, "-c", script], {"keepers": [{}, {}, {}]})
+    assert pids == [101, 102] and why == "OSError: no more processes"
+    pids, why = sup._run_launcher(
+        [sys.executable, "-c", "print(7); print('ok')"], {"keepers": [{}]}
+    )
+    assert pids == [7] and why is None
+    pids, why = sup._run_launcher(
+        [sys.executable, "-c", "import sys; sys.exit(3)"], {"keepers": [{}]}
+    )
+    assert pids == [] and why is not None and "code 3" in why

@@ -118,7 +118,10 @@ def healthy_bar(label: str, total: int) -> Iterator[Callable[[int, int], None]]:
 
 
 def _plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
+    """"1 agent", "2 agents", "2 processes"."""
+    if count == 1:
+        return f"{count} {word}"
+    return f"{count} {word}{'es' if word.endswith(('s', 'x', 'sh', 'ch')) else 's'}"
 
 
 def open_supervisor(ctx: typer.Context, name: str) -> Supervisor:

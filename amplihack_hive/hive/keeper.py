@@ -1,18 +1,21 @@
-"""The keeper: one small process per agent process, applying the hive's restart policy.
+"""The keeper: one process per agent process, applying the hive's restart policy.
 
-``start`` runs ``python -m amplihack_hive.hive.keeper ... -- <agent options>`` in a session
-of its own; the keeper runs ``python -m amplihack_hive.agent <agent options>`` as its child
-(same process group, so ``stop``'s signal to the group reaches both) and, when the agent
-exits on its own, restarts
-it under :class:`~amplihack_hive.hive.restart.RestartConfig`: exponential backoff, and a cap
-on restarts per window after which it gives up and says ``crashed`` (supervisord's
+``start`` runs the keeper (``python -m amplihack_hive.hive.keeper ... -- <agent options>``,
+or a fork of the launcher named so: hive/launcher.py) in a session of its own; the keeper
+runs the agent process (``python -m amplihack_hive.agent <agent options>``, or a fork of
+itself named so) as its child (same process group, so ``stop``'s signal to the group
+reaches both) and, when the agent exits on its own, restarts it under
+:class:`~amplihack_hive.hive.restart.RestartConfig`: exponential backoff, and a cap on
+restarts per window after which it gives up and says ``crashed`` (supervisord's
 ``startretries``, compose's ``restart: on-failure``). A SIGTERM or SIGINT to the keeper is a
 stop: it passes it on, waits for the agent, and never restarts it.
 
 Its state, for ``status``, is ``<hive>/run/keepers/<group>.json``: the keeper's pid, the
 agent's, ``state`` (``running``, ``restarting``, ``crashed`` or ``exited``), restarts so
-far, and the last exit (code or signal). The keeper imports only the standard library and
-psutil: it costs a few MB, and it is not the agent.
+far, and the last exit (code or signal). Started as its own interpreter, the keeper
+imports only the standard library and psutil: a few MB, and it is not the agent. Forked
+from the launcher, it holds the agent's modules, one copy shared by every keeper and
+agent process copy-on-write.
 """
 
 from __future__ import annotations
@@ -315,37 +318,41 @@ class ForkedAgent:
         self.pid = pid
         self.returncode: int | None = None
 
-    def _reap(self, flags: int) -> int | None:
-        if self.returncode is None:
-            try:
-                pid, status = os.waitpid(self.pid, flags)
-            except ChildProcessError:
-                # reaped already (by poll from a signal handler, while wait waited)
-                if self.returncode is None:
-                    raise
-                return self.returncode
-            if pid:
-                self.returncode = os.waitstatus_to_exitcode(status)
-        return self.returncode
-
     def poll(self) -> int | None:
-        return self._reap(os.WNOHANG)
+        """None while the agent runs, else its exit status: seen, not reaped. Only
+        :meth:`wait` reaps, so a poll from a signal handler (Keeper.stop) never races it
+        for the status, and an exited agent's pid stays its own until then."""
+        if self.returncode is not None:
+            return self.returncode
+        try:
+            info = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:  # reaped in the moment wait() returned: gone
+            return 0 if self.returncode is None else self.returncode
+        if info is None:
+            return None
+        return info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
 
     def wait(self) -> int:
-        code = self._reap(0)
-        assert code is not None
-        return code
+        while self.returncode is None:
+            try:
+                _, status = os.waitpid(self.pid, 0)
+            except ChildProcessError:  # reaped by the system (SIGCHLD ignored): as Popen
+                self.returncode = 0
+                break
+            self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
 
     def send_signal(self, sig: int) -> None:
         if self.returncode is None:
-            os.kill(self.pid, sig)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
 
 
 def fork_agent(command: Sequence[str]) -> ForkedAgent:
     """Run the agent process of ``command`` (``python -m amplihack_hive.agent ...``) as a
     fork of this process, named ``command`` (its title, for ``ps`` and for
     :func:`~amplihack_hive.agent.runstate.our_process`)."""
-    from setproctitle import setproctitle
+    from amplihack_hive.hive.launcher import entitle, exit_code
 
     sys.stdout.flush()
     sys.stderr.flush()
@@ -356,12 +363,12 @@ def fork_agent(command: Sequence[str]) -> ForkedAgent:
     try:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, signal.SIG_DFL)  # the agent sets its own
-        setproctitle(" ".join(command))
+        entitle(command, AGENT_MODULE)
         from amplihack_hive.agent.process import main as agent_main
 
         code = agent_main(list(command[3:]))
     except SystemExit as exc:  # argparse, or sys.exit in the agent
-        code = exc.code if isinstance(exc.code, int) else 1
+        code = exit_code(exc)
     except BaseException:
         logger.exception("the agent process failed")
     finally:

@@ -6,22 +6,31 @@ most of the time to bring up 100 agents at 5 per process on 2 cores. Now ``start
 ``python -m amplihack_hive.hive.launcher`` once, with the keepers to start as JSON on its
 stdin; the launcher imports what an agent process imports, then forks one keeper per
 agent process (each in a session of its own, writing its log, named by its usual command
-line with ``setproctitle``) and prints their pids as JSON. Each keeper forks its agent
-process from itself, and again when it restarts one (hive/keeper.py), so a restart costs
-no imports either. Copy-on-write: the imported modules are one copy in memory, shared.
+line with ``setproctitle``), printing each one's pid as it goes. Each keeper forks its
+agent process from itself, and again when it restarts one (hive/keeper.py), so a restart
+costs no imports either. The imported modules are one copy in memory, shared
+copy-on-write (frozen out of the garbage collector's reach first, so that collections do
+not copy them page by page).
 
-The launcher forks only where forking is sound: Linux, ``setproctitle`` importable, no
-thread running in the launcher, and hive paths without white space (a forked process's
-title is split at spaces to read its arguments, agent/runstate.py). Elsewhere, and with
-``AMPLIHACK_HIVE_FORK=0``, ``start`` runs a new interpreter per keeper as before.
+A title can only be as long as the memory of the process's first command line: the
+supervisor pads the launcher's with one argument as long as the longest title, and each
+forked process checks that it reads as its usual command line (agent/runstate.py's
+``runs_for``), else exits rather than run unrecognisable. The launcher forks only where
+forking is sound: Linux, ``setproctitle`` importable, no Python thread and no native
+thread but numpy's (OpenBLAS handles a fork itself, with ``pthread_atfork``), hive paths
+without white space (a title is read back split at spaces). Elsewhere, with
+``AMPLIHACK_HIVE_FORK=0``, or when the launcher could fork nothing, ``start`` runs a new
+interpreter per keeper as before.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import json
 import os
+import signal
 import sys
 import threading
 import traceback
@@ -32,6 +41,8 @@ from typing import Any
 LAUNCHER_MODULE = "amplihack_hive.hive.launcher"
 #: ``AMPLIHACK_HIVE_FORK=0``: a new interpreter per keeper and per agent process
 FORK_ENV = "AMPLIHACK_HIVE_FORK"
+#: The argument that makes room for the forked processes' titles (see the docstring).
+ROOM_FLAG = "--title-room"
 
 
 def can_fork(hive: Path) -> bool:
@@ -47,19 +58,69 @@ def can_fork(hive: Path) -> bool:
     return True
 
 
+def launcher_command(titles: Sequence[str]) -> list[str]:
+    """The launcher's command line, with room for the longest of ``titles``."""
+    room = max((len(t) for t in titles), default=0) + 16
+    return [sys.executable, "-m", LAUNCHER_MODULE, ROOM_FLAG, "x" * room]
+
+
+def exit_code(exc: SystemExit) -> int:
+    """The status an interpreter exits with for ``exc`` (a message is printed, status 1)."""
+    if exc.code is None:
+        return 0
+    if isinstance(exc.code, int):
+        return exc.code
+    print(exc.code, file=sys.stderr)
+    return 1
+
+
+def entitle(argv: Sequence[str], module: str) -> None:
+    """Name this (forked) process ``argv``; SystemExit when it then does not read as
+    ``module`` for its ``--hive-dir`` (the title did not fit)."""
+    import psutil
+    from setproctitle import setproctitle
+
+    from amplihack_hive.agent.runstate import runs_for
+
+    setproctitle(" ".join(argv))
+    at = argv.index("--hive-dir") + 1 if "--hive-dir" in argv else len(argv)
+    hive = Path(argv[at]) if at < len(argv) else None
+    if hive is None or not runs_for(psutil.Process().cmdline(), module, hive):
+        raise SystemExit(
+            f"cannot name this process {argv[2] if len(argv) > 2 else argv!r} for its hive "
+            f"(its title does not fit); start the hive with {FORK_ENV}=0"
+        )
+
+
+def _native_threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
 def preload(backend: str) -> None:
-    """Import what an agent process of ``backend`` imports before it serves."""
+    """Import what an agent process of ``backend`` imports before it serves; RuntimeError
+    when that left a thread running that a fork would not carry over."""
+    importlib.import_module("numpy")
+    allowed = _native_threads()  # numpy's OpenBLAS pool: fork-aware
     importlib.import_module("amplihack_hive.agent.process")
     if backend in ("kuzu", "ladybug"):
         with contextlib.suppress(ImportError):  # the agent says so itself, in its log
             importlib.import_module(backend)
+    if threading.active_count() > 1 or _native_threads() > allowed:
+        raise RuntimeError(
+            f"{_native_threads()} threads after the imports ({threading.active_count()} "
+            "Python threads): a fork would not carry them over"
+        )
+    gc.collect()
+    gc.freeze()
 
 
-def _become_keeper(argv: Sequence[str], log: str) -> None:
-    """In a forked child: a keeper in a session of its own, stdio on its log; never
+def _become_keeper(argv: Sequence[str], log: str, pids_fd: int) -> None:
+    """In a forked child: a keeper in a session of its own, stdio on its log, the pipe
+    of pids to the supervisor closed (it reads until every holder closes it); never
     returns."""
     code = 1
     try:
+        os.close(pids_fd)
         os.setsid()
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         null = os.open(os.devnull, os.O_RDONLY)
@@ -68,14 +129,12 @@ def _become_keeper(argv: Sequence[str], log: str) -> None:
         os.dup2(fd, 2)
         os.close(fd)
         os.close(null)
-        from setproctitle import setproctitle
-
         from amplihack_hive.hive import keeper
 
-        setproctitle(" ".join(argv))
+        entitle(argv, keeper.KEEPER_MODULE)
         code = keeper.main(list(argv[3:]), fork=True)
     except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
+        code = exit_code(exc)
     except BaseException:
         traceback.print_exc()
     finally:
@@ -85,34 +144,37 @@ def _become_keeper(argv: Sequence[str], log: str) -> None:
         os._exit(code)
 
 
-def launch(keepers: Sequence[dict[str, Any]], backend: str, pids: list[int]) -> None:
-    """Fork one keeper per ``{"argv": keeper command line, "log": path}``, each one's pid
-    appended to ``pids`` (so that a fork that fails leaves the others known)."""
+def launch(keepers: Sequence[dict[str, Any]], backend: str, out: Any) -> None:
+    """Fork one keeper per ``{"argv": keeper command line, "log": path}``, writing each
+    one's pid to ``out`` as a line as soon as it is forked."""
     preload(backend)
-    if threading.active_count() > 1:
-        raise RuntimeError(f"{threading.active_count()} threads after imports: cannot fork")
     for spec in keepers:
-        sys.stdout.flush()
+        out.flush()
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
-            _become_keeper([str(a) for a in spec["argv"]], str(spec["log"]))
-        pids.append(pid)
+            _become_keeper([str(a) for a in spec["argv"]], str(spec["log"]), out.fileno())
+        out.write(f"{pid}\n")
+    out.flush()
 
 
 def main() -> int:
-    """Read ``{"backend", "keepers": [...]}`` on stdin; print ``{"pids": [...]}`` and, when
-    something failed, ``"error"`` (the keepers forked before it are in ``pids``)."""
+    """Read ``{"backend", "keepers": [...]}`` on stdin; write the keepers' pids to stdout,
+    one per line, then ``ok``, or ``error: <why>`` (the pids before it were forked)."""
     os.umask(0o077)
-    pids: list[int] = []
-    out: dict[str, Any] = {"pids": pids}
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # an inherited SIG_IGN reaps for us
+    out = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)  # whatever an import prints goes to stderr, not among the pids
     try:
         spec = json.load(sys.stdin)
-        launch(spec["keepers"], str(spec.get("backend", "")), pids)
+        launch(spec["keepers"], str(spec.get("backend", "")), out)
     except Exception as exc:  # the supervisor reports it
-        out["error"] = f"{type(exc).__name__}: {exc}"
-    json.dump(out, sys.stdout)
-    return 1 if "error" in out else 0
+        out.write(f"error: {type(exc).__name__}: {exc}\n")
+        out.flush()
+        return 1
+    out.write("ok\n")
+    out.flush()
+    return 0
 
 
 if __name__ == "__main__":

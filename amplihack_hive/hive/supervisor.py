@@ -30,11 +30,11 @@ from amplihack_hive.agent.runstate import (
     LOG_DIR,
     MembersFile,
     ProcessRecord,
-    command_of,
     log_path,
     process_of,
     read_records,
     record_path,
+    runs_for,
     write_members,
 )
 from amplihack_hive.errors import ConfigError, HiveError, HiveStateError, NotFoundError
@@ -52,7 +52,7 @@ from amplihack_hive.hive.keeper import (
     read_keeper,
     read_keepers,
 )
-from amplihack_hive.hive.launcher import LAUNCHER_MODULE, can_fork
+from amplihack_hive.hive.launcher import can_fork, launcher_command
 from amplihack_hive.hive.token import read_token
 
 if TYPE_CHECKING:
@@ -225,12 +225,12 @@ class Supervisor:
         out = []
         for proc in psutil.process_iter(["pid", "cmdline"]):
             try:
-                cmd = command_of(proc.info["cmdline"] or [])
+                cmd = proc.info["cmdline"] or []
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
-            if proc.pid in known or (AGENT_MODULE not in cmd and KEEPER_MODULE not in cmd):
+            if proc.pid in known:
                 continue
-            if "--hive-dir" in cmd and cmd[cmd.index("--hive-dir") + 1] == str(self.dir):
+            if runs_for(cmd, AGENT_MODULE, self.dir) or runs_for(cmd, KEEPER_MODULE, self.dir):
                 out.append(proc)
         return out
 
@@ -302,48 +302,75 @@ class Supervisor:
     def launch_all(self, chunks: list[list[str]]) -> list[tuple[list[str], KeeperHandle]]:
         """Start the keeper of each chunk, detached: all forked from one launcher that
         imported the agent's modules once (hive/launcher.py), where that can be and the
-        default ``spawn`` is used; else one new interpreter each (:meth:`launch`)."""
+        default ``spawn`` is used; else (or when the launcher could fork none) one new
+        interpreter each (:meth:`launch`)."""
         if not chunks:
             return []
         if self.spawn is not subprocess.Popen or not can_fork(self.dir):
             return [(chunk, self.launch(chunk)) for chunk in chunks]
-        specs = []
+        specs, titles = [], []
         for chunk in chunks:
             keeper_path(self.dir, chunk[0]).unlink(missing_ok=True)  # a crashed one's
-            options = agent_command(self.config, self.dir, chunk)[3:]
-            argv = keeper_command(self.dir, chunk[0], chunk, self.config.restart, options)
+            agent = agent_command(self.config, self.dir, chunk)
+            argv = keeper_command(self.dir, chunk[0], chunk, self.config.restart, agent[3:])
             self.open_log(chunk).close()
             specs.append({"argv": argv, "log": str(log_path(self.dir, chunk[0]))})
+            titles += [" ".join(argv), " ".join(agent)]
+        pids, error = self._run_launcher(
+            launcher_command(titles), {"backend": self.config.backend, "keepers": specs}
+        )
+        if not pids:
+            logger.warning("forking the agent processes failed (%s); starting each anew", error)
+            return [(chunk, self.launch(chunk)) for chunk in chunks]
+        children: list[tuple[list[str], KeeperHandle]] = [
+            (chunk, _Forked(pid)) for chunk, pid in zip(chunks, pids, strict=False)
+        ]
+        if error is not None or len(pids) != len(chunks):
+            for _, keeper in children:  # the ones forked before it failed
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    _signal_group(psutil.Process(keeper.pid), signal.SIGTERM)
+            raise HiveStateError(f"cannot start the agent processes: {error}")
+        return children
+
+    def _run_launcher(
+        self, command: list[str], spec: dict[str, Any]
+    ) -> tuple[list[int], str | None]:
+        """Run the launcher; the pids of the keepers it forked, and what went wrong if
+        anything did (it writes each pid as a line as it forks, then ``ok`` or ``error:
+        <why>``; the pids before a failure are the keepers to stop)."""
+        output, why = b"", None
         try:
             done = subprocess.run(
-                [sys.executable, "-m", LAUNCHER_MODULE],
-                input=json.dumps({"backend": self.config.backend, "keepers": specs}).encode(),
+                command,
+                input=json.dumps(spec).encode(),
                 capture_output=True,
                 cwd=self.dir,
                 env=_agent_env(),
                 start_new_session=True,
                 timeout=LAUNCH_TIMEOUT_S,
             )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise HiveStateError(f"cannot start the agent processes: {exc}") from exc
-        try:
-            out = json.loads(done.stdout)
-            pids = [int(p) for p in out["pids"]]
-        except (ValueError, KeyError, TypeError):
-            why = done.stderr.decode(errors="replace").strip().splitlines()
-            raise HiveStateError(
-                "cannot start the agent processes: the launcher exited with code "
-                f"{done.returncode}: {why[-1] if why else 'no output'}"
-            ) from None
-        children: list[tuple[list[str], KeeperHandle]] = [
-            (chunk, _Forked(pid)) for chunk, pid in zip(chunks, pids, strict=False)
-        ]
-        if "error" in out or len(pids) != len(chunks):
-            for _, keeper in children:  # the ones forked before it failed
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    _signal_group(psutil.Process(keeper.pid), signal.SIGTERM)
-            raise HiveStateError(f"cannot start the agent processes: {out.get('error')}")
-        return children
+            output = done.stdout
+            if done.returncode != 0:
+                err = done.stderr.decode(errors="replace").strip().splitlines()
+                why = f"the launcher exited with code {done.returncode}" + (
+                    f": {err[-1]}" if err else ""
+                )
+        except subprocess.TimeoutExpired as exc:
+            output = exc.stdout or b""
+            why = f"the launcher took more than {LAUNCH_TIMEOUT_S:g} s"
+        except OSError as exc:
+            why = f"cannot run the launcher: {exc}"
+        pids: list[int] = []
+        for line in output.decode(errors="replace").splitlines():
+            if line.isdigit():
+                pids.append(int(line))
+            elif line.startswith("error: "):
+                why = line[len("error: ") :]
+            elif line != "ok":
+                why = why or f"the launcher wrote {line[:80]!r}"
+        if why is None and len(pids) != len(spec["keepers"]):
+            why = f"the launcher forked {len(pids)} of {len(spec['keepers'])} keepers"
+        return pids, why
 
     def launch(self, chunk: list[str], *, attached: bool = False) -> subprocess.Popen[bytes]:
         """Start the keeper of ``chunk`` (which starts its agent process): detached, in a
