@@ -118,7 +118,7 @@ def healthy_bar(label: str, total: int) -> Iterator[Callable[[int, int], None]]:
 
 
 def _plural(count: int, word: str) -> str:
-    """"1 agent", "2 agents", "2 processes"."""
+    """One agent, two agents, two processes: ``count`` ``word``s."""
     if count == 1:
         return f"{count} {word}"
     return f"{count} {word}{'es' if word.endswith(('s', 'x', 'sh', 'ch')) else 's'}"
