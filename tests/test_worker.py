@@ -119,6 +119,35 @@ def test_close_waits_for_the_running_call_then_refuses() -> None:
     asyncio.run(main())
 
 
+def test_drain_drops_the_queued_calls_at_once_and_lets_the_running_one_finish() -> None:
+    """A stopping agent drains first: what is queued fails now with "shutting down" (none
+    of it ran, so none of it was acknowledged), and only the call in progress is waited
+    for; a call after the drain is refused."""
+    worker = StoreWorker("a", max_pending=100, max_wait_s=100.0)
+    ran: list[int] = []
+
+    def slow(i: int) -> int:
+        time.sleep(0.3)
+        ran.append(i)
+        return i
+
+    async def main() -> None:
+        calls = [asyncio.create_task(worker.run(slow, i)) for i in range(5)]
+        await asyncio.sleep(0.1)  # the first is running, four are queued
+        began = time.perf_counter()
+        worker.drain()
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        assert time.perf_counter() - began < 0.5  # not five calls' time
+        assert results[0] == 0 and ran == [0]
+        assert all(isinstance(r, BusyError) and "shutting down" in str(r) for r in results[1:])
+        with pytest.raises(BusyError):
+            await worker.run(slow, 9)
+        await asyncio.to_thread(worker.close)
+        assert ran == [0]
+
+    asyncio.run(main())
+
+
 def one_agent_brain(node: MemoryNode) -> AgentBrain:
     ring = HashRing(["agent-0"])
     return AgentBrain({"agent-0": node}, Coordinator(ring, HttpTransport({}, token=TOKEN)))

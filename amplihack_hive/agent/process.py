@@ -451,8 +451,12 @@ async def serve(opts: AgentOptions, stop: asyncio.Event) -> str | None:
         logger.info("agents %s listening on %s", ",".join(opts.agents), url)
         upkeep = asyncio.create_task(brain.upkeep_forever())
         await stop.wait()
-        logger.info("stopping: finishing requests in flight")
+        logger.info("stopping: finishing the store calls in progress")
     finally:
+        # the queued store calls fail now ("shutting down": their senders retry, nothing
+        # of theirs was acknowledged); only the calls in progress use the grace period
+        for node in nodes.values():
+            node.drain()
         if upkeep is not None:
             upkeep.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -140,6 +140,11 @@ class MemoryNode:
                 self.mark_broken(reason)
         return self.broken
 
+    def drain(self) -> None:
+        """Refuse store calls from now on and drop the queued ones (StoreWorker.drain)."""
+        if self.worker is not None:
+            self.worker.drain()
+
     def close(self) -> None:
         """Finish the call in progress, then close the store."""
         if self.worker is not None:

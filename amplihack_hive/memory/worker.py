@@ -73,7 +73,6 @@ class StoreWorker:
                 retry_after=wait,
             )
         self.pending += 1
-        loop = asyncio.get_running_loop()
 
         def timed() -> tuple[T, float]:
             started = time.perf_counter()
@@ -81,11 +80,26 @@ class StoreWorker:
             return result, time.perf_counter() - started
 
         try:
-            result, took = await loop.run_in_executor(self._pool, timed)
+            call = self._pool.submit(timed)
+            try:
+                result, took = await asyncio.wrap_future(call)
+            except asyncio.CancelledError:
+                if call.cancelled() and self._closed:  # dropped by drain(), never run
+                    raise BusyError(
+                        f"agent {self.name} is shutting down", retry_after=1.0
+                    ) from None
+                raise
         finally:
             self.pending -= 1
         self.mean_s = took if self.mean_s == 0.0 else (1 - _EWMA) * self.mean_s + _EWMA * took
         return result
+
+    def drain(self) -> None:
+        """Refuse new calls and drop the queued ones (they fail with BusyError: nothing of
+        theirs ran, so nothing was acknowledged); the running call goes on. What a stopping
+        agent does first, so that its grace period is spent on that call alone."""
+        self._closed = True
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         """Refuse new calls, drop queued ones, and wait for the running one to finish (a
