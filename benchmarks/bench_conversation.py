@@ -65,6 +65,8 @@ class Result:
     key: str
     label: str
     shares: list[float] = field(default_factory=list)
+    #: per question: the share of its evidence turns in the top 5
+    shares5: list[float] = field(default_factory=list)
     #: per question: its newest evidence turn ranked first (changed questions only count)
     newest: list[bool] = field(default_factory=list)
     #: per question: share of evidence in a top-10 hit's content or its returned context
@@ -89,9 +91,13 @@ class Result:
         )
         return chosen.count(verdict) / len(chosen) if chosen else float("nan")
 
-    def recall(self, questions: Sequence[Question], category: str | None = None) -> float:
+    def recall(
+        self, questions: Sequence[Question], category: str | None = None, k: int = TOP_K
+    ) -> float:
+        """recall@``k`` (10 or 5) over ``questions`` (of ``category`` only)."""
+        shares = self.shares if k == TOP_K else self.shares5
         chosen = [
-            s for s, q in zip(self.shares, questions, strict=True) if category in (None, q.category)
+            s for s, q in zip(shares, questions, strict=True) if category in (None, q.category)
         ]
         return statistics.fmean(chosen) if chosen else float("nan")
 
@@ -133,6 +139,7 @@ def _score(
             context = "" if isinstance(h, str) else getattr(h, "context", "")
             lines.update(context.split("\n") if context else ())
         result.shares.append(sum(e in contents for e in q.evidence) / len(q.evidence))
+        result.shares5.append(sum(e in contents[:5] for e in q.evidence) / len(q.evidence))
         result.seen.append(sum(e in lines for e in q.evidence) / len(q.evidence))
         result.newest.append(bool(contents) and contents[0] == q.evidence[-1])
 
@@ -255,17 +262,29 @@ def _f(value: float, spec: str = ".3f") -> str:
 
 
 def systems_table(results: Sequence[Result], questions: Sequence[Question]) -> str:
-    header = ("system", *CATEGORIES, "overall", "newest@1", "ingest facts/s", "postings/fact")
+    """Per system: recall@5/@10 by category and overall, newest@1, ingest, postings."""
+    header = (
+        "system (recall@5 / @10)",
+        *CATEGORIES,
+        "overall",
+        "newest@1",
+        "ingest facts/s",
+        "postings/fact",
+    )
     rows: list[list[str]] = []
     for r in results:
         if r.skipped:
             rows.append([r.label, *(["skipped"] * (len(header) - 2)), r.skipped])
             continue
+
+        def both(category: str | None, r: Result = r) -> str:
+            return f"{_f(r.recall(questions, category, 5))} / {_f(r.recall(questions, category))}"
+
         rows.append(
             [
                 r.label,
-                *(_f(r.recall(questions, c)) for c in CATEGORIES),
-                _f(r.recall(questions)),
+                *(both(c) for c in CATEGORIES),
+                both(None),
                 _f(r.newest_at_1(questions)),
                 _f(r.facts_per_second, ",.0f"),
                 _f(r.postings_per_fact, ".2f"),

@@ -187,5 +187,7 @@ def test_the_smallest_benchmark_run_prints_its_tables(capsys: pytest.CaptureFixt
     for key in "abcdef":
         assert f"| ({key}) " in out
     assert "within 1 pp of (e)" in out
+    assert "(recall@5 / @10)" in out and "ask: answers with a sentence not in the fact" in out
+    assert "ask exact by category, (e):" in out
     with pytest.raises(ValueError):
         generate(12, 40)
