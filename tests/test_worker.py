@@ -148,6 +148,27 @@ def test_drain_drops_the_queued_calls_at_once_and_lets_the_running_one_finish() 
     asyncio.run(main())
 
 
+def test_a_caller_cancelled_after_the_drain_is_cancelled_not_refused() -> None:
+    """The stopping agent drains its workers, then cancels its upkeep task, which may be
+    waiting on a queued call: that task must end as cancelled (it once took the call's
+    cancellation for a refusal and went on retrying, past stop's grace)."""
+    worker = StoreWorker("a", max_pending=100, max_wait_s=100.0)
+
+    async def main() -> None:
+        first = asyncio.create_task(worker.run(time.sleep, 0.3))
+        await asyncio.sleep(0.05)
+        queued = asyncio.create_task(worker.run(time.sleep, 0.3))
+        await asyncio.sleep(0.05)
+        queued.cancel()  # the caller's own task is cancelled while the call is queued
+        worker.drain()
+        with pytest.raises(asyncio.CancelledError):
+            await queued
+        await first
+        await asyncio.to_thread(worker.close)
+
+    asyncio.run(main())
+
+
 def one_agent_brain(node: MemoryNode) -> AgentBrain:
     ring = HashRing(["agent-0"])
     return AgentBrain({"agent-0": node}, Coordinator(ring, HttpTransport({}, token=TOKEN)))

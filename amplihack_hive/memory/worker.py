@@ -84,7 +84,10 @@ class StoreWorker:
             try:
                 result, took = await asyncio.wrap_future(call)
             except asyncio.CancelledError:
-                if call.cancelled() and self._closed:  # dropped by drain(), never run
+                # dropped by drain(), never run; not a cancellation of the caller's own
+                # task (which cancels the call too, and must go on as a cancellation)
+                task = asyncio.current_task()
+                if call.cancelled() and self._closed and not (task and task.cancelling()):
                     raise BusyError(
                         f"agent {self.name} is shutting down", retry_after=1.0
                     ) from None
