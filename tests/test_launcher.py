@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -38,8 +39,6 @@ def _titled(pid: int) -> bool:
 
 
 def _wait_restarted(sup: Supervisor, agent: str, old: int) -> int:
-    import time
-
     deadline = time.monotonic() + 30
     while True:
         row = next(r for r in sup.status() if r.name == agent)
@@ -78,11 +77,15 @@ def test_a_title_reads_as_the_arguments_it_names() -> None:
 def test_forking_is_off_for_paths_with_spaces_and_when_asked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert not can_fork(tmp_path / "a hive")
+    def keeper(hive: Path, *more: str) -> list[str]:
+        return [sys.executable, "-m", KEEPER_MODULE, "--hive-dir", str(hive), *more]
+
+    assert not can_fork([keeper(tmp_path / "hive"), keeper(tmp_path / "a hive")])
+    assert not can_fork([keeper(tmp_path / "hive", "--", "--kuzu-db", "a=/x y/db")])
     monkeypatch.setenv(FORK_ENV, "0")
-    assert not can_fork(tmp_path / "hive")
+    assert not can_fork([keeper(tmp_path / "hive")])
     monkeypatch.setenv(FORK_ENV, "1")
-    assert can_fork(tmp_path / "hive") is sys.platform.startswith("linux")
+    assert can_fork([keeper(tmp_path / "hive")]) is sys.platform.startswith("linux")
 
 
 @linux_only
@@ -142,7 +145,7 @@ def test_without_forking_each_process_is_a_new_interpreter(
 def _launcher(
     spec: object, *, room: bool = True, env: dict[str, str] | None = None
 ) -> tuple[list[str], bytes]:
-    command = launcher_command(["x" * 600]) if room else [sys.executable, "-m", LAUNCHER_MODULE]
+    command = launcher_command([["x" * 600]]) if room else [sys.executable, "-m", LAUNCHER_MODULE]
     done = subprocess.run(
         command,
         input=spec if isinstance(spec, bytes) else json.dumps(spec).encode(),
@@ -198,8 +201,6 @@ def test_a_forked_agent_is_seen_exited_by_poll_and_reaped_only_by_wait(
 ) -> None:
     """poll (which Keeper.stop calls from a signal handler) never reaps: the status is
     still there for wait, so the two never race for it."""
-    import time
-
     from amplihack_hive.hive.keeper import ForkedAgent
 
     pid = os.fork()

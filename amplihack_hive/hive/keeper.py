@@ -352,30 +352,23 @@ def fork_agent(command: Sequence[str]) -> ForkedAgent:
     """Run the agent process of ``command`` (``python -m amplihack_hive.agent ...``) as a
     fork of this process, named ``command`` (its title, for ``ps`` and for
     :func:`~amplihack_hive.agent.runstate.our_process`)."""
-    from amplihack_hive.hive.launcher import entitle, exit_code
+    from amplihack_hive.hive.launcher import entitle, run_forked
 
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
     if pid:
         return ForkedAgent(pid)
-    code = 1
-    try:
+
+    def agent() -> int:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, signal.SIG_DFL)  # the agent sets its own
-        entitle(command, AGENT_MODULE)
+        entitle(command)
         from amplihack_hive.agent.process import main as agent_main
 
-        code = agent_main(list(command[3:]))
-    except SystemExit as exc:  # argparse, or sys.exit in the agent
-        code = exit_code(exc)
-    except BaseException:
-        logger.exception("the agent process failed")
-    finally:
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
-            sys.stderr.flush()
-        os._exit(code)
+        return agent_main(list(command[3:]))
+
+    run_forked(agent)
 
 
 def main(argv: list[str] | None = None, *, fork: bool = False) -> int:

@@ -17,8 +17,9 @@ supervisor pads the launcher's with one argument as long as the longest title, a
 forked process checks that it reads as its usual command line (agent/runstate.py's
 ``runs_for``), else exits rather than run unrecognisable. The launcher forks only where
 forking is sound: Linux, ``setproctitle`` importable, no Python thread and no native
-thread but numpy's (OpenBLAS handles a fork itself, with ``pthread_atfork``), hive paths
-without white space (a title is read back split at spaces). Elsewhere, with
+thread but numpy's (OpenBLAS handles a fork itself, with ``pthread_atfork``), command
+lines without white space in an argument (a title is read back split at spaces: a hive
+path or a Kuzu path with a space). Elsewhere, with
 ``AMPLIHACK_HIVE_FORK=0``, or when the launcher could fork nothing, ``start`` runs a new
 interpreter per keeper as before.
 """
@@ -26,17 +27,18 @@ interpreter per keeper as before.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import importlib
+import importlib.util
 import json
 import os
 import signal
 import sys
 import threading
 import traceback
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
 LAUNCHER_MODULE = "amplihack_hive.hive.launcher"
 #: ``AMPLIHACK_HIVE_FORK=0``: a new interpreter per keeper and per agent process
@@ -45,22 +47,22 @@ FORK_ENV = "AMPLIHACK_HIVE_FORK"
 ROOM_FLAG = "--title-room"
 
 
-def can_fork(hive: Path) -> bool:
-    """Whether keepers of the hive at ``hive`` can be forked from a launcher here."""
+def can_fork(commands: Sequence[Sequence[str]]) -> bool:
+    """Whether keepers of these command lines can be forked from a launcher here (a
+    title is read back split at spaces: no argument may hold one)."""
     if os.environ.get(FORK_ENV, "1").strip().lower() in ("0", "no", "false", "off"):
         return False
-    if not sys.platform.startswith("linux") or any(c.isspace() for c in str(hive)):
+    if not sys.platform.startswith("linux"):
         return False
-    try:
-        importlib.import_module("setproctitle")
-    except ImportError:
+    if any(c.isspace() for argv in commands for arg in argv for c in arg):
         return False
-    return True
+    return importlib.util.find_spec("setproctitle") is not None
 
 
-def launcher_command(titles: Sequence[str]) -> list[str]:
-    """The launcher's command line, with room for the longest of ``titles``."""
-    room = max((len(t) for t in titles), default=0) + 16
+def launcher_command(commands: Sequence[Sequence[str]]) -> list[str]:
+    """The launcher's command line, with room for the longest title of ``commands`` (the
+    keepers': each holds its agent's options, so its agent's title is shorter)."""
+    room = max((len(" ".join(c)) for c in commands), default=0) + 16
     return [sys.executable, "-m", LAUNCHER_MODULE, ROOM_FLAG, "x" * room]
 
 
@@ -74,22 +76,38 @@ def exit_code(exc: SystemExit) -> int:
     return 1
 
 
-def entitle(argv: Sequence[str], module: str) -> None:
-    """Name this (forked) process ``argv``; SystemExit when it then does not read as
-    ``module`` for its ``--hive-dir`` (the title did not fit)."""
+def entitle(argv: Sequence[str]) -> None:
+    """Name this (forked) process ``argv``; SystemExit when it then does not read back as
+    ``argv`` (the title did not fit), so no check would recognise it."""
     import psutil
     from setproctitle import setproctitle
 
-    from amplihack_hive.agent.runstate import runs_for
+    from amplihack_hive.agent.runstate import command_of
 
     setproctitle(" ".join(argv))
-    at = argv.index("--hive-dir") + 1 if "--hive-dir" in argv else len(argv)
-    hive = Path(argv[at]) if at < len(argv) else None
-    if hive is None or not runs_for(psutil.Process().cmdline(), module, hive):
+    if command_of(psutil.Process().cmdline()) != list(argv):
         raise SystemExit(
-            f"cannot name this process {argv[2] if len(argv) > 2 else argv!r} for its hive "
-            f"(its title does not fit); start the hive with {FORK_ENV}=0"
+            f"cannot name this process {' '.join(argv[:3])!r} (its title does not fit); "
+            f"start the hive with {FORK_ENV}=0"
         )
+
+
+def run_forked(body: Callable[[], int]) -> NoReturn:
+    """In a forked child: run ``body`` and exit with its status, as an interpreter would
+    (SystemExit honoured, anything else printed, stdio flushed), never returning into the
+    parent's code."""
+    code = 1
+    try:
+        code = body()
+    except SystemExit as exc:
+        code = exit_code(exc)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
 
 
 def _native_threads() -> int:
@@ -114,34 +132,22 @@ def preload(backend: str) -> None:
     gc.freeze()
 
 
-def _become_keeper(argv: Sequence[str], log: str, pids_fd: int) -> None:
+def _become_keeper(argv: Sequence[str], log: str, pids_fd: int) -> int:
     """In a forked child: a keeper in a session of its own, stdio on its log, the pipe
-    of pids to the supervisor closed (it reads until every holder closes it); never
-    returns."""
-    code = 1
-    try:
-        os.close(pids_fd)
-        os.setsid()
-        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
-        os.close(fd)
-        os.close(null)
-        from amplihack_hive.hive import keeper
+    of pids to the supervisor closed (it reads until every holder closes it)."""
+    os.close(pids_fd)
+    os.setsid()
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    os.close(null)
+    from amplihack_hive.hive import keeper
 
-        entitle(argv, keeper.KEEPER_MODULE)
-        code = keeper.main(list(argv[3:]), fork=True)
-    except SystemExit as exc:
-        code = exit_code(exc)
-    except BaseException:
-        traceback.print_exc()
-    finally:
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
-            sys.stderr.flush()
-        os._exit(code)
+    entitle(argv)
+    return keeper.main(list(argv[3:]), fork=True)
 
 
 def launch(keepers: Sequence[dict[str, Any]], backend: str, out: Any) -> None:
@@ -153,7 +159,8 @@ def launch(keepers: Sequence[dict[str, Any]], backend: str, out: Any) -> None:
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
-            _become_keeper([str(a) for a in spec["argv"]], str(spec["log"]), out.fileno())
+            argv = [str(a) for a in spec["argv"]]
+            run_forked(functools.partial(_become_keeper, argv, str(spec["log"]), out.fileno()))
         out.write(f"{pid}\n")
     out.flush()
 

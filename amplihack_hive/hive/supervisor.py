@@ -306,22 +306,25 @@ class Supervisor:
         interpreter each (:meth:`launch`)."""
         if not chunks:
             return []
-        if self.spawn is not subprocess.Popen or not can_fork(self.dir):
-            return [(chunk, self.launch(chunk)) for chunk in chunks]
-        specs, titles = [], []
-        for chunk in chunks:
-            keeper_path(self.dir, chunk[0]).unlink(missing_ok=True)  # a crashed one's
-            agent = agent_command(self.config, self.dir, chunk)
-            argv = keeper_command(self.dir, chunk[0], chunk, self.config.restart, agent[3:])
+        commands = [self._keeper_command(chunk) for chunk in chunks]
+        if self.spawn is not subprocess.Popen or not can_fork(commands):
+            return [
+                (chunk, self.launch(chunk, command))
+                for chunk, command in zip(chunks, commands, strict=True)
+            ]
+        specs = []
+        for chunk, command in zip(chunks, commands, strict=True):
             self.open_log(chunk).close()
-            specs.append({"argv": argv, "log": str(log_path(self.dir, chunk[0]))})
-            titles += [" ".join(argv), " ".join(agent)]
+            specs.append({"argv": command, "log": str(log_path(self.dir, chunk[0]))})
         pids, error = self._run_launcher(
-            launcher_command(titles), {"backend": self.config.backend, "keepers": specs}
+            launcher_command(commands), {"backend": self.config.backend, "keepers": specs}
         )
         if not pids:
             logger.warning("forking the agent processes failed (%s); starting each anew", error)
-            return [(chunk, self.launch(chunk)) for chunk in chunks]
+            return [
+                (chunk, self.launch(chunk, command))
+                for chunk, command in zip(chunks, commands, strict=True)
+            ]
         children: list[tuple[list[str], KeeperHandle]] = [
             (chunk, _Forked(pid)) for chunk, pid in zip(chunks, pids, strict=False)
         ]
@@ -372,13 +375,20 @@ class Supervisor:
             why = f"the launcher forked {len(pids)} of {len(spec['keepers'])} keepers"
         return pids, why
 
-    def launch(self, chunk: list[str], *, attached: bool = False) -> subprocess.Popen[bytes]:
-        """Start the keeper of ``chunk`` (which starts its agent process): detached, in a
-        session of its own and writing its log; or ``attached`` (the foreground mode): in
-        our process group, so Ctrl-C reaches it, its output on a pipe to us."""
-        keeper_path(self.dir, chunk[0]).unlink(missing_ok=True)  # a crashed one's, if any
+    def _keeper_command(self, chunk: list[str]) -> list[str]:
+        """The command line of ``chunk``'s keeper, a crashed keeper's state cleared."""
+        keeper_path(self.dir, chunk[0]).unlink(missing_ok=True)
         options = agent_command(self.config, self.dir, chunk)[3:]  # after "python -m agent"
-        command = keeper_command(self.dir, chunk[0], chunk, self.config.restart, options)
+        return keeper_command(self.dir, chunk[0], chunk, self.config.restart, options)
+
+    def launch(
+        self, chunk: list[str], command: list[str] | None = None, *, attached: bool = False
+    ) -> subprocess.Popen[bytes]:
+        """Start the keeper of ``chunk`` (which starts its agent process), by ``command``
+        (:meth:`_keeper_command` unless given): detached, in a session of its own and
+        writing its log; or ``attached`` (the foreground mode): in our process group, so
+        Ctrl-C reaches it, its output on a pipe to us."""
+        command = command or self._keeper_command(chunk)
         out: IO[bytes] | int = subprocess.PIPE if attached else self.open_log(chunk)
         try:
             return self.spawn(
