@@ -32,7 +32,6 @@ import argparse
 import math
 import os
 import platform
-import re
 import sqlite3
 import statistics
 import sys
@@ -144,8 +143,6 @@ def _score(
         result.newest.append(bool(contents) and contents[0] == q.evidence[-1])
 
 
-#: "<sentence(s)> [<8 hex>, <date>]", one part per cited fact (agent/answer.py's cite)
-_CITED = re.compile(r"(.+?) \[([0-9a-f]{8})(?:, \d{4}-\d\d-\d\d)?\](?: |$)", re.DOTALL)
 EXACT, MONTAGE, UNKNOWN, OTHER = "exact", "montage", "don't know", "other"
 
 
@@ -154,13 +151,13 @@ def _judge(answer: Any, question: Question) -> str:
     inside the fact it cites), MONTAGE (a part that is not inside the fact it cites, or
     text outside any cited part), UNKNOWN ("I don't know") or OTHER (another fact quoted,
     faithfully)."""
-    from amplihack_hive.agent.answer import NO_ANSWER, NOT_COVERED
+    from amplihack_hive.agent.answer import CITED_PART, NO_ANSWER, NOT_COVERED
 
     if answer.answer in (NO_ANSWER, NOT_COVERED):
         return UNKNOWN
     by_short = {h.id[:8]: h.content for h in answer.sources}
-    parts = _CITED.findall(answer.answer)
-    if not parts or _CITED.sub("", answer.answer) != "":
+    parts = CITED_PART.findall(answer.answer)
+    if not parts or CITED_PART.sub("", answer.answer) != "":
         return MONTAGE
     if any(text not in by_short.get(short, "") for text, short in parts):
         return MONTAGE

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from amplihack_hive.memory.hits import Hit
+from amplihack_hive.memory.restate import recorded_speaker
 from amplihack_hive.memory.text import tokenize
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
@@ -82,6 +83,11 @@ def cite(hit: Hit) -> str:
     return f"[{hit.id[:8]}{when}]"
 
 
+#: One cited part of an extractive answer: "<sentence(s)> [<8 hex>, <date>]" (:func:`cite`),
+#: its text and the short id it cites; an answer is a run of these.
+CITED_PART = re.compile(r"(.+?) \[([0-9a-f]{8})(?:, \d{4}-\d\d-\d\d)?\](?: |$)", re.DOTALL)
+
+
 #: "how much", "how long", ...: the word after "how" asks for a measure; it is not what the
 #: question is about, and facts that answer it rarely contain it.
 MEASURES = (
@@ -119,8 +125,7 @@ def _answered(hit: Hit) -> str:
     it that ask something. "We're at 28 engineers." after "What's the Otter headcount?"
     answers that; "The Otter room is Opal." beside "The Puffin headcount is 14." is no
     answer about a headcount."""
-    speaker = hit.metadata.get("speaker") if isinstance(hit.metadata, dict) else None
-    if not speaker:
+    if recorded_speaker(hit) is None:
         return hit.context
     return "\n".join(line for line in hit.context.split("\n") if "?" in line)
 

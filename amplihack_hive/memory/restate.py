@@ -172,10 +172,10 @@ LABEL_WORDS = frozenset(
 def _speaker(hit: Hit) -> str | None:
     """Who said a conversation's turn: its metadata (as learn --format chat records it),
     else the speaker label its text seems to start with ("Julia Nguyen: ...")."""
-    return _recorded_speaker(hit) or _label(hit.content)
+    return recorded_speaker(hit) or _label(hit.content)
 
 
-def _recorded_speaker(hit: Hit) -> str | None:
+def recorded_speaker(hit: Hit) -> str | None:
     """The speaker in ``hit``'s metadata (as learn --format chat records it), if any."""
     speaker = hit.metadata.get("speaker") if isinstance(hit.metadata, dict) else None
     return speaker if isinstance(speaker, str) and speaker else None
@@ -204,7 +204,7 @@ def _said(hit: Hit) -> str:
     ..."): two speakers can state one value and its update; and without an opener that
     says nothing ("For the record, ...")."""
     said = hit.content
-    speaker = _recorded_speaker(hit)
+    speaker = recorded_speaker(hit)
     if speaker is not None and said.startswith(f"{speaker}: "):
         said = said[len(speaker) + 2 :]
     opener = _OPENER.match(said)
@@ -349,17 +349,22 @@ def covering_first(
             key = by_id[key].subject or key
         return key
 
-    # the facts of the result that update another of it (asked for by a "now" question)
-    updates: set[str] = set()
-    if asks_current(question):
-        oldest: dict[str, float] = {}
-        for h in hits:
-            if h.superseded_by:
-                updates.add(h.superseded_by)
-            if h.subject:
-                g = group(h)
-                oldest[g] = min(oldest.get(g, h.created), h.created)
-        updates |= {h.id for h in head if h.subject and h.created > oldest[group(h)]}
+    groups = {h.id: group(h) for h in hits}
+
+    def supersedes(newer: Hit, older: Hit) -> bool:
+        """A restatement (newest_first) or a newer fact of the same subject."""
+        return newer.id == older.superseded_by or (
+            newer.created > older.created
+            and groups[newer.id] == groups[older.id]
+            and newer.id != older.id
+        )
+
+    # the facts of the head that update another of the result (for a "now" question)
+    updates = (
+        {h.id for h in head if any(supersedes(h, x) for x in hits)}
+        if asks_current(question)
+        else set()
+    )
     read = [_read_hit(h) if texts is None else texts[h.id] for h in head]
     # a question term counts once in what a fact says or in its context, half in a
     # speaker label only: "Julia Nguyen: that works" is by her, not about her
@@ -382,16 +387,10 @@ def covering_first(
         ),
     )
     out = [head[i] for i in order]
-    groups = {h.id: group(h) for h in head}
 
     def above(hit: Hit) -> list[Hit]:
         """The facts of the head that supersede ``hit``."""
-        return [
-            h
-            for h in head
-            if h.id == hit.superseded_by
-            or (h.created > hit.created and groups[h.id] == groups[hit.id] and h.id != hit.id)
-        ]
+        return [h for h in head if supersedes(h, hit)]
 
     # what supersedes a fact stays above it (supersession is by time: this ends)
     for _ in range(len(out) ** 2):
